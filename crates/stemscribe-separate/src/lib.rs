@@ -1,0 +1,13 @@
+//! Source separation in the STFT domain: a network estimates each stem's magnitude, the
+//! estimates become ratio masks, and the masked spectra are inverted back to audio.
+//!
+//! [`ModelSpec`] says what a model reads and returns, [`Separator`] runs one through ONNX
+//! Runtime, and [`Stft`] is the transform both sides of the network share.
+
+mod separator;
+mod spec;
+mod stft;
+
+pub use separator::{HighBand, Progress, SeparationError, SeparationOptions, Separator};
+pub use spec::ModelSpec;
+pub use stft::Stft;

@@ -1,0 +1,389 @@
+//! Runs a [`ModelSpec`] network over a song window by window and turns its estimates into
+//! stem signals.
+//!
+//! Memory stays bounded by one window (the spectra and masks of `segment_frames` frames)
+//! plus the output signals, whatever the song's length: spectra are computed per window
+//! and masks are applied, inverted and overlap-added as soon as no later window covers a
+//! frame.
+
+use std::sync::Mutex;
+
+use ort::session::Session;
+use ort::value::TensorRef;
+use rayon::prelude::*;
+use realfft::num_complex::Complex32;
+use stemscribe_audio::{Audio, PROCESSING_RATE};
+use stemscribe_runtime::{Runtime, RuntimeError};
+use thiserror::Error;
+
+use crate::spec::ModelSpec;
+use crate::stft::Stft;
+
+/// Added to the sum of squared estimates so silent bins do not divide by zero (Spleeter's).
+const MASK_EPSILON: f32 = 1e-10;
+
+/// Why separation failed.
+#[derive(Debug, Error)]
+pub enum SeparationError {
+    /// The runtime or the model file could not be loaded.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The ONNX file does not have the tensors its spec describes.
+    #[error("model {file} does not match its description: {reason}")]
+    ModelMismatch {
+        /// The model file.
+        file: String,
+        /// What differs.
+        reason: String,
+    },
+    /// The input is not 44.1 kHz stereo.
+    #[error("separation needs {PROCESSING_RATE} Hz stereo input, got {rate} Hz with {channels} channels")]
+    InputFormat {
+        /// The input's rate.
+        rate: u32,
+        /// The input's channel count.
+        channels: usize,
+    },
+    /// ONNX Runtime failed while running the model.
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+impl From<ort::Error> for SeparationError {
+    fn from(error: ort::Error) -> Self {
+        Self::Inference(error.to_string())
+    }
+}
+
+/// What happens to the bins above those the network sees (above 11 kHz for Spleeter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HighBand {
+    /// Silenced, as Spleeter does.
+    Zero,
+    /// Each frame's mask is extended upwards with its mean over the top `average_bins` bins.
+    ExtendMask {
+        /// How many of the highest modelled bins are averaged.
+        average_bins: usize,
+    },
+}
+
+/// Choices that change the output; [`SeparationOptions::default`] is the best measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeparationOptions {
+    /// Treatment of the bins above the network's range.
+    pub high_band: HighBand,
+    /// Frames shared by consecutive windows, cross-faded to hide seams (0: Spleeter's
+    /// back-to-back windows).
+    pub overlap_frames: usize,
+}
+
+impl SeparationOptions {
+    /// Spleeter's exact behaviour: back-to-back windows and a silent band above 11 kHz.
+    pub fn spleeter_reference() -> Self {
+        Self {
+            high_band: HighBand::Zero,
+            overlap_frames: 0,
+        }
+    }
+}
+
+impl Default for SeparationOptions {
+    fn default() -> Self {
+        Self {
+            high_band: HighBand::ExtendMask { average_bins: 64 },
+            overlap_frames: 64,
+        }
+    }
+}
+
+/// How far a separation has come, in network windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Windows done.
+    pub done: usize,
+    /// Windows in all.
+    pub total: usize,
+}
+
+/// A loaded separation model, shareable across threads; calls to the network are serialised.
+#[derive(Debug)]
+pub struct Separator {
+    spec: ModelSpec,
+    stft: Stft,
+    session: Mutex<Session>,
+}
+
+impl Separator {
+    /// Loads the model `spec` describes and checks its tensors.
+    pub fn new(runtime: &Runtime, spec: ModelSpec) -> Result<Self, SeparationError> {
+        let session = runtime.session(&spec.file)?;
+        let mismatch = |reason: String| SeparationError::ModelMismatch {
+            file: spec.file.clone(),
+            reason,
+        };
+        if !session.inputs().iter().any(|i| i.name() == spec.input) {
+            return Err(mismatch(format!("no input tensor `{}`", spec.input)));
+        }
+        for stem in &spec.stems {
+            if !session.outputs().iter().any(|o| o.name() == stem) {
+                return Err(mismatch(format!("no output tensor `{stem}`")));
+            }
+        }
+        if spec.bins == 0 || spec.bins > spec.fft_size / 2 + 1 || spec.segment_frames == 0 {
+            return Err(mismatch("bins or segment length out of range".into()));
+        }
+        Ok(Self {
+            stft: Stft::new(spec.fft_size, spec.hop),
+            spec,
+            session: Mutex::new(session),
+        })
+    }
+
+    /// The model's description.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// Splits 44.1 kHz stereo `audio` into one 44.1 kHz stereo signal per stem (in
+    /// [`ModelSpec::stems`] order), each exactly as long as the input.
+    pub fn separate(
+        &self,
+        audio: &Audio,
+        options: &SeparationOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Audio>, SeparationError> {
+        if audio.sample_rate() != PROCESSING_RATE || audio.num_channels() != 2 {
+            return Err(SeparationError::InputFormat {
+                rate: audio.sample_rate(),
+                channels: audio.num_channels(),
+            });
+        }
+        let len = audio.frames();
+        let frames = self.stft.frames(len);
+        let layout = WindowLayout::new(frames, self.spec.segment_frames, options.overlap_frames);
+        let mut state = WindowState::new(&self.spec, &self.stft, len);
+        for k in 0..layout.count {
+            let start = k * layout.hop;
+            state.analyse(&self.stft, audio, start, frames);
+            let estimates = self.run_network(&state.magnitude)?;
+            state.accumulate_masks(&estimates, &layout);
+            let last = k + 1 == layout.count;
+            let finished = if last { frames - start } else { layout.hop };
+            state.synthesise(&self.stft, start, finished, options.high_band);
+            if !last {
+                state.advance(layout.hop);
+            }
+            progress(Progress {
+                done: k + 1,
+                total: layout.count,
+            });
+        }
+        state
+            .outputs
+            .into_iter()
+            .map(|sides| {
+                let sides = sides
+                    .into_iter()
+                    .map(|accumulator| self.stft.finish(accumulator, len))
+                    .collect();
+                Audio::new(PROCESSING_RATE, sides)
+                    .map_err(|e| SeparationError::Inference(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Runs the network on one window of magnitudes; returns one estimate per stem.
+    fn run_network(&self, magnitude: &[f32]) -> Result<Vec<Vec<f32>>, SeparationError> {
+        let shape = [1usize, 2, self.spec.segment_frames, self.spec.bins];
+        let input = TensorRef::from_array_view((shape, magnitude))?;
+        let mut session = self
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let outputs = session.run(ort::inputs![self.spec.input.as_str() => input])?;
+        self.spec
+            .stems
+            .iter()
+            .map(|stem| {
+                let value = outputs.get(stem.as_str()).ok_or_else(|| {
+                    SeparationError::Inference(format!("the model returned no `{stem}`"))
+                })?;
+                let (_, data) = value.try_extract_tensor::<f32>()?;
+                if data.len() != magnitude.len() {
+                    return Err(SeparationError::Inference(format!(
+                        "`{stem}` has {} values, expected {}",
+                        data.len(),
+                        magnitude.len()
+                    )));
+                }
+                Ok(data.to_vec())
+            })
+            .collect()
+    }
+}
+
+/// Where the network windows fall on the frame axis.
+struct WindowLayout {
+    /// Frames between window starts.
+    hop: usize,
+    /// Windows in all.
+    count: usize,
+    /// Cross-fade weight of each frame of a window.
+    weights: Vec<f32>,
+}
+
+impl WindowLayout {
+    fn new(frames: usize, size: usize, overlap: usize) -> Self {
+        let overlap = overlap.min(size / 2);
+        let hop = size - overlap;
+        let count = if frames <= size {
+            1
+        } else {
+            1 + (frames - size).div_ceil(hop)
+        };
+        let ramp = (overlap + 1) as f32;
+        let weights = (0..size)
+            .map(|i| {
+                if overlap == 0 {
+                    1.0
+                } else {
+                    1f32.min((i + 1) as f32 / ramp)
+                        .min((size - i) as f32 / ramp)
+                }
+            })
+            .collect();
+        Self {
+            hop,
+            count,
+            weights,
+        }
+    }
+}
+
+/// The working set of one window: spectra, network input, mask sums and output signals.
+struct WindowState {
+    size: usize,
+    bins: usize,
+    full_bins: usize,
+    /// Complex spectra, `[side][frame][full_bin]`.
+    spectra: Vec<Complex32>,
+    /// Network input, `[side][frame][bin]`.
+    magnitude: Vec<f32>,
+    /// Weighted mask sums, `[stem][side][frame][bin]`, frame 0 at the window start.
+    masks: Vec<f32>,
+    /// Summed cross-fade weights per frame.
+    weight_sums: Vec<f32>,
+    /// Overlap-add accumulators, `[stem][side]`, padded as [`Stft::padded_len`] says.
+    outputs: Vec<Vec<Vec<f32>>>,
+}
+
+impl WindowState {
+    fn new(spec: &ModelSpec, stft: &Stft, len: usize) -> Self {
+        let size = spec.segment_frames;
+        let stems = spec.stems.len();
+        Self {
+            size,
+            bins: spec.bins,
+            full_bins: stft.bins(),
+            spectra: vec![Complex32::default(); 2 * size * stft.bins()],
+            magnitude: vec![0.0; 2 * size * spec.bins],
+            masks: vec![0.0; stems * 2 * size * spec.bins],
+            weight_sums: vec![0.0; size],
+            outputs: vec![vec![vec![0.0; stft.padded_len(len)]; 2]; stems],
+        }
+    }
+
+    /// Computes the spectra and magnitudes of the window starting at frame `start`.
+    fn analyse(&mut self, stft: &Stft, audio: &Audio, start: usize, frames: usize) {
+        let (full_bins, bins) = (self.full_bins, self.bins);
+        self.spectra
+            .par_chunks_mut(full_bins)
+            .zip(self.magnitude.par_chunks_mut(bins))
+            .enumerate()
+            .for_each_init(
+                || vec![0.0f32; stft.fft_size()],
+                |scratch, (row, (spectrum, magnitude))| {
+                    let (side, frame) = (row / self.size, start + row % self.size);
+                    if frame < frames {
+                        stft.forward_frame(audio.channel(side), frame, scratch, spectrum);
+                        for (m, x) in magnitude.iter_mut().zip(spectrum.iter()) {
+                            *m = x.norm();
+                        }
+                    } else {
+                        spectrum.fill(Complex32::default());
+                        magnitude.fill(0.0);
+                    }
+                },
+            );
+    }
+
+    /// Adds this window's ratio masks, weighted by the cross-fade, to the running sums.
+    fn accumulate_masks(&mut self, estimates: &[Vec<f32>], layout: &WindowLayout) {
+        let plane = 2 * self.size * self.bins;
+        for index in 0..plane {
+            let frame = (index / self.bins) % self.size;
+            let weight = layout.weights[frame];
+            let total: f32 =
+                estimates.iter().map(|e| e[index] * e[index]).sum::<f32>() + MASK_EPSILON;
+            for (stem, estimate) in estimates.iter().enumerate() {
+                let mask = (estimate[index] * estimate[index] + MASK_EPSILON / 2.0) / total;
+                self.masks[stem * plane + index] += weight * mask;
+            }
+        }
+        for (sum, weight) in self.weight_sums.iter_mut().zip(&layout.weights) {
+            *sum += weight;
+        }
+    }
+
+    /// Applies the masks to the first `count` frames of the window and overlap-adds the result.
+    fn synthesise(&mut self, stft: &Stft, start: usize, count: usize, high_band: HighBand) {
+        let (size, bins, full_bins) = (self.size, self.bins, self.full_bins);
+        let plane = 2 * size * bins;
+        let (spectra, masks, weight_sums) = (&self.spectra, &self.masks, &self.weight_sums);
+        self.outputs
+            .par_iter_mut()
+            .enumerate()
+            .flat_map(|(stem, sides)| {
+                sides
+                    .par_iter_mut()
+                    .enumerate()
+                    .map(move |(side, out)| (stem, side, out))
+            })
+            .for_each(|(stem, side, out)| {
+                let mut spectrum = vec![Complex32::default(); full_bins];
+                let mut mask = vec![0.0f32; bins];
+                let mut scratch = vec![0.0f32; stft.fft_size()];
+                for frame in 0..count {
+                    let row = side * size + frame;
+                    let sums = &masks[stem * plane + row * bins..][..bins];
+                    let weight = weight_sums[frame];
+                    for (m, s) in mask.iter_mut().zip(sums) {
+                        *m = s / weight;
+                    }
+                    let high = match high_band {
+                        HighBand::Zero => 0.0,
+                        HighBand::ExtendMask { average_bins } => {
+                            let n = average_bins.clamp(1, bins);
+                            mask[bins - n..].iter().sum::<f32>() / n as f32
+                        }
+                    };
+                    let source = &spectra[row * full_bins..][..full_bins];
+                    for (b, (y, x)) in spectrum.iter_mut().zip(source).enumerate() {
+                        *y = x * if b < bins { mask[b] } else { high };
+                    }
+                    stft.inverse_frame_add(&mut spectrum, start + frame, &mut scratch, out);
+                }
+            });
+    }
+
+    /// Moves the window forward by `hop` frames, keeping the mask sums of shared frames.
+    fn advance(&mut self, hop: usize) {
+        let (size, bins) = (self.size, self.bins);
+        for block in self.masks.chunks_mut(size * bins) {
+            block.copy_within(hop * bins.., 0);
+            block[(size - hop) * bins..].fill(0.0);
+        }
+        self.weight_sums.copy_within(hop.., 0);
+        self.weight_sums[size - hop..].fill(0.0);
+    }
+}

@@ -1,0 +1,187 @@
+//! The short-time Fourier transform with the conventions of `torch.stft(center=True)`:
+//! periodic Hann window, frames every `hop` samples over the signal zero-padded by
+//! `fft_size / 2` on both sides, and an inverse that overlap-adds windowed frames and
+//! divides by the summed squared window, so `inverse(forward(x)) == x` to rounding.
+
+use std::sync::Arc;
+
+use realfft::num_complex::Complex32;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+
+/// A forward/inverse STFT pair for one frame size and hop.
+#[derive(Clone)]
+pub struct Stft {
+    fft_size: usize,
+    hop: usize,
+    window: Vec<f32>,
+    forward: Arc<dyn RealToComplex<f32>>,
+    inverse: Arc<dyn ComplexToReal<f32>>,
+}
+
+impl std::fmt::Debug for Stft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stft")
+            .field("fft_size", &self.fft_size)
+            .field("hop", &self.hop)
+            .finish()
+    }
+}
+
+impl Stft {
+    /// Plans an STFT of `fft_size` (even) samples per frame, `hop` samples apart.
+    pub fn new(fft_size: usize, hop: usize) -> Self {
+        let mut planner = RealFftPlanner::<f32>::new();
+        let window = (0..fft_size)
+            .map(|n| {
+                let phase = 2.0 * std::f64::consts::PI * n as f64 / fft_size as f64;
+                (0.5 - 0.5 * phase.cos()) as f32
+            })
+            .collect();
+        Self {
+            fft_size,
+            hop,
+            window,
+            forward: planner.plan_fft_forward(fft_size),
+            inverse: planner.plan_fft_inverse(fft_size),
+        }
+    }
+
+    /// Samples per frame.
+    pub fn fft_size(&self) -> usize {
+        self.fft_size
+    }
+
+    /// Samples between frame starts.
+    pub fn hop(&self) -> usize {
+        self.hop
+    }
+
+    /// Frequency bins per frame (`fft_size / 2 + 1`).
+    pub fn bins(&self) -> usize {
+        self.fft_size / 2 + 1
+    }
+
+    /// Number of frames for a signal of `len` samples (`1 + len / hop`).
+    pub fn frames(&self, len: usize) -> usize {
+        1 + len / self.hop
+    }
+
+    /// Writes the spectrum of frame `index` of `signal` into `out` (`bins()` values).
+    /// `scratch` must hold `fft_size` samples.
+    pub fn forward_frame(
+        &self,
+        signal: &[f32],
+        index: usize,
+        scratch: &mut [f32],
+        out: &mut [Complex32],
+    ) {
+        let start = (index * self.hop) as isize - (self.fft_size / 2) as isize;
+        for (n, value) in scratch.iter_mut().enumerate() {
+            let position = start + n as isize;
+            let sample = if position >= 0 && (position as usize) < signal.len() {
+                signal[position as usize]
+            } else {
+                0.0
+            };
+            *value = sample * self.window[n];
+        }
+        self.forward
+            .process(scratch, out)
+            .expect("buffer lengths match the plan");
+    }
+
+    /// Inverts `spectrum` (destroyed) and overlap-adds the windowed frame `index` into
+    /// `accumulator`, which covers padded positions `0..` (sample `i` of the signal sits at
+    /// `i + fft_size / 2`). `scratch` must hold `fft_size` samples.
+    pub fn inverse_frame_add(
+        &self,
+        spectrum: &mut [Complex32],
+        index: usize,
+        scratch: &mut [f32],
+        accumulator: &mut [f32],
+    ) {
+        // A real signal's DC and Nyquist bins are real; drop rounding residue the planner rejects.
+        spectrum[0].im = 0.0;
+        spectrum[self.fft_size / 2].im = 0.0;
+        self.inverse
+            .process(spectrum, scratch)
+            .expect("buffer lengths match the plan");
+        let scale = 1.0 / self.fft_size as f32;
+        let start = index * self.hop;
+        let end = (start + self.fft_size).min(accumulator.len());
+        for (n, acc) in accumulator[start..end].iter_mut().enumerate() {
+            *acc += scratch[n] * self.window[n] * scale;
+        }
+    }
+
+    /// Length of the padded accumulator that [`Self::inverse_frame_add`] needs for `len` samples.
+    pub fn padded_len(&self, len: usize) -> usize {
+        (self.frames(len) - 1) * self.hop + self.fft_size
+    }
+
+    /// Turns an accumulator for a `len`-sample signal into that signal, in place: divides by
+    /// the summed squared window and trims the padding.
+    pub fn finish(&self, mut accumulator: Vec<f32>, len: usize) -> Vec<f32> {
+        let frames = self.frames(len);
+        let half = self.fft_size / 2;
+        for i in 0..len {
+            let position = i + half;
+            let first = (position + 1)
+                .saturating_sub(self.fft_size)
+                .div_ceil(self.hop);
+            let last = (position / self.hop).min(frames - 1);
+            let envelope: f32 = (first..=last)
+                .map(|t| self.window[position - t * self.hop].powi(2))
+                .sum();
+            // Reads stay ahead of writes (position > i), so the shift is safe in place.
+            accumulator[i] = if envelope > 1e-11 {
+                accumulator[position] / envelope
+            } else {
+                0.0
+            };
+        }
+        accumulator.truncate(len);
+        accumulator
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(len: usize) -> f32 {
+        let stft = Stft::new(4096, 1024);
+        let signal: Vec<f32> = (0..len)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let mut scratch = vec![0.0; stft.fft_size()];
+        let mut spectrum = vec![Complex32::default(); stft.bins()];
+        let mut accumulator = vec![0.0; stft.padded_len(len)];
+        for t in 0..stft.frames(len) {
+            stft.forward_frame(&signal, t, &mut scratch, &mut spectrum);
+            stft.inverse_frame_add(&mut spectrum, t, &mut scratch, &mut accumulator);
+        }
+        let out = stft.finish(accumulator, len);
+        assert_eq!(out.len(), len);
+        signal
+            .iter()
+            .zip(&out)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn reconstructs_exactly() {
+        for len in [1, 1023, 1024, 4096, 10_000, 44_100] {
+            let error = round_trip(len);
+            assert!(error < 1e-5, "len {len}: max error {error}");
+        }
+    }
+
+    #[test]
+    fn frame_count_matches_torch() {
+        let stft = Stft::new(4096, 1024);
+        assert_eq!(stft.frames(132_300), 130);
+        assert_eq!(stft.bins(), 2049);
+    }
+}
