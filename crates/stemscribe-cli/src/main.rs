@@ -1,0 +1,56 @@
+//! `stemscribe`: local source separation from the command line.
+//!
+//! Exit status: 0 on success, 1 when the work failed (the reason is one line on stderr),
+//! 2 when the command line is wrong.
+
+mod eval;
+mod separate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Local source separation: split songs into vocals and accompaniment.
+#[derive(Debug, Parser)]
+#[command(name = "stemscribe", version, about, long_about = None)]
+struct Cli {
+    /// Print nothing but errors.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Worker threads for inference and signal processing (default: every core).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Separate a song into the stem a model names, or into every stem with --stems.
+    Separate(separate::Args),
+    /// Measure quality against ground truth.
+    #[command(subcommand)]
+    Eval(eval::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let threads = cli.threads.map(usize::from);
+    if let Some(threads) = threads {
+        // Only fails if a pool already exists, which cannot happen this early.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global();
+    }
+    let result = match cli.command {
+        Command::Separate(args) => separate::run(&args, threads, cli.quiet),
+        Command::Eval(command) => eval::run(&command, threads),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
