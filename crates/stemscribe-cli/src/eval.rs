@@ -32,6 +32,9 @@ pub struct SeparationArgs {
     /// Start from Spleeter's exact behaviour instead of the default options.
     #[arg(long)]
     spleeter_reference: bool,
+    /// Loop the clip this many times, so that it spans several network windows (seams).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    repeat: u16,
 }
 
 /// Runs an evaluation and prints its table.
@@ -58,12 +61,14 @@ fn separation(args: &SeparationArgs, threads: Option<usize>) -> Result<()> {
             track: Some(index),
             ..DecodeOptions::default()
         };
-        decode_file(&args.stems_file, &options).with_context(|| {
-            format!(
-                "cannot decode stream {index} of {}",
-                args.stems_file.display()
-            )
-        })
+        decode_file(&args.stems_file, &options)
+            .with_context(|| {
+                format!(
+                    "cannot decode stream {index} of {}",
+                    args.stems_file.display()
+                )
+            })
+            .and_then(|audio| repeat(&audio, usize::from(args.repeat)))
     };
     let mix = track(0)?;
     let vocals = track(4)?;
@@ -76,10 +81,10 @@ fn separation(args: &SeparationArgs, threads: Option<usize>) -> Result<()> {
         separation: options,
     })?;
     let stems = engine.separate_all(&mix, SeparationModel::TwoTrackVocal, &mut |_| {})?;
-    println!("options: {options:?}");
+    println!("clip: {:.1} s; options: {options:?}", mix.duration_secs());
     for (stem, reference) in stems.iter().zip([&vocals, &accompaniment]) {
         println!(
-            "{:<14} global SDR {:6.2} dB",
+            "{:<14} global SDR {:7.3} dB",
             stem.name,
             global_sdr(reference, &stem.audio)
         );
@@ -96,6 +101,11 @@ fn parse_high_band(mode: &str) -> Result<HighBand> {
         .and_then(|n| n.parse().ok())
         .with_context(|| format!("--high-band must be `zero` or `extend:N`, not `{mode}`"))?;
     Ok(HighBand::ExtendMask { average_bins: bins })
+}
+
+fn repeat(audio: &Audio, times: usize) -> Result<Audio> {
+    let channels = audio.channels().iter().map(|c| c.repeat(times)).collect();
+    Ok(Audio::new(audio.sample_rate(), channels)?)
 }
 
 fn sum(parts: &[Audio]) -> Result<Audio> {
