@@ -119,6 +119,28 @@ impl Audio {
             .fold(0.0f32, |peak, s| peak.max(s.abs()))
     }
 
+    /// Adds buffers sample by sample (e.g. stems back into a mix); all must share rate,
+    /// channel count and length.
+    pub fn sum(parts: &[Audio]) -> Result<Self, AudioError> {
+        let (first, rest) = parts.split_first().ok_or(AudioError::ChannelCount(0))?;
+        let mut channels = first.channels.clone();
+        for part in rest {
+            if part.sample_rate != first.sample_rate {
+                return Err(AudioError::SampleRate(part.sample_rate));
+            }
+            if part.channels.len() != channels.len() {
+                return Err(AudioError::ChannelCount(part.channels.len()));
+            }
+            if part.frames() != first.frames() {
+                return Err(AudioError::RaggedChannels);
+            }
+            for (acc, channel) in channels.iter_mut().zip(&part.channels) {
+                acc.iter_mut().zip(channel).for_each(|(a, b)| *a += b);
+            }
+        }
+        Self::new(first.sample_rate, channels)
+    }
+
     /// Converts to `sample_rate`; the result has `round(frames * out / in)` frames exactly.
     pub fn resample(self, sample_rate: u32) -> Result<Self, AudioError> {
         check_sample_rate(sample_rate)?;
@@ -185,6 +207,17 @@ mod tests {
         assert_eq!(audio.frames(), 2);
         assert_eq!(audio.channel(0), &[1.0, 0.5]);
         assert_eq!(audio.channel(1), &[-1.0, -0.5]);
+    }
+
+    #[test]
+    fn sums_matching_buffers_only() {
+        let a = Audio::new(8_000, vec![vec![1.0, 2.0]]).unwrap();
+        let b = Audio::new(8_000, vec![vec![0.5, -2.0]]).unwrap();
+        let total = Audio::sum(&[a.clone(), b]).unwrap();
+        assert_eq!(total.channel(0), &[1.5, 0.0]);
+        let short = Audio::new(8_000, vec![vec![1.0]]).unwrap();
+        assert_eq!(Audio::sum(&[a, short]), Err(AudioError::RaggedChannels));
+        assert!(Audio::sum(&[]).is_err());
     }
 
     #[test]

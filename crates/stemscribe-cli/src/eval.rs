@@ -72,7 +72,7 @@ fn separation(args: &SeparationArgs, threads: Option<usize>) -> Result<()> {
     };
     let mix = track(0)?;
     let vocals = track(4)?;
-    let accompaniment = sum(&[track(1)?, track(2)?, track(3)?])?;
+    let accompaniment = Audio::sum(&[track(1)?, track(2)?, track(3)?])?;
     let engine = Engine::new(&EngineConfig {
         runtime: RuntimeConfig {
             threads,
@@ -106,14 +106,4 @@ fn parse_high_band(mode: &str) -> Result<HighBand> {
 fn repeat(audio: &Audio, times: usize) -> Result<Audio> {
     let channels = audio.channels().iter().map(|c| c.repeat(times)).collect();
     Ok(Audio::new(audio.sample_rate(), channels)?)
-}
-
-fn sum(parts: &[Audio]) -> Result<Audio> {
-    let mut channels = parts[0].channels().to_vec();
-    for part in &parts[1..] {
-        for (acc, channel) in channels.iter_mut().zip(part.channels()) {
-            acc.iter_mut().zip(channel).for_each(|(a, b)| *a += b);
-        }
-    }
-    Ok(Audio::new(parts[0].sample_rate(), channels)?)
 }

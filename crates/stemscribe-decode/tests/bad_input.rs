@@ -63,9 +63,9 @@ fn truncated_wav() {
     assert!(matches!(error, DecodeError::Truncated { .. }), "{error:?}");
 }
 
-#[test]
-fn zero_channels() {
-    let error = decode_bytes(wav(0, 44_100, 4, &[0; 4])).unwrap_err();
+/// Absurd stream parameters are refused by symphonia or by our own checks, never decoded.
+fn assert_refused_parameters(bytes: Vec<u8>) {
+    let error = decode_bytes(bytes).unwrap_err();
     assert!(
         matches!(
             error,
@@ -73,30 +73,21 @@ fn zero_channels() {
         ),
         "{error:?}"
     );
+}
+
+#[test]
+fn zero_channels() {
+    assert_refused_parameters(wav(0, 44_100, 4, &[0; 4]));
 }
 
 #[test]
 fn zero_hertz() {
-    let error = decode_bytes(wav(2, 0, 4_000, &[0; 4_000])).unwrap_err();
-    assert!(
-        matches!(
-            error,
-            DecodeError::Unsupported(_) | DecodeError::InvalidParameters(_)
-        ),
-        "{error:?}"
-    );
+    assert_refused_parameters(wav(2, 0, 4_000, &[0; 4_000]));
 }
 
 #[test]
 fn ten_megahertz() {
-    let error = decode_bytes(wav(2, 10_000_000, 4_000, &[0; 4_000])).unwrap_err();
-    assert!(
-        matches!(
-            error,
-            DecodeError::Unsupported(_) | DecodeError::InvalidParameters(_)
-        ),
-        "{error:?}"
-    );
+    assert_refused_parameters(wav(2, 10_000_000, 4_000, &[0; 4_000]));
 }
 
 #[test]

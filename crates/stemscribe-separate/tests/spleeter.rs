@@ -48,22 +48,11 @@ fn stem_track(track: usize) -> Audio {
     decode_file(&data("music_delta_80s_rock.stem.mp4"), &options).unwrap()
 }
 
-/// Sums buffers of equal shape.
-fn sum(parts: &[Audio]) -> Audio {
-    let mut channels = parts[0].channels().to_vec();
-    for part in &parts[1..] {
-        for (acc, channel) in channels.iter_mut().zip(part.channels()) {
-            acc.iter_mut().zip(channel).for_each(|(a, b)| *a += b);
-        }
-    }
-    Audio::new(parts[0].sample_rate(), channels).unwrap()
-}
-
 #[test]
 fn separates_a_real_song_against_its_stems() {
     let mix = stem_track(0);
     let vocals = stem_track(4);
-    let accompaniment = sum(&[stem_track(1), stem_track(2), stem_track(3)]);
+    let accompaniment = Audio::sum(&[stem_track(1), stem_track(2), stem_track(3)]).unwrap();
     let mut calls = 0;
     let stems = separator()
         .separate(&mix, &SeparationOptions::default(), &mut |p| {
