@@ -353,10 +353,9 @@ impl WindowState {
                 let mut spectrum = vec![Complex32::default(); full_bins];
                 let mut mask = vec![0.0f32; bins];
                 let mut scratch = vec![0.0f32; stft.fft_size()];
-                for frame in 0..count {
+                for (frame, &weight) in weight_sums[..count].iter().enumerate() {
                     let row = side * size + frame;
                     let sums = &masks[stem * plane + row * bins..][..bins];
-                    let weight = weight_sums[frame];
                     for (m, s) in mask.iter_mut().zip(sums) {
                         *m = s / weight;
                     }
