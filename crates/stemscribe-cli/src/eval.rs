@@ -17,6 +17,15 @@ pub enum Command {
     Separation(SeparationArgs),
 }
 
+/// An option that is either on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
 /// Arguments of `stemscribe eval separation`.
 #[derive(Debug, clap::Args)]
 pub struct SeparationArgs {
@@ -32,6 +41,9 @@ pub struct SeparationArgs {
     /// Start from Spleeter's exact behaviour instead of the default options.
     #[arg(long)]
     spleeter_reference: bool,
+    /// Multichannel Wiener filtering: `on` or `off` (default: the engine's default).
+    #[arg(long, value_name = "on|off")]
+    wiener: Option<Switch>,
     /// Loop the clip this many times, so that it spans several network windows (seams).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     repeat: u16,
@@ -55,6 +67,9 @@ fn separation(args: &SeparationArgs, threads: Option<usize>) -> Result<()> {
     }
     if let Some(overlap) = args.overlap {
         options.overlap_frames = overlap;
+    }
+    if let Some(wiener) = args.wiener {
+        options.wiener = wiener == Switch::On;
     }
     let track = |index| {
         let options = DecodeOptions {

@@ -7,6 +7,7 @@
 mod separator;
 mod spec;
 mod stft;
+mod wiener;
 
 pub use separator::{HighBand, Progress, SeparationError, SeparationOptions, Separator};
 pub use spec::ModelSpec;

@@ -77,3 +77,19 @@ fn rejects_input_that_is_not_44k_stereo() {
         .separate(&mono, &SeparationOptions::default(), &mut |_| {})
         .is_err());
 }
+
+#[test]
+fn wiener_refinement_keeps_quality() {
+    let mix = stem_track(0);
+    let vocals = stem_track(4);
+    let options = SeparationOptions {
+        wiener: true,
+        ..SeparationOptions::default()
+    };
+    let stems = separator().separate(&mix, &options, &mut |_| {}).unwrap();
+    let vocal_sdr = global_sdr(&vocals, &stems[0]);
+    assert!(
+        vocal_sdr > 11.0,
+        "vocals SDR {vocal_sdr:.2} dB with the Wiener filter"
+    );
+}
