@@ -343,62 +343,50 @@ impl WindowState {
         }
     }
 
-    /// Full-band masks of the first `frames` frames, `[stem][side][frame][full_bin]`.
-    fn full_masks(&self, frames: usize, high_band: HighBand) -> Vec<f32> {
-        let (size, bins, full_bins) = (self.size, self.bins, self.full_bins);
+    /// Writes the full-band mask of one stem, side and frame into `mask` (`full_bins`).
+    fn mask_row(
+        &self,
+        stem: usize,
+        side: usize,
+        frame: usize,
+        high_band: HighBand,
+        mask: &mut [f32],
+    ) {
+        let (size, bins) = (self.size, self.bins);
         let plane = 2 * size * bins;
-        let stems = self.masks.len() / plane;
-        let mut out = vec![0.0f32; stems * 2 * frames * full_bins];
-        out.par_chunks_mut(full_bins)
+        let weight = self.weight_sums[frame];
+        let sums = &self.masks[stem * plane + (side * size + frame) * bins..][..bins];
+        for (m, s) in mask[..bins].iter_mut().zip(sums) {
+            *m = s / weight;
+        }
+        let high = match high_band {
+            HighBand::Zero => 0.0,
+            HighBand::ExtendMask { average_bins } => {
+                let n = average_bins.clamp(1, bins);
+                mask[bins - n..bins].iter().sum::<f32>() / n as f32
+            }
+        };
+        mask[bins..].fill(high);
+    }
+
+    /// Wiener-filtered stem spectra of the first `count` frames, `[stem][side][frame][bin]`,
+    /// with statistics over the window's `valid` frames.
+    fn wiener_spectra(&self, count: usize, valid: usize, high_band: HighBand) -> Vec<Complex32> {
+        let full_bins = self.full_bins;
+        let stems = self.outputs.len();
+        let mut masks = vec![0.0f32; stems * 2 * valid * full_bins];
+        masks
+            .par_chunks_mut(full_bins)
             .enumerate()
             .for_each(|(row, mask)| {
-                let (stem, side, frame) = (row / (2 * frames), (row / frames) % 2, row % frames);
-                let weight = self.weight_sums[frame];
-                let sums = &self.masks[stem * plane + (side * size + frame) * bins..][..bins];
-                for (m, s) in mask[..bins].iter_mut().zip(sums) {
-                    *m = s / weight;
-                }
-                let high = match high_band {
-                    HighBand::Zero => 0.0,
-                    HighBand::ExtendMask { average_bins } => {
-                        let n = average_bins.clamp(1, bins);
-                        mask[bins - n..bins].iter().sum::<f32>() / n as f32
-                    }
-                };
-                mask[bins..].fill(high);
+                let (stem, side, frame) = (row / (2 * valid), (row / valid) % 2, row % valid);
+                self.mask_row(stem, side, frame, high_band, mask);
             });
-        out
+        wiener::refine(&self.spectra, self.size, &masks, valid, count, full_bins)
     }
 
-    /// The stems' spectra for the first `count` frames, `[stem][side][frame][full_bin]`;
-    /// the Wiener filter estimates its statistics over the window's `valid` frames.
-    fn stem_spectra(
-        &self,
-        count: usize,
-        valid: usize,
-        options: &SeparationOptions,
-    ) -> Vec<Complex32> {
-        let full_bins = self.full_bins;
-        if options.wiener {
-            let masks = self.full_masks(valid, options.high_band);
-            return wiener::refine(&self.spectra, self.size, &masks, valid, count, full_bins);
-        }
-        let masks = self.full_masks(count, options.high_band);
-        let mut out = vec![Complex32::default(); masks.len()];
-        out.par_chunks_mut(full_bins)
-            .zip(masks.par_chunks(full_bins))
-            .enumerate()
-            .for_each(|(row, (y, mask))| {
-                let (side, frame) = ((row / count) % 2, row % count);
-                let x = &self.spectra[(side * self.size + frame) * full_bins..][..full_bins];
-                for ((y, x), m) in y.iter_mut().zip(x).zip(mask) {
-                    *y = x * m;
-                }
-            });
-        out
-    }
-
-    /// Separates the first `count` frames of the window and overlap-adds them into the outputs.
+    /// Separates the first `count` frames of the window and overlap-adds them into the
+    /// outputs; the Wiener filter estimates its statistics over the window's `valid` frames.
     fn synthesise(
         &mut self,
         stft: &Stft,
@@ -408,19 +396,36 @@ impl WindowState {
         options: &SeparationOptions,
     ) {
         let full_bins = self.full_bins;
-        let spectra = self.stem_spectra(count, valid, options);
-        let mut outputs: Vec<&mut Vec<f32>> = self.outputs.iter_mut().flatten().collect();
-        outputs
-            .par_iter_mut()
-            .zip(spectra.par_chunks(count * full_bins))
-            .for_each(|(out, rows)| {
-                let mut spectrum = vec![Complex32::default(); full_bins];
-                let mut scratch = vec![0.0f32; stft.fft_size()];
-                for (frame, row) in rows.chunks(full_bins).enumerate() {
-                    spectrum.copy_from_slice(row);
-                    stft.inverse_frame_add(&mut spectrum, start + frame, &mut scratch, out);
+        let filtered = options
+            .wiener
+            .then(|| self.wiener_spectra(count, valid, options.high_band));
+        // Taken out while the sides are written in parallel, so `self` stays readable.
+        let mut outputs = std::mem::take(&mut self.outputs);
+        let this = &*self;
+        let mut sides: Vec<&mut Vec<f32>> = outputs.iter_mut().flatten().collect();
+        sides.par_iter_mut().enumerate().for_each(|(index, out)| {
+            let (stem, side) = (index / 2, index % 2);
+            let mut spectrum = vec![Complex32::default(); full_bins];
+            let mut mask = vec![0.0f32; full_bins];
+            let mut scratch = vec![0.0f32; stft.fft_size()];
+            for frame in 0..count {
+                match &filtered {
+                    Some(spectra) => spectrum.copy_from_slice(
+                        &spectra[(index * count + frame) * full_bins..][..full_bins],
+                    ),
+                    None => {
+                        this.mask_row(stem, side, frame, options.high_band, &mut mask);
+                        let x =
+                            &this.spectra[(side * this.size + frame) * full_bins..][..full_bins];
+                        for ((y, x), m) in spectrum.iter_mut().zip(x).zip(&mask) {
+                            *y = x * m;
+                        }
+                    }
                 }
-            });
+                stft.inverse_frame_add(&mut spectrum, start + frame, &mut scratch, out);
+            }
+        });
+        self.outputs = outputs;
     }
 
     /// Moves the window forward by `hop` frames, keeping the mask sums of shared frames.
