@@ -5,7 +5,7 @@ use std::io::{BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::ArgGroup;
 use indicatif::{ProgressBar, ProgressStyle};
 use stemscribe_engine::{
@@ -85,10 +85,9 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
         bar.set_length(p.total as u64);
         bar.set_position(p.done as u64);
     };
-    let stems = engine.separate_all(&audio, args.model, &mut on_progress)?;
-    bar.finish_and_clear();
-
     if let Some(dir) = &args.stems {
+        let stems = engine.separate_all(&audio, args.model, &mut on_progress)?;
+        bar.finish_and_clear();
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create directory {}", dir.display()))?;
         let spec = OutputSpec {
@@ -104,10 +103,8 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
             }
         }
     } else if let Some(path) = &args.output {
-        let wanted = args.model.stem();
-        let Some(stem) = stems.into_iter().find(|s| s.name == wanted) else {
-            bail!("model {} produced no {wanted} stem", args.model);
-        };
+        let stem = engine.separate(&audio, args.model, &mut on_progress)?;
+        bar.finish_and_clear();
         let spec = OutputSpec {
             sample_rate: args.sample_rate,
             channels: usize::from(args.channels),
@@ -117,7 +114,7 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
                 WavSampleFormat::Pcm16
             },
         };
-        let report = write_atomically(stem.audio, &spec, path)?;
+        let report = write_atomically(stem, &spec, path)?;
         if !quiet {
             if report.clipped_samples > 0 {
                 eprintln!(

@@ -373,7 +373,7 @@ impl WindowState {
     /// with statistics over the window's `valid` frames.
     fn wiener_spectra(&self, count: usize, valid: usize, high_band: HighBand) -> Vec<Complex32> {
         let full_bins = self.full_bins;
-        let stems = self.outputs.len();
+        let stems = self.masks.len() / (2 * self.size * self.bins);
         let mut masks = vec![0.0f32; stems * 2 * valid * full_bins];
         masks
             .par_chunks_mut(full_bins)
