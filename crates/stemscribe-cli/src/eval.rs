@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use stemscribe_engine::{
-    decode_file, Audio, DecodeOptions, Engine, EngineConfig, HighBand, RuntimeConfig,
+    decode_file, from_json, Audio, DecodeOptions, Engine, EngineConfig, HighBand, RuntimeConfig,
     SeparationModel, SeparationOptions,
 };
-use stemscribe_eval::global_sdr;
+use stemscribe_eval::{global_sdr, read_notes_csv, score_notes, EvalNote, Tolerances};
 
 /// Evaluations.
 #[derive(Debug, clap::Subcommand)]
@@ -15,6 +15,20 @@ pub enum Command {
     /// Global SDR of the 2-stem split of a NI stems file (streams: mix, drums, bass, other,
     /// vocals), as in the music demixing challenges.
     Separation(SeparationArgs),
+    /// mir_eval note metrics (COn, COnP, COnPOff) of a JSON note list against reference
+    /// notes.
+    Transcription(TranscriptionArgs),
+}
+
+/// Arguments of `stemscribe eval transcription`.
+#[derive(Debug, clap::Args)]
+pub struct TranscriptionArgs {
+    /// Reference notes, one `onset_secs,pitch_hz,duration_secs` line each (vocadito format).
+    #[arg(long, value_name = "NOTES.csv")]
+    reference: PathBuf,
+    /// Estimated notes as the JSON note list `stemscribe midi --json` writes.
+    #[arg(long, value_name = "OUT.json")]
+    estimate: PathBuf,
 }
 
 /// An option that is either on or off.
@@ -53,7 +67,47 @@ pub struct SeparationArgs {
 pub fn run(command: &Command, threads: Option<usize>) -> Result<()> {
     match command {
         Command::Separation(args) => separation(args, threads),
+        Command::Transcription(args) => transcription(args),
     }
+}
+
+fn transcription(args: &TranscriptionArgs) -> Result<()> {
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let reference = read_notes_csv(&read(&args.reference)?)
+        .with_context(|| format!("cannot parse {}", args.reference.display()))?;
+    let estimate: Vec<EvalNote> = from_json(&read(&args.estimate)?)
+        .with_context(|| format!("cannot parse {}", args.estimate.display()))?
+        .notes
+        .iter()
+        .map(|note| EvalNote {
+            onset: note.start,
+            offset: note.end,
+            pitch_hz: note.pitch_hz(),
+        })
+        .collect();
+    let scores = score_notes(&reference, &estimate, &Tolerances::default());
+    println!(
+        "reference notes: {}; estimated notes: {}",
+        reference.len(),
+        estimate.len()
+    );
+    println!(
+        "{:<8} {:>9} {:>9} {:>9}",
+        "metric", "precision", "recall", "F1"
+    );
+    for (name, s) in [
+        ("COn", scores.con),
+        ("COnP", scores.conp),
+        ("COnPOff", scores.conpoff),
+    ] {
+        println!(
+            "{name:<8} {:>9.3} {:>9.3} {:>9.3}",
+            s.precision, s.recall, s.f1
+        );
+    }
+    Ok(())
 }
 
 fn separation(args: &SeparationArgs, threads: Option<usize>) -> Result<()> {
@@ -94,6 +148,7 @@ fn separation(args: &SeparationArgs, threads: Option<usize>) -> Result<()> {
             ..RuntimeConfig::default()
         },
         separation: options,
+        ..EngineConfig::default()
     })?;
     let stems = engine.separate_all(&mix, SeparationModel::TwoTrackVocal, &mut |_| {})?;
     println!("clip: {:.1} s; options: {options:?}", mix.duration_secs());

@@ -1,16 +1,20 @@
-//! `stemscribe`: local source separation from the command line.
+//! `stemscribe`: local source separation and vocal melody transcription from the command
+//! line.
 //!
 //! Exit status: 0 on success, 1 when the work failed (the reason is one line on stderr),
-//! 2 when the command line is wrong.
+//! 2 when the command line is wrong, 3 when `midi` finds no sung melody.
 
 mod eval;
+mod io;
+mod midi;
 mod separate;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use stemscribe_engine::EngineError;
 
-/// Local source separation: split songs into vocals and accompaniment.
+/// Local source separation and vocal melody transcription.
 #[derive(Debug, Parser)]
 #[command(name = "stemscribe", version, about, long_about = None)]
 struct Cli {
@@ -28,6 +32,8 @@ struct Cli {
 enum Command {
     /// Separate a song into the stem a model names, or into every stem with --stems.
     Separate(separate::Args),
+    /// Transcribe the sung melody of a song to MIDI and/or a JSON note list.
+    Midi(midi::Args),
     /// Measure quality against ground truth.
     #[command(subcommand)]
     Eval(eval::Command),
@@ -44,13 +50,17 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Separate(args) => separate::run(&args, threads, cli.quiet),
+        Command::Midi(args) => midi::run(&args, threads, cli.quiet),
         Command::Eval(command) => eval::run(&command, threads),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            match error.downcast_ref::<EngineError>() {
+                Some(EngineError::NoOutput(_)) => ExitCode::from(midi::NO_OUTPUT_STATUS),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

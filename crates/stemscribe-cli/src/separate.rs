@@ -1,21 +1,16 @@
 //! `stemscribe separate`: decode, separate, write WAV.
 
-use std::fs::File;
-use std::io::{BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::ArgGroup;
-use indicatif::{ProgressBar, ProgressStyle};
 use stemscribe_engine::{
-    decode_file, decode_raw_pcm, write_wav, Audio, DecodeOptions, EncodeReport, Engine,
-    EngineConfig, OutputSpec, Progress, RawPcm, RuntimeConfig, SeparationModel, SeparationOptions,
-    WavSampleFormat, PROCESSING_RATE,
+    write_wav, Audio, EncodeReport, Engine, EngineConfig, OutputSpec, Progress, RuntimeConfig,
+    SeparationModel, SeparationOptions, WavSampleFormat, PROCESSING_RATE,
 };
 
-/// Inputs shorter than this get no progress bar.
-const PROGRESS_MIN_SECS: f64 = 5.0;
+use crate::io::{progress_bar, write_atomically, Input};
 
 /// Arguments of `stemscribe separate`.
 #[derive(Debug, clap::Args)]
@@ -26,8 +21,8 @@ number of clipped samples is reported; 32-bit float WAV (--float, and every --st
 peaks above full scale unchanged."
 )]
 pub struct Args {
-    /// Audio file to separate: wav, mp3, aac (ADTS or m4a), flac, ogg; raw PCM with --pcm-rate.
-    input: PathBuf,
+    #[command(flatten)]
+    input: Input,
     /// Model: 2track_vocal (vocals) or 2track_acc (accompaniment).
     #[arg(long, short, default_value = "2track_vocal")]
     model: SeparationModel,
@@ -47,12 +42,6 @@ pub struct Args {
     /// Write 32-bit float WAV instead of 16-bit PCM.
     #[arg(long)]
     float: bool,
-    /// Treat the input as headerless 16-bit little-endian PCM at this rate.
-    #[arg(long, value_name = "HZ", requires = "pcm_channels")]
-    pcm_rate: Option<u32>,
-    /// Channel count of headerless PCM input.
-    #[arg(long, value_name = "N", requires = "pcm_rate")]
-    pcm_channels: Option<u16>,
     /// Reproduce Spleeter exactly: silent band above 11 kHz, no window overlap.
     #[arg(long, conflicts_with = "wiener")]
     spleeter_reference: bool,
@@ -64,7 +53,7 @@ pub struct Args {
 /// Runs `stemscribe separate`.
 pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     let started = Instant::now();
-    let audio = decode_input(args)?;
+    let audio = args.input.decode()?;
     let separation = if args.spleeter_reference {
         SeparationOptions::spleeter_reference()
     } else {
@@ -79,8 +68,9 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
             ..RuntimeConfig::default()
         },
         separation,
+        ..EngineConfig::default()
     })?;
-    let bar = progress_bar(&audio, quiet);
+    let bar = progress_bar(&audio, quiet, "separating");
     let mut on_progress = |p: Progress| {
         bar.set_length(p.total as u64);
         bar.set_position(p.done as u64);
@@ -97,7 +87,7 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
         };
         for stem in stems {
             let path = dir.join(format!("{}.wav", stem.name));
-            write_atomically(stem.audio, &spec, &path)?;
+            write_wav_file(stem.audio, &spec, &path)?;
             if !quiet {
                 eprintln!("wrote {}", path.display());
             }
@@ -114,7 +104,7 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
                 WavSampleFormat::Pcm16
             },
         };
-        let report = write_atomically(stem, &spec, path)?;
+        let report = write_wav_file(stem, &spec, path)?;
         if !quiet {
             if report.clipped_samples > 0 {
                 eprintln!(
@@ -135,58 +125,8 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn decode_input(args: &Args) -> Result<Audio> {
-    let context = || format!("cannot decode {}", args.input.display());
-    match (args.pcm_rate, args.pcm_channels) {
-        (Some(sample_rate), Some(channels)) => {
-            let bytes = std::fs::read(&args.input)
-                .with_context(|| format!("cannot read {}", args.input.display()))?;
-            decode_raw_pcm(
-                &bytes,
-                RawPcm {
-                    sample_rate,
-                    channels,
-                },
-                None,
-            )
-            .with_context(context)
-        }
-        _ => decode_file(&args.input, &DecodeOptions::default()).with_context(context),
-    }
-}
-
-fn progress_bar(audio: &Audio, quiet: bool) -> ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() || audio.duration_secs() < PROGRESS_MIN_SECS {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(1);
-    if let Ok(style) =
-        ProgressStyle::with_template("separating {bar:40} {percent:>3}% ({elapsed} / ~{duration})")
-    {
-        bar.set_style(style);
-    }
-    bar
-}
-
-/// Writes to a temporary file beside `path` and renames it, so a failure never leaves a
-/// truncated file where the output should be.
-fn write_atomically(audio: Audio, spec: &OutputSpec, path: &Path) -> Result<EncodeReport> {
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    let result = File::create(&partial)
-        .with_context(|| format!("cannot create {}", partial.display()))
-        .and_then(|file| {
-            write_wav(audio, spec, BufWriter::new(file))
-                .with_context(|| format!("cannot write {}", path.display()))
-        })
-        .and_then(|report| {
-            std::fs::rename(&partial, path)
-                .with_context(|| format!("cannot move output to {}", path.display()))?;
-            Ok(report)
-        });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    result
+fn write_wav_file(audio: Audio, spec: &OutputSpec, path: &Path) -> Result<EncodeReport> {
+    write_atomically(path, |writer| {
+        write_wav(audio, spec, writer).with_context(|| format!("cannot write {}", path.display()))
+    })
 }

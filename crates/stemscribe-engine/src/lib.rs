@@ -3,13 +3,17 @@
 //! requests; the free functions re-exported here decode inputs and encode outputs.
 //!
 //! ```no_run
-//! use stemscribe_engine::{decode_file, DecodeOptions, Engine, EngineConfig, SeparationModel};
+//! use stemscribe_engine::{
+//!     decode_file, to_smf, DecodeOptions, Engine, EngineConfig, SeparationModel, SmfOptions,
+//! };
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let engine = Engine::new(&EngineConfig::default())?;
 //! let song = decode_file("song.mp3".as_ref(), &DecodeOptions::default())?;
 //! let vocals = engine.separate(&song, SeparationModel::TwoTrackVocal, &mut |_| {})?;
 //! assert_eq!(vocals.frames(), song.frames());
+//! let melody = engine.transcribe(&song, &mut |_| {})?;
+//! std::fs::write("song.mid", to_smf(&melody, &SmfOptions::default()))?;
 //! # Ok(())
 //! # }
 //! ```
@@ -26,9 +30,13 @@ pub use stemscribe_decode::{
 pub use stemscribe_encode::{
     wav_bytes, write_wav, EncodeError, EncodeReport, OutputSpec, WavSampleFormat,
 };
+pub use stemscribe_midi::{from_json, to_json, to_smf, MidiError, Note, SmfOptions, Transcription};
 pub use stemscribe_runtime::{Runtime, RuntimeConfig, RuntimeError};
 pub use stemscribe_separate::{
     HighBand, ModelSpec, Progress, SeparationError, SeparationOptions, Separator,
+};
+pub use stemscribe_transcribe::{
+    NoOutput, PitchModelSpec, PitchTrack, Transcriber, TranscriptionError, TranscriptionOptions,
 };
 
 /// Any failure of the engine, by stage.
@@ -46,6 +54,21 @@ pub enum EngineError {
     /// The output could not be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// Transcription failed.
+    #[error(transparent)]
+    Transcription(TranscriptionError),
+    /// Nothing is sung: the API's `40000010 InvalidData:NoOutput`.
+    #[error(transparent)]
+    NoOutput(#[from] NoOutput),
+}
+
+impl From<TranscriptionError> for EngineError {
+    fn from(error: TranscriptionError) -> Self {
+        match error {
+            TranscriptionError::NoOutput(reason) => Self::NoOutput(reason),
+            other => Self::Transcription(other),
+        }
+    }
 }
 
 /// The separation models of the invoke API that this engine serves.
@@ -116,6 +139,8 @@ pub struct EngineConfig {
     pub runtime: RuntimeConfig,
     /// Separation choices; the default is the best measured.
     pub separation: SeparationOptions,
+    /// Note rules for transcription.
+    pub transcription: TranscriptionOptions,
 }
 
 /// Loaded models, ready to serve requests from any thread.
@@ -123,17 +148,62 @@ pub struct EngineConfig {
 pub struct Engine {
     two_stems: Separator,
     separation: SeparationOptions,
+    transcriber: Transcriber,
 }
 
 impl Engine {
-    /// Loads ONNX Runtime and the 2-stem model.
+    /// Loads ONNX Runtime, the 2-stem model and the F0 model.
     pub fn new(config: &EngineConfig) -> Result<Self, EngineError> {
         let runtime = Runtime::new(&config.runtime)?;
         let two_stems = Separator::new(&runtime, ModelSpec::spleeter_2stems())?;
+        let transcriber =
+            Transcriber::new(&runtime, PitchModelSpec::swift_f0(), config.transcription)?;
         Ok(Self {
             two_stems,
             separation: config.separation,
+            transcriber,
         })
+    }
+
+    /// The sung melody of 44.1 kHz stereo `audio`: its vocals are separated, then
+    /// transcribed. Progress counts separation windows, then pitch-tracking windows.
+    pub fn transcribe(
+        &self,
+        audio: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Transcription, EngineError> {
+        let pitch_windows = self.transcriber.tracker().windows(
+            (audio.duration_secs() * f64::from(self.transcriber.tracker().spec().sample_rate))
+                as usize,
+        );
+        let mut separated = 0;
+        let vocals = self.separate(audio, SeparationModel::TwoTrackVocal, &mut |p| {
+            separated = p.total;
+            progress(Progress {
+                done: p.done,
+                total: p.total + pitch_windows,
+            });
+        })?;
+        Ok(self.transcriber.transcribe(&vocals, &mut |p| {
+            progress(Progress {
+                done: separated + p.done,
+                total: separated + p.total,
+            })
+        })?)
+    }
+
+    /// The sung melody of `voice`, an isolated voice at any rate (no separation).
+    pub fn transcribe_voice(
+        &self,
+        voice: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Transcription, EngineError> {
+        Ok(self.transcriber.transcribe(voice, &mut |p| {
+            progress(Progress {
+                done: p.done,
+                total: p.total,
+            })
+        })?)
     }
 
     /// Separates 44.1 kHz stereo `audio` into every stem of `model`'s family.

@@ -1,0 +1,98 @@
+//! `stemscribe midi`: decode, separate the vocals, transcribe, write SMF and/or JSON.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::ArgGroup;
+use stemscribe_engine::{
+    to_json, to_smf, Engine, EngineConfig, Progress, RuntimeConfig, SmfOptions,
+};
+
+use crate::io::{progress_bar, write_atomically, Input};
+
+/// Exit status when nothing is sung (the API's `40000010 InvalidData:NoOutput`).
+pub const NO_OUTPUT_STATUS: u8 = 3;
+
+/// Arguments of `stemscribe midi`.
+#[derive(Debug, clap::Args)]
+#[command(
+    group(ArgGroup::new("destination").required(true).multiple(true).args(["output", "json"])),
+    after_help = "Exit status 3 with `error: no singing melody found: ...` when the input has no \
+sung melody: instrumental music (less than 1 s of sung notes) or speech and rap (the voice glides \
+instead of holding notes: under 65% of its voiced frames lie within 50 cents of a note)."
+)]
+pub struct Args {
+    #[command(flatten)]
+    input: Input,
+    /// Write a Standard MIDI File (one track named `vocal`).
+    #[arg(long, short, value_name = "OUT.mid")]
+    output: Option<PathBuf>,
+    /// Write the JSON note list `{"midiList": [...], "track": "vocal", "confidence": x}`.
+    #[arg(long, value_name = "OUT.json")]
+    json: Option<PathBuf>,
+    /// Put every note on its nearest key, without pitch bends for the fractional pitch.
+    #[arg(long)]
+    no_pitch_bend: bool,
+    /// The input is an isolated voice: skip vocal separation.
+    #[arg(long)]
+    isolated_voice: bool,
+}
+
+/// Runs `stemscribe midi`.
+pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
+    let started = Instant::now();
+    let audio = args.input.decode()?;
+    let engine = Engine::new(&EngineConfig {
+        runtime: RuntimeConfig {
+            threads,
+            ..RuntimeConfig::default()
+        },
+        ..EngineConfig::default()
+    })?;
+    let bar = progress_bar(&audio, quiet, "transcribing");
+    let mut on_progress = |p: Progress| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+    };
+    let melody = if args.isolated_voice {
+        engine.transcribe_voice(&audio, &mut on_progress)
+    } else {
+        engine.transcribe(&audio, &mut on_progress)
+    };
+    bar.finish_and_clear();
+    let melody = melody?;
+    if let Some(path) = &args.output {
+        let options = SmfOptions {
+            pitch_bend: !args.no_pitch_bend,
+        };
+        let bytes = to_smf(&melody, &options);
+        write_atomically(path, |w| {
+            w.write_all(&bytes)
+                .with_context(|| format!("cannot write {}", path.display()))
+        })?;
+        if !quiet {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if let Some(path) = &args.json {
+        let text = to_json(&melody);
+        write_atomically(path, |w| {
+            writeln!(w, "{text}").with_context(|| format!("cannot write {}", path.display()))
+        })?;
+        if !quiet {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if !quiet {
+        eprintln!(
+            "transcribed {} notes (confidence {:.2}) from {:.1} s of audio in {:.1} s",
+            melody.notes.len(),
+            melody.confidence,
+            audio.duration_secs(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! Frame-wise fundamental frequency of a mono voice from a [`PitchModelSpec`] network.
+//!
+//! Long inputs are cut into windows of `window_frames` frames; each window is fed with
+//! `left_frames` frames of context before it and `lookahead_frames` after it, which cover
+//! the network's receptive field, so the result equals one call over the whole signal.
+
+use std::sync::Mutex;
+
+use ort::session::Session;
+use ort::value::TensorRef;
+use stemscribe_runtime::Runtime;
+
+use crate::{Progress, TranscriptionError};
+
+/// Describes a frame-wise F0 network stored as ONNX.
+///
+/// The model reads `audio` `[1, samples]` of mono audio at `sample_rate` and the scalars
+/// `fmin`, `fmax` (Hz), and returns `pitch` (Hz) and `confidence` (0-1, voiced at 0.5 or
+/// more) `[1, frames]`, one per `hop` samples, each as f32 or f64.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PitchModelSpec {
+    /// Human-readable model name.
+    pub name: String,
+    /// The ONNX file, relative to the models directory.
+    pub file: String,
+    /// The rate the network reads, in Hz.
+    pub sample_rate: u32,
+    /// Samples per output frame.
+    pub hop: usize,
+    /// Lowest pitch the network reports, in Hz.
+    pub fmin: f32,
+    /// Highest pitch the network reports, in Hz.
+    pub fmax: f32,
+    /// Frames computed per network call.
+    pub window_frames: usize,
+    /// Frames of context fed before each window.
+    pub left_frames: usize,
+    /// Frames of context fed after each window.
+    pub lookahead_frames: usize,
+    /// Frames whose audio peaks below this get confidence 0 (the network answers digital
+    /// silence with random voiced frames).
+    pub silence_peak: f32,
+}
+
+impl PitchModelSpec {
+    /// SwiftF0 (Nieradzik, MIT) from `swift-f0==0.3.0`, as installed by `scripts/setup.sh`.
+    pub fn swift_f0() -> Self {
+        Self {
+            name: "SwiftF0 0.3.0".into(),
+            file: "swift-f0.onnx".into(),
+            sample_rate: 16_000,
+            hop: 256,
+            fmin: 46.875,
+            fmax: 2093.75,
+            window_frames: 1875,
+            left_frames: 11,
+            lookahead_frames: 10,
+            silence_peak: 1e-3,
+        }
+    }
+
+    /// Seconds between frames.
+    pub fn frame_period(&self) -> f64 {
+        self.hop as f64 / f64::from(self.sample_rate)
+    }
+}
+
+/// The pitch contour of one voice, one value per frame.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PitchTrack {
+    /// Seconds between frames; frame `i` starts at `i * frame_period`.
+    pub frame_period: f64,
+    /// Estimated F0 in Hz (meaningful where `confidence` is high).
+    pub pitch_hz: Vec<f32>,
+    /// Voicing confidence in [0, 1]; a frame is voiced at 0.5 or more.
+    pub confidence: Vec<f32>,
+    /// Level in dBFS of the two hops ending with each frame's own.
+    pub loudness_db: Vec<f32>,
+}
+
+impl PitchTrack {
+    /// Frames in the track.
+    pub fn len(&self) -> usize {
+        self.confidence.len()
+    }
+
+    /// Whether the track has no frames.
+    pub fn is_empty(&self) -> bool {
+        self.confidence.is_empty()
+    }
+}
+
+/// A loaded F0 network, shareable across threads; calls to it are serialised.
+#[derive(Debug)]
+pub struct PitchTracker {
+    spec: PitchModelSpec,
+    session: Mutex<Session>,
+}
+
+impl PitchTracker {
+    /// Loads the model `spec` describes and checks its tensor names.
+    pub fn new(runtime: &Runtime, spec: PitchModelSpec) -> Result<Self, TranscriptionError> {
+        let session = runtime.session(&spec.file)?;
+        let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+        let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+        for (wanted, present) in [("audio", &inputs), ("fmin", &inputs), ("fmax", &inputs)]
+            .into_iter()
+            .chain([("pitch", &outputs), ("confidence", &outputs)])
+        {
+            if !present.contains(&wanted) {
+                return Err(TranscriptionError::ModelMismatch {
+                    file: spec.file.clone(),
+                    reason: format!("no tensor `{wanted}`"),
+                });
+            }
+        }
+        Ok(Self {
+            spec,
+            session: Mutex::new(session),
+        })
+    }
+
+    /// What the loaded model is.
+    pub fn spec(&self) -> &PitchModelSpec {
+        &self.spec
+    }
+
+    /// Network calls [`PitchTracker::track`] makes for `samples` samples.
+    pub fn windows(&self, samples: usize) -> usize {
+        (samples / self.spec.hop)
+            .max(1)
+            .div_ceil(self.spec.window_frames)
+    }
+
+    /// Tracks the pitch of `signal`, mono at the model's rate; one frame per full hop (at
+    /// least one).
+    pub fn track(
+        &self,
+        signal: &[f32],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<PitchTrack, TranscriptionError> {
+        let hop = self.spec.hop;
+        let frames = (signal.len() / hop).max(1);
+        let windows = self.windows(signal.len());
+        let mut track = PitchTrack {
+            frame_period: self.spec.frame_period(),
+            pitch_hz: Vec::with_capacity(frames),
+            confidence: Vec::with_capacity(frames),
+            loudness_db: loudness_db(signal, hop, frames),
+        };
+        for k in 0..windows {
+            let start = k * self.spec.window_frames;
+            let end = (start + self.spec.window_frames).min(frames);
+            let left = start.saturating_sub(self.spec.left_frames);
+            let input = if end < frames {
+                &signal[left * hop..(end + self.spec.lookahead_frames) * hop]
+            } else {
+                &signal[left * hop..]
+            };
+            let (pitch, confidence) = self.run_network(input)?;
+            let wanted = start - left..end - left;
+            if pitch.len() < wanted.end || confidence.len() < wanted.end {
+                return Err(TranscriptionError::Inference(format!(
+                    "{} returned {} frames for {} samples, expected at least {}",
+                    self.spec.file,
+                    pitch.len().min(confidence.len()),
+                    input.len(),
+                    wanted.end
+                )));
+            }
+            track.pitch_hz.extend_from_slice(&pitch[wanted.clone()]);
+            track.confidence.extend_from_slice(&confidence[wanted]);
+            progress(Progress {
+                done: k + 1,
+                total: windows,
+            });
+        }
+        for (frame, confidence) in track.confidence.iter_mut().enumerate() {
+            let samples =
+                &signal[(frame * hop).min(signal.len())..((frame + 1) * hop).min(signal.len())];
+            let peak = samples.iter().fold(0.0f32, |peak, s| peak.max(s.abs()));
+            if peak < self.spec.silence_peak || !confidence.is_finite() {
+                *confidence = 0.0;
+            }
+            *confidence = confidence.clamp(0.0, 1.0);
+        }
+        Ok(track)
+    }
+
+    fn run_network(&self, audio: &[f32]) -> Result<(Vec<f32>, Vec<f32>), TranscriptionError> {
+        let fmin = [self.spec.fmin];
+        let fmax = [self.spec.fmax];
+        let scalar: [usize; 0] = [];
+        let inputs = ort::inputs![
+            "audio" => TensorRef::from_array_view(([1usize, audio.len()], audio))?,
+            "fmin" => TensorRef::from_array_view((scalar, &fmin[..]))?,
+            "fmax" => TensorRef::from_array_view((scalar, &fmax[..]))?,
+        ];
+        let mut session = self
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let outputs = session.run(inputs)?;
+        let extract = |name: &str| -> Result<Vec<f32>, TranscriptionError> {
+            let value = outputs.get(name).ok_or_else(|| {
+                TranscriptionError::Inference(format!("the model returned no `{name}`"))
+            })?;
+            // SwiftF0 returns pitch as f64 and confidence as f32; accept either for both.
+            match value.try_extract_tensor::<f32>() {
+                Ok((_, data)) => Ok(data.to_vec()),
+                Err(_) => Ok(value
+                    .try_extract_tensor::<f64>()?
+                    .1
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect()),
+            }
+        };
+        Ok((extract("pitch")?, extract("confidence")?))
+    }
+}
+
+/// Level in dBFS of each frame's hop together with the hop before it (floored at -140 dB).
+fn loudness_db(signal: &[f32], hop: usize, frames: usize) -> Vec<f32> {
+    let power: Vec<f64> = (0..frames)
+        .map(|frame| {
+            let from = (frame * hop).min(signal.len());
+            let to = ((frame + 1) * hop).min(signal.len());
+            signal[from..to]
+                .iter()
+                .map(|&s| f64::from(s) * f64::from(s))
+                .sum()
+        })
+        .collect();
+    (0..frames)
+        .map(|frame| {
+            let previous = if frame == 0 { 0.0 } else { power[frame - 1] };
+            let rms = ((previous + power[frame]) / (2 * hop) as f64).sqrt();
+            (20.0 * rms.max(1e-7).log10()) as f32
+        })
+        .collect()
+}
