@@ -180,3 +180,95 @@ fn raw_pcm_input() {
         (44_100, 2, 88_200)
     );
 }
+
+#[test]
+fn midi_writes_a_midi_file_and_the_json_note_list() {
+    let dir = temp_dir("midi");
+    let mid = dir.join("melody.mid");
+    let json = dir.join("melody.json");
+    let result = stemscribe(&[
+        os("midi"),
+        data("rock_mix.wav").as_os_str(),
+        os("-o"),
+        mid.as_os_str(),
+        os("--json"),
+        json.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    assert!(stderr.contains("notes (confidence"), "{stderr}");
+    let bytes = std::fs::read(&mid).unwrap();
+    assert_eq!(&bytes[..4], b"MThd");
+    let text = std::fs::read_to_string(&json).unwrap();
+    assert!(text.starts_with(r#"{"midiList":[{"start":"#), "{text}");
+    assert!(text.contains(r#""track":"vocal","confidence":"#), "{text}");
+    assert!(!dir.join("melody.mid.partial").exists());
+}
+
+#[test]
+fn midi_without_a_sung_melody_exits_with_its_own_status() {
+    let dir = temp_dir("nomelody");
+    let mid = dir.join("none.mid");
+    let result = stemscribe(&[
+        os("midi"),
+        data("tone_440hz_44k_stereo.ogg").as_os_str(),
+        os("-o"),
+        mid.as_os_str(),
+    ]);
+    assert_eq!(result.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.starts_with("error: no singing melody found"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!mid.exists(), "no file for no melody");
+}
+
+#[test]
+fn midi_needs_a_destination() {
+    let result = stemscribe(&[os("midi"), data("rock_mix.wav").as_os_str()]);
+    assert_eq!(result.status.code(), Some(2));
+}
+
+#[test]
+fn eval_transcription_prints_the_three_metrics() {
+    let dir = temp_dir("evalnotes");
+    let estimate = dir.join("estimate.json");
+    // Two of the three reference notes, one with its onset 30 ms late and a flat pitch.
+    std::fs::write(
+        &estimate,
+        r#"{"midiList":[{"start":0.5,"end":1.0,"pitch":69.0,"velocity":90},{"start":1.53,"end":2.0,"pitch":70.3,"velocity":90}],"track":"vocal","confidence":0.9}"#,
+    )
+    .unwrap();
+    let reference = dir.join("reference.csv");
+    std::fs::write(
+        &reference,
+        "0.5,440.0,0.5\n1.5,493.883,0.5\n3.0,440.0,1.0\n",
+    )
+    .unwrap();
+    let result = stemscribe(&[
+        os("eval"),
+        os("transcription"),
+        os("--reference"),
+        reference.as_os_str(),
+        os("--estimate"),
+        estimate.as_os_str(),
+    ]);
+    assert!(result.status.success());
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    // COn: 2 of 2 estimates, 2 of 3 references → F1 0.8. COnP: the second note is 70 cents
+    // flat → 1 match → P 0.5, R 0.333, F1 0.4.
+    assert!(
+        stdout.contains("COn          1.000     0.667     0.800"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("COnP         0.500     0.333     0.400"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("COnPOff      0.500     0.333     0.400"),
+        "{stdout}"
+    );
+}
