@@ -2,10 +2,12 @@
 
 use std::path::PathBuf;
 
+use crate::io::write_atomically;
 use anyhow::{Context, Result};
 use stemscribe_engine::{
-    decode_file, from_json, Audio, DecodeOptions, Engine, EngineConfig, HighBand, RuntimeConfig,
-    SeparationModel, SeparationOptions,
+    decode_file, from_json, write_wav, Audio, DecodeOptions, Engine, EngineConfig, HighBand,
+    OutputSpec, RuntimeConfig, SeparationModel, SeparationOptions, WavSampleFormat,
+    PROCESSING_RATE,
 };
 use stemscribe_eval::{global_sdr, read_notes_csv, score_notes, EvalNote, Tolerances};
 
@@ -18,6 +20,35 @@ pub enum Command {
     /// mir_eval note metrics (COn, COnP, COnPOff) of a JSON note list against reference
     /// notes.
     Transcription(TranscriptionArgs),
+    /// Mix a voice with looped accompaniment at a chosen level, to test transcription of
+    /// songs whose notes are known.
+    Mix(MixArgs),
+}
+
+/// Arguments of `stemscribe eval mix`.
+#[derive(Debug, clap::Args)]
+pub struct MixArgs {
+    /// The voice (its length is the mix's).
+    #[arg(long, value_name = "FILE")]
+    vocals: PathBuf,
+    /// The accompaniment, looped or cut to the voice's length.
+    #[arg(long, value_name = "FILE")]
+    accompaniment: PathBuf,
+    /// Streams of the accompaniment file to sum (e.g. 1 2 3 of a stems file); default: the
+    /// first.
+    #[arg(long, value_name = "N", num_args = 1..)]
+    accompaniment_tracks: Vec<usize>,
+    /// Level of the voice over the accompaniment, RMS in dB.
+    #[arg(
+        long,
+        value_name = "DB",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    vocals_db: f64,
+    /// The mix, 44.1 kHz stereo 32-bit float WAV.
+    #[arg(long, short, value_name = "OUT.wav")]
+    output: PathBuf,
 }
 
 /// Arguments of `stemscribe eval transcription`.
@@ -68,7 +99,70 @@ pub fn run(command: &Command, threads: Option<usize>) -> Result<()> {
     match command {
         Command::Separation(args) => separation(args, threads),
         Command::Transcription(args) => transcription(args),
+        Command::Mix(args) => mix(args),
     }
+}
+
+fn mix(args: &MixArgs) -> Result<()> {
+    let decode = |path: &PathBuf, track| {
+        let options = DecodeOptions {
+            track,
+            ..DecodeOptions::default()
+        };
+        decode_file(path, &options).with_context(|| format!("cannot decode {}", path.display()))
+    };
+    let vocals = decode(&args.vocals, None)?;
+    let accompaniment = if args.accompaniment_tracks.is_empty() {
+        decode(&args.accompaniment, None)?
+    } else {
+        let parts = args
+            .accompaniment_tracks
+            .iter()
+            .map(|&track| decode(&args.accompaniment, Some(track)))
+            .collect::<Result<Vec<_>>>()?;
+        Audio::sum(&parts)?
+    };
+    let frames = vocals.frames();
+    let rms = |channels: &[Vec<f32>]| {
+        let energy: f64 = channels
+            .iter()
+            .flatten()
+            .map(|&s| f64::from(s).powi(2))
+            .sum();
+        (energy / (channels.len() * frames).max(1) as f64).sqrt()
+    };
+    let looped: Vec<Vec<f32>> = accompaniment
+        .channels()
+        .iter()
+        .map(|c| c.iter().copied().cycle().take(frames).collect())
+        .collect();
+    let (voice_rms, backing_rms) = (rms(vocals.channels()), rms(&looped));
+    anyhow::ensure!(
+        voice_rms > 0.0 && backing_rms > 0.0,
+        "the vocals or the accompaniment are silent"
+    );
+    let gain = (voice_rms / backing_rms / 10f64.powf(args.vocals_db / 20.0)) as f32;
+    let channels = vocals
+        .channels()
+        .iter()
+        .zip(&looped)
+        .map(|(v, a)| v.iter().zip(a).map(|(&v, &a)| v + gain * a).collect())
+        .collect();
+    let spec = OutputSpec {
+        sample_rate: PROCESSING_RATE,
+        channels: 2,
+        sample_format: WavSampleFormat::Float32,
+    };
+    write_atomically(&args.output, |w| {
+        write_wav(Audio::new(PROCESSING_RATE, channels)?, &spec, w)
+            .with_context(|| format!("cannot write {}", args.output.display()))
+    })?;
+    println!(
+        "wrote {} ({:.1} s, accompaniment gain {gain:.4})",
+        args.output.display(),
+        vocals.duration_secs()
+    );
+    Ok(())
 }
 
 fn transcription(args: &TranscriptionArgs) -> Result<()> {
