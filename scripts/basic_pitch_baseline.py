@@ -1,5 +1,6 @@
-"""Transcribes audio files with Basic Pitch (basic-pitch 0.4.0, its ONNX model `nmp.onnx` and its
-own note creation, default thresholds) and writes each result as the JSON note list that
+"""Transcribes audio files with Basic Pitch (basic-pitch 0.4.0's own inference and note creation,
+default thresholds) running the ONNX model `scripts/setup.sh` installed as
+`models/installed/basic-pitch-nmp.onnx` (the wheel's `nmp.onnx`) and writes each result as the JSON note list that
 `stemscribe midi --json` writes, so that `stemscribe eval transcription` scores both alike.
 
 Usage: basic_pitch_baseline.py OUT_DIR AUDIO...   (writes OUT_DIR/<stem>.basic-pitch.json)
@@ -9,20 +10,21 @@ import json
 import pathlib
 import sys
 
-from basic_pitch import ICASSP_2022_MODEL_PATH
 from basic_pitch.inference import predict
+
+MODEL = pathlib.Path(__file__).resolve().parent.parent / "models/installed/basic-pitch-nmp.onnx"
 
 
 def main() -> None:
     if len(sys.argv) < 3:
         sys.exit(__doc__)
-    if pathlib.Path(str(ICASSP_2022_MODEL_PATH)).suffix != ".onnx":
-        sys.exit(f"expected Basic Pitch's ONNX model, got {ICASSP_2022_MODEL_PATH}")
+    if not MODEL.is_file():
+        sys.exit(f"{MODEL} is missing: run scripts/setup.sh")
     out_dir = pathlib.Path(sys.argv[1])
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in sys.argv[2:]:
         path = pathlib.Path(name)
-        _, _, events = predict(str(path))
+        _, _, events = predict(str(path), str(MODEL))
         events = sorted(events, key=lambda e: (e[0], e[2]))
         notes = [
             {
