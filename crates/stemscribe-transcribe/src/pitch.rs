@@ -132,15 +132,23 @@ impl PitchTracker {
             .div_ceil(self.spec.window_frames)
     }
 
-    /// Tracks the pitch of `signal`, mono at the model's rate; one frame per full hop (at
-    /// least one).
+    /// Tracks the pitch of `signal`, mono at the model's rate; one frame per full hop, and
+    /// one for a signal shorter than a hop.
     pub fn track(
         &self,
         signal: &[f32],
         progress: &mut dyn FnMut(Progress),
     ) -> Result<PitchTrack, TranscriptionError> {
         let hop = self.spec.hop;
-        let frames = (signal.len() / hop).max(1);
+        let padded;
+        let signal = if signal.len() < hop {
+            // Shorter than one frame: zero-padded to one, which the network always answers.
+            padded = [signal, &vec![0.0; hop - signal.len()]].concat();
+            &padded
+        } else {
+            signal
+        };
+        let frames = signal.len() / hop;
         let windows = self.windows(signal.len());
         let mut track = PitchTrack {
             frame_period: self.spec.frame_period(),
