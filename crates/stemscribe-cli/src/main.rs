@@ -8,6 +8,7 @@ mod eval;
 mod io;
 mod midi;
 mod separate;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,8 @@ enum Command {
     Separate(separate::Args),
     /// Transcribe the sung melody of a song to MIDI and/or a JSON note list.
     Midi(midi::Args),
+    /// Serve the invoke API (POST /api/v1/invoke) on this machine.
+    Serve(serve::Args),
     /// Measure quality against ground truth.
     #[command(subcommand)]
     Eval(eval::Command),
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Separate(args) => separate::run(&args, threads, cli.quiet),
         Command::Midi(args) => midi::run(&args, threads, cli.quiet),
+        Command::Serve(args) => serve::run(&args, threads, cli.quiet),
         Command::Eval(command) => eval::run(&command, threads),
     };
     match result {

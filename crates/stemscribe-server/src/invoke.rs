@@ -1,0 +1,475 @@
+//! `POST /api/v1/invoke`: credentials, namespace and payload checks, then one job on a
+//! blocking thread, answered in the API's response shape.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use stemscribe_engine::{
+    decode, decode_raw_pcm, to_json, to_smf, wav_bytes, Audio, DecodeError, DecodeOptions, Engine,
+    EngineError, OutputSpec, RawPcm, SeparationModel, SmfOptions, WavSampleFormat,
+};
+
+use crate::payload::{AudioInfo, MidiPayload, SeparatePayload};
+use crate::{Shared, Status, MAX_DATA_BYTES, MAX_DURATION_SECS};
+
+const SEPARATE: &str = "MusicSourceSeparate";
+const MIDI: &str = "MIDI";
+
+/// Base64 of [`MAX_DATA_BYTES`] plus room for the JSON around it.
+const MAX_BODY_BYTES: usize = MAX_DATA_BYTES / 3 * 4 + 1024 * 1024;
+
+/// The request body; everything optional so that each absence gets its own status.
+#[derive(Debug, Default, Deserialize)]
+struct InvokeBody {
+    appkey: Option<String>,
+    token: Option<String>,
+    namespace: Option<String>,
+    /// A JSON text (the contract); a JSON object is accepted too.
+    payload: Option<serde_json::Value>,
+    data: Option<String>,
+}
+
+/// The response body, for success and failure alike.
+#[derive(Debug, Serialize)]
+struct InvokeResponse {
+    task_id: String,
+    namespace: String,
+    data: String,
+    payload: String,
+    status_code: u32,
+    status_text: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+/// A request that cannot be served, and why.
+#[derive(Debug)]
+pub struct Failure {
+    status: Status,
+    message: String,
+}
+
+impl Failure {
+    fn new(status: Status, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a job returns: base64 data and/or a payload text.
+#[derive(Debug, Default)]
+struct Output {
+    data: Vec<u8>,
+    payload: String,
+}
+
+pub async fn invoke(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    body: Body,
+) -> Response {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let task_id = task_id();
+    let mut namespace = query.get("namespace").cloned().unwrap_or_default();
+    let result = async {
+        if method != Method::POST {
+            return Err(Failure::new(Status::InvalidMethod, "use POST"));
+        }
+        let too_large = || {
+            Failure::new(
+                Status::ExceededDataSize,
+                format!(
+                    "the request is larger than {} MB of audio allows",
+                    MAX_DATA_BYTES >> 20
+                ),
+            )
+        };
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+            return Err(too_large());
+        }
+        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| too_large())?;
+        let request: InvokeBody = serde_json::from_slice(&bytes).map_err(|e| {
+            Failure::new(
+                Status::ClientError,
+                format!("the body is not the invoke JSON: {e}"),
+            )
+        })?;
+        let field = |own: &Option<String>, name: &str| {
+            own.clone()
+                .filter(|v| !v.is_empty())
+                .or_else(|| query.get(name).cloned())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(ns) = field(&request.namespace, "namespace") {
+            namespace = ns;
+        }
+        authorise(
+            &shared,
+            field(&request.appkey, "appkey"),
+            field(&request.token, "token"),
+        )?;
+        let job = match namespace.as_str() {
+            SEPARATE => Job::Separate(read_payload(&request.payload, true)?),
+            MIDI => Job::Midi(read_payload(&request.payload, false)?),
+            "" => return Err(Failure::new(Status::DeniedNamespace, "no namespace given")),
+            other => {
+                return Err(Failure::new(
+                    Status::DeniedNamespace,
+                    format!("unknown namespace `{other}` (known: {SEPARATE}, {MIDI})"),
+                ))
+            }
+        };
+        job.check()?;
+        let data = request.data.unwrap_or_default();
+        if data.is_empty() {
+            return Err(match job.url() {
+                Some(url) if !url.is_empty() => Failure::new(
+                    Status::FailedDownload,
+                    "this server does not fetch payload.url (fetching is disabled); send the \
+                     audio as base64 in `data`",
+                ),
+                Some(_) => Failure::new(Status::EmptyData, "`data` and payload.url are empty"),
+                None => Failure::new(Status::EmptyData, "`data` is empty and there is no url"),
+            });
+        }
+        let permit = shared.jobs.clone().try_acquire_owned().map_err(|_| {
+            Failure::new(
+                Status::ExceededQuota,
+                format!(
+                    "{} jobs are already running; retry later",
+                    shared.config.max_jobs
+                ),
+            )
+        })?;
+        let engine = shared.engine.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job.run(&engine, &data)
+        });
+        match tokio::time::timeout(shared.config.job_timeout, work).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Failure::new(
+                Status::ServerError,
+                "the job failed unexpectedly",
+            )),
+            Err(_) => Err(Failure::new(
+                Status::ServerError,
+                format!(
+                    "the job took longer than {} s",
+                    shared.config.job_timeout.as_secs()
+                ),
+            )),
+        }
+    }
+    .await;
+    let (status, output, message) = match result {
+        Ok(output) => (Status::Ok, output, None),
+        Err(failure) => (failure.status, Output::default(), Some(failure.message)),
+    };
+    let response = InvokeResponse {
+        task_id,
+        namespace,
+        data: STANDARD.encode(&output.data),
+        payload: output.payload,
+        status_code: status.code(),
+        status_text: status.text(),
+        message,
+    };
+    let http = StatusCode::from_u16(status.http()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (http, Json(response)).into_response()
+}
+
+fn authorise(
+    shared: &Shared,
+    appkey: Option<String>,
+    token: Option<String>,
+) -> Result<(), Failure> {
+    let Some(keys) = &shared.config.keys else {
+        return Ok(());
+    };
+    let (Some(appkey), Some(token)) = (appkey, token) else {
+        return Err(Failure::new(
+            Status::InvalidAccess,
+            "appkey and token are required",
+        ));
+    };
+    if keys.get(&appkey) == Some(&token) {
+        Ok(())
+    } else {
+        Err(Failure::new(Status::DeniedAccess, "wrong appkey or token"))
+    }
+}
+
+/// Parses `payload` (a JSON text, or a JSON object) into `T`; absent or empty is the
+/// defaults unless `required`.
+fn read_payload<T: DeserializeOwned + Default>(
+    payload: &Option<serde_json::Value>,
+    required: bool,
+) -> Result<T, Failure> {
+    let value = match payload {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(text)) if text.trim().is_empty() => None,
+        Some(serde_json::Value::String(text)) => Some(
+            serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
+                Failure::new(Status::IllegalPayload, format!("payload is not JSON: {e}"))
+            })?,
+        ),
+        Some(value) => Some(value.clone()),
+    };
+    match value {
+        None if required => Err(Failure::new(Status::EmptyPayload, "payload is required")),
+        None => Ok(T::default()),
+        Some(value) => serde_json::from_value(value).map_err(|e| {
+            Failure::new(
+                Status::IllegalPayload,
+                format!("payload has a wrong type: {e}"),
+            )
+        }),
+    }
+}
+
+/// One request's work.
+#[derive(Debug)]
+enum Job {
+    Separate(SeparatePayload),
+    Midi(MidiPayload),
+}
+
+impl Job {
+    fn url(&self) -> Option<&str> {
+        match self {
+            Self::Separate(p) => p.url.as_deref(),
+            Self::Midi(p) => p.url.as_deref(),
+        }
+    }
+
+    fn audio_info(&self) -> Option<&AudioInfo> {
+        match self {
+            Self::Separate(p) => p.audio_info.as_ref(),
+            Self::Midi(p) => p.audio_info.as_ref(),
+        }
+    }
+
+    /// Checks every payload value before any heavy work.
+    fn check(&self) -> Result<(), Failure> {
+        if let Some(info) = self.audio_info() {
+            match info.format.as_deref() {
+                None | Some("wav" | "mp3" | "aac" | "m4a" | "flac" | "ogg") => {}
+                Some("pcm") if info.sample_rate.is_some() && info.channel.is_some() => {}
+                Some("pcm") => {
+                    return Err(Failure::new(
+                        Status::InvalidPayload,
+                        "pcm needs audio_info.sample_rate and audio_info.channel",
+                    ))
+                }
+                Some(other) => {
+                    return Err(Failure::new(
+                        Status::InvalidPayload,
+                        format!("unknown audio_info.format `{other}`"),
+                    ))
+                }
+            }
+        }
+        if let Self::Separate(payload) = self {
+            output_of(payload)?;
+        }
+        Ok(())
+    }
+
+    fn run(self, engine: &Engine, data: &str) -> Result<Output, Failure> {
+        let audio = decode_data(data, self.audio_info())?;
+        match self {
+            Self::Separate(payload) => {
+                let (model, spec) = output_of(&payload)?;
+                let stem = engine
+                    .separate(&audio, model, &mut |_| {})
+                    .map_err(server_error)?;
+                let (bytes, _) = wav_bytes(stem, &spec).map_err(|e| {
+                    Failure::new(
+                        Status::InvalidPayload,
+                        format!("cannot write the output: {e}"),
+                    )
+                })?;
+                Ok(Output {
+                    data: bytes,
+                    payload: String::new(),
+                })
+            }
+            Self::Midi(payload) => {
+                let melody = engine
+                    .transcribe(&audio, &mut |_| {})
+                    .map_err(|e| match e {
+                        EngineError::NoOutput(why) => {
+                            Failure::new(Status::NoOutput, why.to_string())
+                        }
+                        other => server_error(other),
+                    })?;
+                if payload.extra.and_then(|e| e.midi).unwrap_or(true) {
+                    Ok(Output {
+                        data: to_smf(&melody, &SmfOptions::default()),
+                        payload: String::new(),
+                    })
+                } else {
+                    Ok(Output {
+                        data: Vec::new(),
+                        payload: to_json(&melody),
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// The model and output format a separation payload asks for.
+fn output_of(payload: &SeparatePayload) -> Result<(SeparationModel, OutputSpec), Failure> {
+    let name = payload.model.as_deref().unwrap_or("2track_vocal");
+    let model: SeparationModel = name.parse().map_err(|_| {
+        let known = "2track_vocal, 2track_acc";
+        let reason = if name.starts_with("bs_4track") {
+            format!("model `{name}` is not installed on this server (available: {known})")
+        } else {
+            format!("unknown model `{name}` (available: {known})")
+        };
+        Failure::new(Status::InvalidPayload, reason)
+    })?;
+    let extra = payload.extra.as_ref();
+    match extra
+        .and_then(|e| e.output_format.as_deref())
+        .unwrap_or("wav")
+    {
+        "wav" => {}
+        format @ ("mp3" | "aac") => {
+            return Err(Failure::new(
+                Status::InvalidPayload,
+                format!("output_format `{format}` is not available yet on this server; use wav"),
+            ))
+        }
+        other => {
+            return Err(Failure::new(
+                Status::InvalidPayload,
+                format!("unknown output_format `{other}` (wav, mp3, aac)"),
+            ))
+        }
+    }
+    let sample_rate = extra.and_then(|e| e.output_sample_rate).unwrap_or(44_100);
+    if !(1_000..=384_000).contains(&sample_rate) {
+        return Err(Failure::new(
+            Status::InvalidPayload,
+            "output_sample_rate must be 1000-384000 Hz",
+        ));
+    }
+    let channels = match extra.and_then(|e| e.output_channel).unwrap_or(1) {
+        1 => 1,
+        2 => 2,
+        _ => {
+            return Err(Failure::new(
+                Status::InvalidPayload,
+                "output_channel must be 1 or 2",
+            ))
+        }
+    };
+    Ok((
+        model,
+        OutputSpec {
+            sample_rate,
+            channels,
+            sample_format: WavSampleFormat::Pcm16,
+        },
+    ))
+}
+
+fn decode_data(data: &str, info: Option<&AudioInfo>) -> Result<Audio, Failure> {
+    if data.len() / 4 * 3 > MAX_DATA_BYTES + 3 {
+        return Err(Failure::new(
+            Status::ExceededDataSize,
+            "the audio is larger than 100 MB",
+        ));
+    }
+    let bytes = if data.bytes().any(|b| b.is_ascii_whitespace()) {
+        let compact: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        STANDARD.decode(compact)
+    } else {
+        STANDARD.decode(data)
+    }
+    .map_err(|e| {
+        Failure::new(
+            Status::IllegalData,
+            format!("data is not standard base64: {e}"),
+        )
+    })?;
+    if bytes.len() > MAX_DATA_BYTES {
+        return Err(Failure::new(
+            Status::ExceededDataSize,
+            "the audio is larger than 100 MB",
+        ));
+    }
+    let decoded = match info {
+        Some(AudioInfo {
+            format: Some(format),
+            sample_rate: Some(sample_rate),
+            channel: Some(channels),
+        }) if format == "pcm" => decode_raw_pcm(
+            &bytes,
+            RawPcm {
+                sample_rate: *sample_rate,
+                channels: *channels,
+            },
+            Some(MAX_DURATION_SECS),
+        ),
+        _ => decode(
+            bytes,
+            &DecodeOptions {
+                format_hint: info.and_then(|i| i.format.clone()),
+                max_duration_secs: Some(MAX_DURATION_SECS),
+                ..DecodeOptions::default()
+            },
+        ),
+    };
+    decoded.map_err(|e| match e {
+        DecodeError::TooLong { .. } => Failure::new(Status::ExceededDuration, e.to_string()),
+        other => Failure::new(
+            Status::IllegalData,
+            format!("cannot decode the audio: {other}"),
+        ),
+    })
+}
+
+fn server_error(error: EngineError) -> Failure {
+    Failure::new(Status::ServerError, error.to_string())
+}
+
+/// A process-unique id: start time and a counter, hex.
+fn task_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    let start = START.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{:016x}{n:08x}", *start as u64)
+}

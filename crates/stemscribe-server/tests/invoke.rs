@@ -1,0 +1,377 @@
+//! The server as clients see it: a real listener on loopback, raw HTTP/1.1 requests.
+//! Needs the runtime and models from `scripts/setup.sh`.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use stemscribe_engine::{Engine, EngineConfig};
+use stemscribe_server::{serve, ServerConfig};
+use tokio::sync::oneshot;
+
+fn data(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data")
+        .join(name);
+    std::fs::read(path).unwrap()
+}
+
+fn engine() -> Arc<Engine> {
+    static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| Arc::new(Engine::new(&EngineConfig::default()).unwrap()))
+        .clone()
+}
+
+/// A running server; dropping the sender shuts it down.
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(config: ServerConfig) -> Self {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let engine = engine();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                serve(listener, engine, config, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        Self {
+            addr: addr_rx.recv().unwrap(),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Sends one request and returns (HTTP status, JSON body).
+fn request(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {target} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    read_response(stream)
+}
+
+fn read_response(mut stream: TcpStream) -> (u16, Value) {
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8(response).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    (status, serde_json::from_str(body).unwrap())
+}
+
+fn invoke(addr: SocketAddr, body: &Value) -> (u16, Value) {
+    request(addr, "POST", "/api/v1/invoke", body.to_string().as_bytes())
+}
+
+fn separate_body(payload: &Value, audio: &[u8]) -> Value {
+    json!({"appkey": "k", "token": "t", "namespace": "MusicSourceSeparate",
+           "payload": payload.to_string(), "data": STANDARD.encode(audio)})
+}
+
+fn assert_status(response: &(u16, Value), http: u16, code: u64) {
+    assert_eq!(response.0, http, "{}", response.1);
+    assert_eq!(response.1["status_code"], code, "{}", response.1);
+    if code != 20_000_000 {
+        assert_eq!(response.1["data"], "");
+        assert_eq!(response.1["payload"], "");
+    }
+}
+
+fn wav_of(response: &Value) -> (hound::WavSpec, u32) {
+    let bytes = STANDARD.decode(response["data"].as_str().unwrap()).unwrap();
+    let reader = hound::WavReader::new(std::io::Cursor::new(bytes)).unwrap();
+    (reader.spec(), reader.duration())
+}
+
+#[test]
+fn body_form_separates_with_the_default_output() {
+    let server = Server::start(ServerConfig::default());
+    let response = invoke(
+        server.addr,
+        &separate_body(&json!({"model": "2track_acc"}), &data("rock_mix.wav")),
+    );
+    assert_status(&response, 200, 20_000_000);
+    assert_eq!(response.1["status_text"], "OK");
+    assert_eq!(response.1["namespace"], "MusicSourceSeparate");
+    let (spec, frames) = wav_of(&response.1);
+    assert_eq!((spec.sample_rate, spec.channels), (44_100, 1));
+    assert_eq!(frames, 132_300);
+}
+
+#[test]
+fn output_rate_and_channels_are_honoured() {
+    let server = Server::start(ServerConfig::default());
+    let payload = json!({"extra": {"output_sample_rate": 16000, "output_channel": 2}});
+    let response = invoke(server.addr, &separate_body(&payload, &data("rock_mix.wav")));
+    assert_status(&response, 200, 20_000_000);
+    let (spec, frames) = wav_of(&response.1);
+    assert_eq!((spec.sample_rate, spec.channels), (16_000, 2));
+    assert_eq!(frames, 48_000);
+}
+
+#[test]
+fn query_form_transcribes_to_midi_and_json() {
+    let server = Server::start(ServerConfig::default());
+    let audio = STANDARD.encode(data("rock_mix.wav"));
+    let target = "/api/v1/invoke?version=v4&token=t&appkey=k&namespace=MIDI";
+    let body = json!({"data": audio});
+    let response = request(server.addr, "POST", target, body.to_string().as_bytes());
+    assert_status(&response, 200, 20_000_000);
+    assert_eq!(response.1["namespace"], "MIDI");
+    let midi = STANDARD
+        .decode(response.1["data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(&midi[..4], b"MThd");
+
+    let body = json!({"data": audio, "payload": "{\"extra\":{\"midi\":false}}"});
+    let response = request(server.addr, "POST", target, body.to_string().as_bytes());
+    assert_status(&response, 200, 20_000_000);
+    let notes: Value = serde_json::from_str(response.1["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(notes["track"], "vocal");
+    assert!(!notes["midiList"].as_array().unwrap().is_empty());
+    assert_eq!(response.1["data"], "");
+}
+
+#[test]
+fn every_client_error_has_its_code() {
+    let server = Server::start(ServerConfig::default());
+    let addr = server.addr;
+    let wav = data("rock_mix.wav");
+    let cases: Vec<(Value, u16, u64)> = vec![
+        (
+            json!({"namespace": "Nope", "data": "AAAA"}),
+            400,
+            40_200_014,
+        ),
+        (json!({"data": "AAAA"}), 400, 40_200_014),
+        (
+            json!({"namespace": "MusicSourceSeparate", "data": STANDARD.encode(&wav)}),
+            400,
+            40_000_021,
+        ),
+        (
+            json!({"namespace": "MusicSourceSeparate", "payload": "{not json", "data": "AAAA"}),
+            400,
+            40_000_022,
+        ),
+        (
+            json!({"namespace": "MusicSourceSeparate", "payload": "{\"model\": 7}", "data": "AAAA"}),
+            400,
+            40_000_022,
+        ),
+        (
+            separate_body(&json!({"model": "5track"}), &wav),
+            400,
+            40_000_020,
+        ),
+        (
+            separate_body(&json!({"extra": {"output_channel": 3}}), &wav),
+            400,
+            40_000_020,
+        ),
+        (
+            separate_body(&json!({"extra": {"output_format": "flac"}}), &wav),
+            400,
+            40_000_020,
+        ),
+        (separate_body(&json!({}), &[]), 400, 40_000_011),
+        (
+            separate_body(&json!({"url": "http://192.168.0.1/a.mp3"}), &[]),
+            400,
+            40_000_024,
+        ),
+        (
+            json!({"namespace": "MIDI", "data": "@@not base64@@"}),
+            400,
+            40_000_012,
+        ),
+        (
+            json!({"namespace": "MIDI", "data": STANDARD.encode(b"RIFF....WAVEgarbage")}),
+            400,
+            40_000_012,
+        ),
+        (
+            json!({"namespace": "MIDI", "data": STANDARD.encode(data("tone_440hz_44k_stereo.ogg"))}),
+            400,
+            40_000_010,
+        ),
+    ];
+    for (body, http, code) in cases {
+        let response = invoke(addr, &body);
+        assert_status(&response, http, code);
+        assert!(response.1["message"].is_string());
+    }
+    assert_status(
+        &request(addr, "POST", "/api/v1/invoke", b"not json"),
+        400,
+        40_000_000,
+    );
+    assert_status(
+        &request(addr, "GET", "/api/v1/invoke", b""),
+        400,
+        40_200_003,
+    );
+}
+
+#[test]
+fn audio_over_ten_minutes_is_refused_before_separation() {
+    let server = Server::start(ServerConfig::default());
+    // 601 s of raw 16-bit mono PCM at 1 kHz.
+    let pcm = vec![0u8; 601 * 1000 * 2];
+    let payload = json!({"audio_info": {"format": "pcm", "sample_rate": 1000, "channel": 1}});
+    let response = invoke(server.addr, &separate_body(&payload, &pcm));
+    assert_status(&response, 400, 40_000_013);
+}
+
+#[test]
+fn oversized_bodies_are_refused_while_reading() {
+    let server = Server::start(ServerConfig::default());
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // Announce 200 MB but send only the start: the answer must not wait for the rest.
+    write!(
+        stream,
+        "POST /api/v1/invoke HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: 200000000\r\nConnection: close\r\n\r\n{{\"data\":\""
+    )
+    .unwrap();
+    let response = read_response(stream);
+    assert_status(&response, 400, 40_000_016);
+}
+
+#[test]
+fn keys_are_checked_when_configured() {
+    let keys = HashMap::from([("k".to_owned(), "t".to_owned())]);
+    let server = Server::start(ServerConfig {
+        keys: Some(keys),
+        ..ServerConfig::default()
+    });
+    let wav = data("rock_mix.wav");
+    let mut body = separate_body(&json!({}), &wav);
+    body["token"] = json!("wrong");
+    assert_status(&invoke(server.addr, &body), 401, 40_200_002);
+    body.as_object_mut().unwrap().remove("token");
+    assert_status(&invoke(server.addr, &body), 401, 40_200_001);
+    let target = "/api/v1/invoke?version=v4&token=t&appkey=k&namespace=MusicSourceSeparate";
+    let body = json!({"payload": "{}", "data": STANDARD.encode(&wav)});
+    let response = request(server.addr, "POST", target, body.to_string().as_bytes());
+    assert_status(&response, 200, 20_000_000);
+}
+
+#[test]
+fn concurrent_requests_get_their_own_answer_or_a_clean_429() {
+    let server = Server::start(ServerConfig {
+        max_jobs: 1,
+        ..ServerConfig::default()
+    });
+    let addr = server.addr;
+    let wav = Arc::new(data("rock_mix.wav"));
+    let clients: Vec<_> = (0..4u32)
+        .map(|i| {
+            let wav = wav.clone();
+            std::thread::spawn(move || {
+                // Each client asks for its own rate, so a mixed-up answer shows.
+                let rate = 8_000 + 1_000 * i;
+                let payload = json!({"extra": {"output_sample_rate": rate}});
+                (rate, invoke(addr, &separate_body(&payload, &wav)))
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    let mut served = 0;
+    for client in clients {
+        let (rate, response) = client.join().unwrap();
+        assert!(ids.insert(response.1["task_id"].as_str().unwrap().to_owned()));
+        match response.0 {
+            200 => {
+                served += 1;
+                let (spec, frames) = wav_of(&response.1);
+                assert_eq!(spec.sample_rate, rate);
+                assert_eq!(frames, 3 * rate);
+            }
+            429 => assert_status(&response, 429, 40_200_011),
+            other => panic!("unexpected HTTP {other}: {}", response.1),
+        }
+    }
+    assert!(served >= 1);
+}
+
+#[test]
+fn shutdown_finishes_requests_in_flight() {
+    let mut server = Server::start(ServerConfig::default());
+    let addr = server.addr;
+    let body = separate_body(&json!({}), &data("rock_mix.wav"));
+    let client = std::thread::spawn(move || invoke(addr, &body));
+    std::thread::sleep(Duration::from_millis(300));
+    server.shutdown();
+    assert_status(&client.join().unwrap(), 200, 20_000_000);
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "still accepting after shutdown"
+    );
+}
+
+#[test]
+fn healthz_answers() {
+    let server = Server::start(ServerConfig::default());
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("ok"));
+}
