@@ -4,7 +4,7 @@
 use stemscribe_midi::{Note, Transcription};
 
 use crate::pitch::PitchTrack;
-use crate::segment::{segment, Segment};
+use crate::segment::{segment, semitones, Segment};
 use crate::NoOutput;
 
 /// Confidence at which a frame counts as voiced.
@@ -102,12 +102,6 @@ pub fn notes_from_track(
         })
         .collect();
     Ok(Transcription { notes, confidence })
-}
-
-/// A frequency as a fractional MIDI number, if it is one.
-fn semitones(hz: f32) -> Option<f64> {
-    let hz = f64::from(hz);
-    (hz.is_finite() && hz > 0.0).then(|| 69.0 + 12.0 * (hz / 440.0).log2())
 }
 
 /// The level of the mean power of frames given in dB.

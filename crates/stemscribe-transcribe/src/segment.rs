@@ -36,14 +36,7 @@ const LOUDNESS_REACH: usize = 4;
 /// The segmentation of `track` with the smallest cost, notes in time order.
 pub fn segment(track: &PitchTrack, hold_secs: f64) -> Vec<Segment> {
     let n = track.len();
-    let semitones: Vec<Option<f64>> = track
-        .pitch_hz
-        .iter()
-        .map(|&hz| {
-            let hz = f64::from(hz);
-            (hz.is_finite() && hz > 0.0).then(|| 69.0 + 12.0 * (hz / 440.0).log2())
-        })
-        .collect();
+    let semitones: Vec<Option<f64>> = track.pitch_hz.iter().map(|&hz| semitones(hz)).collect();
     let weight: Vec<f64> = semitones
         .iter()
         .zip(&track.confidence)
@@ -115,6 +108,12 @@ pub fn segment(track: &PitchTrack, hold_secs: f64) -> Vec<Segment> {
     }
     notes.reverse();
     notes
+}
+
+/// A frequency as a fractional MIDI number, if it is a positive finite one.
+pub(crate) fn semitones(hz: f32) -> Option<f64> {
+    let hz = f64::from(hz);
+    (hz.is_finite() && hz > 0.0).then(|| 69.0 + 12.0 * (hz / 440.0).log2())
 }
 
 /// Per frame, the dB by which it lies more than 3 dB below the loudest frames within
