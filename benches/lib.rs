@@ -1,6 +1,11 @@
-//! Shared inputs for the benchmarks: a 30 s song clip built from the bundled example.
+//! Shared inputs and checks for the benchmarks: a 30 s song clip built from the bundled
+//! example, and the real-time target every end-to-end benchmark asserts.
 
-use stemscribe_engine::{decode_file, Audio, DecodeOptions};
+use std::time::Instant;
+
+use stemscribe_engine::{
+    decode_file, wav_bytes, Audio, DecodeOptions, OutputSpec, WavSampleFormat,
+};
 
 /// Seconds of audio every separation benchmark processes.
 pub const CLIP_SECS: usize = 30;
@@ -17,4 +22,33 @@ pub fn song_clip() -> Audio {
         .map(|c| c.iter().copied().cycle().take(frames).collect())
         .collect();
     Audio::new(song.sample_rate(), channels).expect("same shape as the song")
+}
+
+/// [`song_clip`] as a 16-bit stereo WAV file in memory: the input of end-to-end benchmarks.
+pub fn song_clip_wav() -> Vec<u8> {
+    let spec = OutputSpec {
+        sample_rate: 44_100,
+        channels: 2,
+        sample_format: WavSampleFormat::Pcm16,
+    };
+    wav_bytes(song_clip(), &spec).expect("encodes").0
+}
+
+/// Times three more runs of `run` on a [`CLIP_SECS`] clip and panics when the median is
+/// slower than `target` times real time (after criterion has reported its measurement).
+pub fn assert_real_time(task: &str, target: f64, mut run: impl FnMut()) {
+    let mut runs: Vec<f64> = (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            run();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    let factor = CLIP_SECS as f64 / runs[1];
+    println!("{task} end to end: {factor:.1}x real time (target >= {target}x)");
+    assert!(
+        factor >= target,
+        "{task} runs at {factor:.1}x real time, below the {target}x target"
+    );
 }

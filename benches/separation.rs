@@ -3,10 +3,10 @@
 //! After criterion's measurement the benchmark checks the target of ≥ 20× real time on this
 //! machine and fails (panics) when the median run is slower.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, Criterion, Throughput};
-use stemscribe_benches::{song_clip, CLIP_SECS};
+use stemscribe_benches::{assert_real_time, song_clip_wav, CLIP_SECS};
 use stemscribe_engine::{
     decode, wav_bytes, DecodeOptions, Engine, EngineConfig, OutputSpec, SeparationModel,
     WavSampleFormat,
@@ -14,15 +14,6 @@ use stemscribe_engine::{
 
 /// Real-time factor the end-to-end 2-stem path must reach.
 const TARGET_REAL_TIME_FACTOR: f64 = 20.0;
-
-fn wav_input() -> Vec<u8> {
-    let spec = OutputSpec {
-        sample_rate: 44_100,
-        channels: 2,
-        sample_format: WavSampleFormat::Pcm16,
-    };
-    wav_bytes(song_clip(), &spec).expect("encodes").0
-}
 
 fn end_to_end(engine: &Engine, input: &[u8]) -> usize {
     let audio = decode(input.to_vec(), &DecodeOptions::default()).expect("decodes");
@@ -39,7 +30,7 @@ fn end_to_end(engine: &Engine, input: &[u8]) -> usize {
 
 fn separation(c: &mut Criterion) {
     let engine = Engine::new(&EngineConfig::default()).expect("run scripts/setup.sh first");
-    let input = wav_input();
+    let input = song_clip_wav();
     let mut group = c.benchmark_group("separation");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(30));
@@ -49,20 +40,9 @@ fn separation(c: &mut Criterion) {
     });
     group.finish();
 
-    let mut runs: Vec<f64> = (0..3)
-        .map(|_| {
-            let start = Instant::now();
-            end_to_end(&engine, &input);
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    runs.sort_by(f64::total_cmp);
-    let factor = CLIP_SECS as f64 / runs[1];
-    println!("2track end to end: {factor:.1}x real time (target >= {TARGET_REAL_TIME_FACTOR}x)");
-    assert!(
-        factor >= TARGET_REAL_TIME_FACTOR,
-        "2-stem separation runs at {factor:.1}x real time, below the {TARGET_REAL_TIME_FACTOR}x target"
-    );
+    assert_real_time("2track", TARGET_REAL_TIME_FACTOR, || {
+        end_to_end(&engine, &input);
+    });
 }
 
 criterion_group!(benches, separation);

@@ -4,26 +4,14 @@
 //! After criterion's measurement the benchmark checks the target (a 3-minute song in at most
 //! 15 s, so ≥ 12× real time) on this machine and fails (panics) when the median run is slower.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, Criterion, Throughput};
-use stemscribe_benches::{song_clip, CLIP_SECS};
-use stemscribe_engine::{
-    decode, to_smf, wav_bytes, DecodeOptions, Engine, EngineConfig, OutputSpec, SmfOptions,
-    WavSampleFormat,
-};
+use stemscribe_benches::{assert_real_time, song_clip_wav, CLIP_SECS};
+use stemscribe_engine::{decode, to_smf, DecodeOptions, Engine, EngineConfig, SmfOptions};
 
 /// Real-time factor the end-to-end transcription path must reach (180 s in 15 s).
 const TARGET_REAL_TIME_FACTOR: f64 = 12.0;
-
-fn wav_input() -> Vec<u8> {
-    let spec = OutputSpec {
-        sample_rate: 44_100,
-        channels: 2,
-        sample_format: WavSampleFormat::Pcm16,
-    };
-    wav_bytes(song_clip(), &spec).expect("encodes").0
-}
 
 fn end_to_end(engine: &Engine, input: &[u8]) -> usize {
     let audio = decode(input.to_vec(), &DecodeOptions::default()).expect("decodes");
@@ -35,7 +23,7 @@ fn end_to_end(engine: &Engine, input: &[u8]) -> usize {
 
 fn transcription(c: &mut Criterion) {
     let engine = Engine::new(&EngineConfig::default()).expect("run scripts/setup.sh first");
-    let input = wav_input();
+    let input = song_clip_wav();
     let mut group = c.benchmark_group("transcription");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(30));
@@ -45,22 +33,9 @@ fn transcription(c: &mut Criterion) {
     });
     group.finish();
 
-    let mut runs: Vec<f64> = (0..3)
-        .map(|_| {
-            let start = Instant::now();
-            end_to_end(&engine, &input);
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    runs.sort_by(f64::total_cmp);
-    let factor = CLIP_SECS as f64 / runs[1];
-    println!(
-        "transcription end to end: {factor:.1}x real time (target >= {TARGET_REAL_TIME_FACTOR}x)"
-    );
-    assert!(
-        factor >= TARGET_REAL_TIME_FACTOR,
-        "transcription runs at {factor:.1}x real time, below the {TARGET_REAL_TIME_FACTOR}x target"
-    );
+    assert_real_time("transcription", TARGET_REAL_TIME_FACTOR, || {
+        end_to_end(&engine, &input);
+    });
 }
 
 criterion_group!(benches, transcription);
