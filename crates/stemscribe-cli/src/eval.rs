@@ -175,11 +175,7 @@ fn transcription(args: &TranscriptionArgs) -> Result<()> {
         .with_context(|| format!("cannot parse {}", args.estimate.display()))?
         .notes
         .iter()
-        .map(|note| EvalNote {
-            onset: note.start,
-            offset: note.end,
-            pitch_hz: note.pitch_hz(),
-        })
+        .map(EvalNote::from)
         .collect();
     let scores = score_notes(&reference, &estimate, &Tolerances::default());
     println!(

@@ -35,15 +35,7 @@ fn solo_singing_matches_the_annotation() {
     let melody = engine().transcribe_voice(&voice, &mut |_| {}).unwrap();
     let reference =
         read_notes_csv(&std::fs::read_to_string(data("vocadito_1_notesA1.csv")).unwrap()).unwrap();
-    let estimate: Vec<EvalNote> = melody
-        .notes
-        .iter()
-        .map(|n| EvalNote {
-            onset: n.start,
-            offset: n.end,
-            pitch_hz: n.pitch_hz(),
-        })
-        .collect();
+    let estimate: Vec<EvalNote> = melody.notes.iter().map(EvalNote::from).collect();
     let scores = score_notes(&reference, &estimate, &Tolerances::default());
     // Measured 0.845 and 0.759; the targets are 0.80 and 0.65.
     assert!(scores.conp.f1 >= 0.80, "COnP {:?}", scores.conp);

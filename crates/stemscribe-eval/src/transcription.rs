@@ -6,6 +6,7 @@
 //! Each note matches at most one other (a maximum bipartite matching); precision is matches
 //! over estimated notes, recall matches over reference notes.
 
+use stemscribe_midi::Note;
 use thiserror::Error;
 
 /// One note to compare.
@@ -17,6 +18,16 @@ pub struct EvalNote {
     pub offset: f64,
     /// Pitch in Hz.
     pub pitch_hz: f64,
+}
+
+impl From<&Note> for EvalNote {
+    fn from(note: &Note) -> Self {
+        Self {
+            onset: note.start,
+            offset: note.end,
+            pitch_hz: note.pitch_hz(),
+        }
+    }
 }
 
 /// Matching tolerances; [`Tolerances::default`] is mir_eval's.
