@@ -2,12 +2,11 @@
 
 use std::path::PathBuf;
 
-use crate::io::write_atomically;
+use crate::io::{load_engine, write_atomically};
 use anyhow::{Context, Result};
 use stemscribe_engine::{
-    decode_file, from_json, write_wav, Audio, DecodeOptions, Engine, EngineConfig, HighBand,
-    OutputSpec, RuntimeConfig, SeparationModel, SeparationOptions, WavSampleFormat,
-    PROCESSING_RATE,
+    decode_file, from_json, write_wav, Audio, DecodeOptions, HighBand, OutputSpec, SeparationModel,
+    SeparationOptions, WavSampleFormat, PROCESSING_RATE,
 };
 use stemscribe_eval::{global_sdr, read_notes_csv, score_notes, EvalNote, Tolerances};
 
@@ -232,14 +231,7 @@ fn separation(args: &SeparationArgs, threads: Option<usize>) -> Result<()> {
     let mix = track(0)?;
     let vocals = track(4)?;
     let accompaniment = Audio::sum(&[track(1)?, track(2)?, track(3)?])?;
-    let engine = Engine::new(&EngineConfig {
-        runtime: RuntimeConfig {
-            threads,
-            ..RuntimeConfig::default()
-        },
-        separation: options,
-        ..EngineConfig::default()
-    })?;
+    let engine = load_engine(threads, options)?;
     let stems = engine.separate_all(&mix, SeparationModel::TwoTrackVocal, &mut |_| {})?;
     println!("clip: {:.1} s; options: {options:?}", mix.duration_secs());
     for (stem, reference) in stems.iter().zip([&vocals, &accompaniment]) {

@@ -1,4 +1,5 @@
-//! What every command shares: reading the input, showing progress, writing outputs safely.
+//! What every command shares: loading the engine, reading the input, showing progress, writing
+//! outputs safely.
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
@@ -6,10 +7,25 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use stemscribe_engine::{decode_file, decode_raw_pcm, Audio, DecodeOptions, RawPcm};
+use stemscribe_engine::{
+    decode_file, decode_raw_pcm, Audio, DecodeOptions, Engine, EngineConfig, RawPcm, RuntimeConfig,
+    SeparationOptions,
+};
 
 /// Inputs shorter than this get no progress bar.
 const PROGRESS_MIN_SECS: f64 = 5.0;
+
+/// Loads the engine with `threads` worker threads (default: every core) and `separation`.
+pub fn load_engine(threads: Option<usize>, separation: SeparationOptions) -> Result<Engine> {
+    Ok(Engine::new(&EngineConfig {
+        runtime: RuntimeConfig {
+            threads,
+            ..RuntimeConfig::default()
+        },
+        separation,
+        ..EngineConfig::default()
+    })?)
+}
 
 /// The input file and how to read it.
 #[derive(Debug, clap::Args)]

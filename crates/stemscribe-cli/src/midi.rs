@@ -6,11 +6,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::ArgGroup;
-use stemscribe_engine::{
-    to_json, to_smf, Engine, EngineConfig, Progress, RuntimeConfig, SmfOptions,
-};
+use stemscribe_engine::{to_json, to_smf, Progress, SeparationOptions, SmfOptions};
 
-use crate::io::{progress_bar, write_atomically, Input};
+use crate::io::{load_engine, progress_bar, write_atomically, Input};
 
 /// Exit status when nothing is sung (the API's `40000010 InvalidData:NoOutput`).
 pub const NO_OUTPUT_STATUS: u8 = 3;
@@ -44,13 +42,7 @@ pub struct Args {
 pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     let started = Instant::now();
     let audio = args.input.decode()?;
-    let engine = Engine::new(&EngineConfig {
-        runtime: RuntimeConfig {
-            threads,
-            ..RuntimeConfig::default()
-        },
-        ..EngineConfig::default()
-    })?;
+    let engine = load_engine(threads, SeparationOptions::default())?;
     let bar = progress_bar(&audio, quiet, "transcribing");
     let mut on_progress = |p: Progress| {
         bar.set_length(p.total as u64);

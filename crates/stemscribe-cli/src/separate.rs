@@ -6,11 +6,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::ArgGroup;
 use stemscribe_engine::{
-    write_wav, Audio, EncodeReport, Engine, EngineConfig, OutputSpec, Progress, RuntimeConfig,
-    SeparationModel, SeparationOptions, WavSampleFormat, PROCESSING_RATE,
+    write_wav, Audio, EncodeReport, OutputSpec, Progress, SeparationModel, SeparationOptions,
+    WavSampleFormat, PROCESSING_RATE,
 };
 
-use crate::io::{progress_bar, write_atomically, Input};
+use crate::io::{load_engine, progress_bar, write_atomically, Input};
 
 /// Arguments of `stemscribe separate`.
 #[derive(Debug, clap::Args)]
@@ -62,14 +62,7 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
             ..SeparationOptions::default()
         }
     };
-    let engine = Engine::new(&EngineConfig {
-        runtime: RuntimeConfig {
-            threads,
-            ..RuntimeConfig::default()
-        },
-        separation,
-        ..EngineConfig::default()
-    })?;
+    let engine = load_engine(threads, separation)?;
     let bar = progress_bar(&audio, quiet, "separating");
     let mut on_progress = |p: Progress| {
         bar.set_length(p.total as u64);

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use stemscribe_engine::{Engine, EngineConfig, RuntimeConfig};
+use stemscribe_engine::SeparationOptions;
 use stemscribe_server::{parse_keys, serve, ServerConfig};
+
+use crate::io::load_engine;
 
 /// Arguments of `stemscribe serve`.
 #[derive(Debug, clap::Args)]
@@ -46,13 +48,7 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
             args.listen
         );
     }
-    let engine = Arc::new(Engine::new(&EngineConfig {
-        runtime: RuntimeConfig {
-            threads,
-            ..RuntimeConfig::default()
-        },
-        ..EngineConfig::default()
-    })?);
+    let engine = Arc::new(load_engine(threads, SeparationOptions::default())?);
     let config = ServerConfig {
         max_jobs: usize::from(args.max_jobs),
         keys,
