@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use stemscribe_engine::{
-    decode_file, wav_bytes, Audio, DecodeOptions, OutputSpec, WavSampleFormat,
+    decode_file, encode_to_vec, Audio, DecodeOptions, OutputFormat, OutputSpec, WavSampleFormat,
 };
 
 /// Seconds of audio every separation benchmark processes.
@@ -29,9 +29,9 @@ pub fn song_clip_wav() -> Vec<u8> {
     let spec = OutputSpec {
         sample_rate: 44_100,
         channels: 2,
-        sample_format: WavSampleFormat::Pcm16,
+        format: OutputFormat::Wav(WavSampleFormat::Pcm16),
     };
-    wav_bytes(song_clip(), &spec).expect("encodes").0
+    encode_to_vec(song_clip(), &spec).expect("encodes").0
 }
 
 /// Times three more runs of `run` on a [`CLIP_SECS`] clip and panics when the median is

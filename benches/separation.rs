@@ -8,8 +8,8 @@ use std::time::Duration;
 use criterion::{criterion_group, Criterion, Throughput};
 use stemscribe_benches::{assert_real_time, song_clip_wav, CLIP_SECS};
 use stemscribe_engine::{
-    decode, wav_bytes, DecodeOptions, Engine, EngineConfig, OutputSpec, SeparationModel,
-    WavSampleFormat,
+    decode, encode_to_vec, DecodeOptions, Engine, EngineConfig, OutputFormat, OutputSpec,
+    SeparationModel, WavSampleFormat,
 };
 
 /// Real-time factor the end-to-end 2-stem path must reach.
@@ -23,9 +23,9 @@ fn end_to_end(engine: &Engine, input: &[u8]) -> usize {
     let spec = OutputSpec {
         sample_rate: 44_100,
         channels: 1,
-        sample_format: WavSampleFormat::Pcm16,
+        format: OutputFormat::Wav(WavSampleFormat::Pcm16),
     };
-    wav_bytes(vocals, &spec).expect("encodes").0.len()
+    encode_to_vec(vocals, &spec).expect("encodes").0.len()
 }
 
 fn separation(c: &mut Criterion) {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use crate::io::{load_engine, write_atomically};
 use anyhow::{Context, Result};
 use stemscribe_engine::{
-    decode_file, from_json, write_wav, Audio, DecodeOptions, HighBand, OutputSpec, SeparationModel,
-    SeparationOptions, WavSampleFormat, PROCESSING_RATE,
+    decode_file, encode, from_json, Audio, DecodeOptions, HighBand, OutputFormat, OutputSpec,
+    SeparationModel, SeparationOptions, WavSampleFormat, PROCESSING_RATE,
 };
 use stemscribe_eval::{global_sdr, read_notes_csv, score_notes, EvalNote, Tolerances};
 
@@ -150,10 +150,10 @@ fn mix(args: &MixArgs) -> Result<()> {
     let spec = OutputSpec {
         sample_rate: PROCESSING_RATE,
         channels: 2,
-        sample_format: WavSampleFormat::Float32,
+        format: OutputFormat::Wav(WavSampleFormat::Float32),
     };
     write_atomically(&args.output, |w| {
-        write_wav(Audio::new(PROCESSING_RATE, channels)?, &spec, w)
+        encode(Audio::new(PROCESSING_RATE, channels)?, &spec, w)
             .with_context(|| format!("cannot write {}", args.output.display()))
     })?;
     println!(

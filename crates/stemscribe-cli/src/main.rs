@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use stemscribe_engine::EngineError;
+use thiserror::Error;
 
 /// Local source separation and vocal melody transcription.
 #[derive(Debug, Parser)]
@@ -42,6 +43,11 @@ enum Command {
     Eval(eval::Command),
 }
 
+/// Options that clap accepts one by one but that do not go together; exits with status 2.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let threads = cli.threads.map(usize::from);
@@ -61,6 +67,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
+            if error.is::<UsageError>() {
+                return ExitCode::from(2);
+            }
             match error.downcast_ref::<EngineError>() {
                 Some(EngineError::NoOutput(_)) => ExitCode::from(midi::NO_OUTPUT_STATUS),
                 _ => ExitCode::FAILURE,

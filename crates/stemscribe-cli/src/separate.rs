@@ -1,4 +1,4 @@
-//! `stemscribe separate`: decode, separate, write WAV.
+//! `stemscribe separate`: decode, separate, write WAV, MP3 or AAC.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -6,19 +6,23 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::ArgGroup;
 use stemscribe_engine::{
-    write_wav, Audio, EncodeReport, OutputSpec, Progress, SeparationModel, SeparationOptions,
-    WavSampleFormat, PROCESSING_RATE,
+    encode, Audio, EncodeReport, OutputFormat, OutputSpec, Progress, SeparationModel,
+    SeparationOptions, WavSampleFormat, PROCESSING_RATE,
 };
 
 use crate::io::{load_engine, progress_bar, write_atomically, Input};
+use crate::UsageError;
 
 /// Arguments of `stemscribe separate`.
 #[derive(Debug, clap::Args)]
 #[command(
     group(ArgGroup::new("destination").required(true).args(["output", "stems"])),
     after_help = "Output levels: 16-bit WAV is hard-clipped at full scale (never wrapped) and the \
-number of clipped samples is reported; 32-bit float WAV (--float, and every --stems file) keeps \
-peaks above full scale unchanged."
+number of clipped samples is reported; so are MP3 and AAC. 32-bit float WAV (--float, and \
+--stems files unless --format is given) keeps peaks above full scale unchanged. MP3 (LAME VBR \
+-V 2, 8-48 kHz) decodes to exactly the input's length; AAC-LC in ADTS (96 kbit/s per channel, \
+8-96 kHz) starts with the decoder's 1024-sample priming frame and is within one frame of the \
+input's length."
 )]
 pub struct Args {
     #[command(flatten)]
@@ -26,11 +30,11 @@ pub struct Args {
     /// Model: 2track_vocal (vocals) or 2track_acc (accompaniment).
     #[arg(long, short, default_value = "2track_vocal")]
     model: SeparationModel,
-    /// Write the model's stem to this WAV file.
-    #[arg(long, short, value_name = "OUT.wav")]
+    /// Write the model's stem to this file.
+    #[arg(long, short, value_name = "OUT")]
     output: Option<PathBuf>,
     /// Write every stem of the model's family (vocals.wav, accompaniment.wav) into this
-    /// directory, 44.1 kHz stereo 32-bit float, as long as the input.
+    /// directory, 44.1 kHz stereo (32-bit float unless --format is given).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["sample_rate", "channels", "float"])]
     stems: Option<PathBuf>,
     /// Output sample rate in Hz (resampled).
@@ -39,6 +43,9 @@ pub struct Args {
     /// Output channels: 1 (mono downmix) or 2.
     #[arg(long, value_name = "1|2", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
     channels: u8,
+    /// Output format: wav, mp3 or aac [default: from the OUT extension, else wav].
+    #[arg(long, value_name = "wav|mp3|aac")]
+    format: Option<OutputFormat>,
     /// Write 32-bit float WAV instead of 16-bit PCM.
     #[arg(long)]
     float: bool,
@@ -53,6 +60,8 @@ pub struct Args {
 /// Runs `stemscribe separate`.
 pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     let started = Instant::now();
+    let spec = args.output_spec()?;
+    spec.check().map_err(|e| UsageError(e.to_string()))?;
     let audio = args.input.decode()?;
     let separation = if args.spleeter_reference {
         SeparationOptions::spleeter_reference()
@@ -73,14 +82,9 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
         bar.finish_and_clear();
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create directory {}", dir.display()))?;
-        let spec = OutputSpec {
-            sample_rate: PROCESSING_RATE,
-            channels: 2,
-            sample_format: WavSampleFormat::Float32,
-        };
         for stem in stems {
-            let path = dir.join(format!("{}.wav", stem.name));
-            write_wav_file(stem.audio, &spec, &path)?;
+            let path = dir.join(format!("{}.{}", stem.name, spec.format.extension()));
+            write_file(stem.audio, &spec, &path)?;
             if !quiet {
                 eprintln!("wrote {}", path.display());
             }
@@ -88,20 +92,12 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     } else if let Some(path) = &args.output {
         let stem = engine.separate(&audio, args.model, &mut on_progress)?;
         bar.finish_and_clear();
-        let spec = OutputSpec {
-            sample_rate: args.sample_rate,
-            channels: usize::from(args.channels),
-            sample_format: if args.float {
-                WavSampleFormat::Float32
-            } else {
-                WavSampleFormat::Pcm16
-            },
-        };
-        let report = write_wav_file(stem, &spec, path)?;
+        let report = write_file(stem, &spec, path)?;
         if !quiet {
             if report.clipped_samples > 0 {
                 eprintln!(
-                    "warning: {} samples beyond full scale were clipped (use --float to keep them)",
+                    "warning: {} samples beyond full scale were clipped (32-bit float WAV, \
+                     --float, keeps them)",
                     report.clipped_samples
                 );
             }
@@ -118,8 +114,50 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn write_wav_file(audio: Audio, spec: &OutputSpec, path: &Path) -> Result<EncodeReport> {
+impl Args {
+    /// The delivery format: `--format`, else the output's extension, else WAV; `--stems`
+    /// files are 44.1 kHz stereo.
+    fn output_spec(&self) -> Result<OutputSpec> {
+        let named = self.format.or_else(|| {
+            self.output
+                .as_deref()
+                .and_then(Path::extension)
+                .and_then(|e| e.to_str())
+                .and_then(|e| e.parse().ok())
+        });
+        let wav = |float| {
+            OutputFormat::Wav(if float {
+                WavSampleFormat::Float32
+            } else {
+                WavSampleFormat::Pcm16
+            })
+        };
+        let format = match named {
+            None if self.stems.is_some() => wav(true),
+            None | Some(OutputFormat::Wav(_)) => wav(self.float),
+            Some(_) if self.float => {
+                return Err(UsageError("--float applies to WAV output only".into()).into())
+            }
+            Some(lossy) => lossy,
+        };
+        Ok(if self.stems.is_some() {
+            OutputSpec {
+                sample_rate: PROCESSING_RATE,
+                channels: 2,
+                format,
+            }
+        } else {
+            OutputSpec {
+                sample_rate: self.sample_rate,
+                channels: usize::from(self.channels),
+                format,
+            }
+        })
+    }
+}
+
+fn write_file(audio: Audio, spec: &OutputSpec, path: &Path) -> Result<EncodeReport> {
     write_atomically(path, |writer| {
-        write_wav(audio, spec, writer).with_context(|| format!("cannot write {}", path.display()))
+        encode(audio, spec, writer).with_context(|| format!("cannot write {}", path.display()))
     })
 }

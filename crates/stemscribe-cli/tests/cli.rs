@@ -90,6 +90,68 @@ fn writes_every_stem_as_float_stereo_of_the_input_length() {
     }
 }
 
+#[test]
+fn writes_mp3_and_aac_by_extension_or_flag() {
+    use stemscribe_engine::{decode_native, DecodeOptions};
+    let dir = temp_dir("lossy");
+    let input = data("rock_mix.wav");
+    let cases = [("vocals.mp3", None, 0), ("vocals.audio", Some("aac"), 1024)];
+    for (name, format, max_extra) in cases {
+        let out = dir.join(name);
+        let mut args = vec![
+            os("separate"),
+            input.as_os_str(),
+            os("-o"),
+            out.as_os_str(),
+            os("--sample-rate"),
+            os("48000"),
+            os("--channels"),
+            os("1"),
+            os("-q"),
+        ];
+        if let Some(format) = format {
+            args.extend([os("--format"), os(format)]);
+        }
+        let result = stemscribe(&args);
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        let hint = DecodeOptions {
+            format_hint: Some(format.unwrap_or("mp3").to_owned()),
+            ..DecodeOptions::default()
+        };
+        let audio = decode_native(std::fs::read(&out).unwrap(), &hint).unwrap();
+        assert_eq!((audio.sample_rate(), audio.num_channels()), (48_000, 1));
+        let extra = audio.frames() - 144_000;
+        assert!(
+            extra <= max_extra,
+            "{name}: {extra} frames more than the input"
+        );
+    }
+
+    let out = dir.join("x.mp3");
+    let result = stemscribe(&[
+        os("separate"),
+        input.as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+        os("--sample-rate"),
+        os("44000"),
+    ]);
+    assert_one_line_error(&result, 2, "mp3 cannot be written at 44000 Hz");
+    let result = stemscribe(&[
+        os("separate"),
+        input.as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+        os("--float"),
+    ]);
+    assert_one_line_error(&result, 2, "--float applies to WAV");
+    assert!(!out.exists());
+}
+
 fn assert_one_line_error(result: &Output, code: i32, needle: &str) {
     assert_eq!(result.status.code(), Some(code));
     let stderr = String::from_utf8_lossy(&result.stderr);

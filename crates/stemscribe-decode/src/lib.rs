@@ -78,11 +78,15 @@ pub struct DecodeOptions {
 
 /// Decodes a complete file held in memory to 44.1 kHz stereo.
 pub fn decode(bytes: Vec<u8>, options: &DecodeOptions) -> Result<Audio, DecodeError> {
+    to_processing_format(decode_native(bytes, options)?)
+}
+
+/// Decodes a complete file held in memory at its own sample rate and channel count.
+pub fn decode_native(bytes: Vec<u8>, options: &DecodeOptions) -> Result<Audio, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
-    let native = symphonia_source::decode_native(bytes, options)?;
-    to_processing_format(native)
+    symphonia_source::decode_native(bytes, options)
 }
 
 /// Decodes a file from disk to 44.1 kHz stereo.

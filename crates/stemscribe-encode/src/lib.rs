@@ -1,10 +1,29 @@
-//! Encoding: converts [`Audio`] to the delivery rate and channel count, then writes it as WAV.
+//! Encoding: converts [`Audio`] to the delivery rate and channel count, then writes it as
+//! WAV (hound), MP3 (LAME) or AAC-LC in ADTS (Fraunhofer FDK AAC).
 //!
-//! Samples beyond full scale are never wrapped around. 16-bit PCM hard-clips them at
-//! ±1.0 and counts how many it clipped ([`EncodeReport::clipped_samples`]); 32-bit float
-//! stores them unchanged, since float WAV represents them exactly.
+//! Guarantees, for an input of `n` frames at the delivery rate:
+//! - **WAV** holds exactly `n` frames.
+//! - **MP3** carries a LAME/Xing tag with the encoder delay and padding, so decoders that read it
+//!   (ffmpeg, most players) give back exactly `n` frames.
+//! - **AAC** (ADTS, which cannot signal a delay) decodes to `n + 1` to `n + 1024` frames: every
+//!   AAC decoder starts with one 1024-frame priming frame of silence, and the stream ends on the
+//!   first frame that reaches `n`, so at most the last 1023 frames of the input are cut. Streams
+//!   are at least 3 AAC frames long, so that demuxers recognise them.
+//!
+//! Samples beyond full scale are never wrapped around. 16-bit PCM, MP3 and AAC hard-clip them
+//! at ±1.0 and count how many were clipped ([`EncodeReport::clipped_samples`]); 32-bit float
+//! WAV stores them unchanged, since float WAV represents them exactly.
 
+#[cfg(feature = "aac")]
+mod aac;
+#[cfg(feature = "mp3")]
+mod mp3;
+mod pcm;
+mod wav;
+
+use std::fmt;
 use std::io::{Cursor, Seek, Write};
+use std::str::FromStr;
 
 use stemscribe_audio::{Audio, AudioError};
 use thiserror::Error;
@@ -12,12 +31,39 @@ use thiserror::Error;
 /// Why audio could not be encoded.
 #[derive(Debug, Error)]
 pub enum EncodeError {
-    /// The requested rate or channel count is not supported.
+    /// The requested rate or channel count cannot be converted to.
     #[error(transparent)]
     Audio(#[from] AudioError),
-    /// Writing the file failed.
+    /// The format cannot carry the requested sample rate.
+    #[error("{format} cannot be written at {rate} Hz (supported: {})", list_rates(.supported))]
+    UnsupportedRate {
+        /// The requested format.
+        format: OutputFormat,
+        /// The requested rate.
+        rate: u32,
+        /// The rates the format can carry.
+        supported: &'static [u32],
+    },
+    /// Only mono and stereo are delivered.
+    #[error("{0} channels requested; output is 1 (mono) or 2 (stereo)")]
+    UnsupportedChannels(usize),
+    /// This build was compiled without the format's encoder (cargo feature `mp3` or `aac`).
+    #[error("this build has no {0} encoder (it was compiled without the `{0}` feature)")]
+    Disabled(OutputFormat),
+    /// Writing the WAV file failed.
     #[error("cannot write WAV: {0}")]
     Wav(#[from] hound::Error),
+    /// The MP3 or AAC encoder refused its settings or failed.
+    #[error("{format} encoder failed: {message}")]
+    Codec {
+        /// The format being written.
+        format: OutputFormat,
+        /// The encoder's own message.
+        message: String,
+    },
+    /// Writing the encoded bytes failed.
+    #[error("cannot write the encoded audio: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// How WAV samples are stored.
@@ -30,6 +76,82 @@ pub enum WavSampleFormat {
     Float32,
 }
 
+/// The container and codec of an output file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// RIFF WAVE, uncompressed.
+    Wav(WavSampleFormat),
+    /// MPEG-1/2 Layer III, VBR (LAME `-V 2`), with a LAME tag for gapless length.
+    Mp3,
+    /// AAC-LC in an ADTS stream, constant bit rate (96 kbit/s per channel).
+    Aac,
+}
+
+impl Default for OutputFormat {
+    fn default() -> Self {
+        Self::Wav(WavSampleFormat::Pcm16)
+    }
+}
+
+impl OutputFormat {
+    /// The usual file name extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Wav(_) => "wav",
+            Self::Mp3 => "mp3",
+            Self::Aac => "aac",
+        }
+    }
+
+    /// The sample rates this format can carry; `None` when any rate can be written.
+    pub fn sample_rates(self) -> Option<&'static [u32]> {
+        match self {
+            Self::Wav(_) => None,
+            Self::Mp3 => Some(&[
+                8_000, 11_025, 12_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000,
+            ]),
+            Self::Aac => Some(&[
+                8_000, 11_025, 12_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000, 64_000,
+                88_200, 96_000,
+            ]),
+        }
+    }
+
+    /// Whether this build can write the format.
+    pub fn is_available(self) -> bool {
+        match self {
+            Self::Wav(_) => true,
+            Self::Mp3 => cfg!(feature = "mp3"),
+            Self::Aac => cfg!(feature = "aac"),
+        }
+    }
+}
+
+impl fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.extension())
+    }
+}
+
+/// The name given was not `wav`, `mp3` or `aac`.
+#[derive(Debug, Clone, Error)]
+#[error("unknown output format `{0}` (wav, mp3, aac)")]
+pub struct UnknownFormat(String);
+
+impl FromStr for OutputFormat {
+    type Err = UnknownFormat;
+
+    /// Parses `wav` (16-bit PCM), `mp3` or `aac`, ignoring ASCII case.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name.to_ascii_lowercase().as_str() {
+            "wav" => Ok(Self::Wav(WavSampleFormat::Pcm16)),
+            "mp3" => Ok(Self::Mp3),
+            "aac" => Ok(Self::Aac),
+            _ => Err(UnknownFormat(name.to_owned())),
+        }
+    }
+}
+
 /// The delivery format of one output file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutputSpec {
@@ -37,91 +159,119 @@ pub struct OutputSpec {
     pub sample_rate: u32,
     /// 1 (mono downmix) or 2.
     pub channels: usize,
-    /// Sample storage.
-    pub sample_format: WavSampleFormat,
+    /// Container and codec.
+    pub format: OutputFormat,
+}
+
+impl OutputSpec {
+    /// Checks, before any heavy work, that this spec can be encoded by this build.
+    pub fn check(&self) -> Result<(), EncodeError> {
+        if !self.format.is_available() {
+            return Err(EncodeError::Disabled(self.format));
+        }
+        if !(1..=2).contains(&self.channels) {
+            return Err(EncodeError::UnsupportedChannels(self.channels));
+        }
+        match self.format.sample_rates() {
+            Some(supported) if !supported.contains(&self.sample_rate) => {
+                Err(EncodeError::UnsupportedRate {
+                    format: self.format,
+                    rate: self.sample_rate,
+                    supported,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What encoding did to the signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EncodeReport {
-    /// Frames written.
+    /// Frames of audio handed to the encoder, at the delivery rate.
     pub frames: u64,
-    /// Samples that were beyond full scale and clipped (16-bit PCM only).
+    /// Samples that were beyond full scale and clipped (all formats but float WAV).
     pub clipped_samples: u64,
 }
 
-/// Converts `audio` to `spec` and writes it as WAV to `out`.
-pub fn write_wav<W: Write + Seek>(
+/// Converts `audio` to `spec` and writes it to `out`.
+pub fn encode<W: Write + Seek>(
     audio: Audio,
     spec: &OutputSpec,
     out: W,
 ) -> Result<EncodeReport, EncodeError> {
+    spec.check()?;
     let audio = audio.remix(spec.channels)?.resample(spec.sample_rate)?;
-    let (bits_per_sample, sample_format) = match spec.sample_format {
-        WavSampleFormat::Pcm16 => (16, hound::SampleFormat::Int),
-        WavSampleFormat::Float32 => (32, hound::SampleFormat::Float),
+    let frames = audio.frames() as u64;
+    let clipped_samples = match spec.format {
+        OutputFormat::Wav(sample_format) => wav::write(&audio, sample_format, out)?,
+        #[cfg(feature = "mp3")]
+        OutputFormat::Mp3 => write_lossy(&audio, OutputFormat::Mp3, mp3::encode, out)?,
+        #[cfg(feature = "aac")]
+        OutputFormat::Aac => write_lossy(&audio, OutputFormat::Aac, aac::encode, out)?,
+        #[cfg(not(all(feature = "mp3", feature = "aac")))]
+        disabled => return Err(EncodeError::Disabled(disabled)),
     };
-    let wav_spec = hound::WavSpec {
-        channels: audio.num_channels() as u16,
-        sample_rate: audio.sample_rate(),
-        bits_per_sample,
-        sample_format,
-    };
-    let mut writer = hound::WavWriter::new(out, wav_spec)?;
-    let mut report = EncodeReport {
-        frames: audio.frames() as u64,
-        clipped_samples: 0,
-    };
-    for i in 0..audio.frames() {
-        for channel in audio.channels() {
-            let sample = channel[i];
-            match spec.sample_format {
-                WavSampleFormat::Pcm16 => {
-                    if sample.abs() > 1.0 {
-                        report.clipped_samples += 1;
-                    }
-                    writer.write_sample(to_i16(sample))?;
-                }
-                WavSampleFormat::Float32 => writer.write_sample(sample)?,
-            }
-        }
-    }
-    writer.finalize()?;
-    Ok(report)
+    Ok(EncodeReport {
+        frames,
+        clipped_samples,
+    })
 }
 
-/// Encodes to an in-memory WAV file.
-pub fn wav_bytes(audio: Audio, spec: &OutputSpec) -> Result<(Vec<u8>, EncodeReport), EncodeError> {
+/// Encodes to an in-memory file.
+pub fn encode_to_vec(
+    audio: Audio,
+    spec: &OutputSpec,
+) -> Result<(Vec<u8>, EncodeReport), EncodeError> {
     let mut cursor = Cursor::new(Vec::new());
-    let report = write_wav(audio, spec, &mut cursor)?;
+    let report = encode(audio, spec, &mut cursor)?;
     Ok((cursor.into_inner(), report))
 }
 
-/// Full scale maps to ±32767; beyond it clips; NaN becomes silence.
-fn to_i16(sample: f32) -> i16 {
-    if sample.is_nan() {
-        0
-    } else {
-        (sample.clamp(-1.0, 1.0) * 32_767.0).round() as i16
-    }
+/// Signature of the MP3 and AAC encoders: interleaved samples, channels, rate to a stream.
+#[cfg(any(feature = "mp3", feature = "aac"))]
+type LossyEncoder = fn(&[i16], usize, u32) -> Result<Vec<u8>, String>;
+
+/// Runs a lossy encoder over `audio` as 16-bit samples; returns the number clipped.
+#[cfg(any(feature = "mp3", feature = "aac"))]
+fn write_lossy<W: Write>(
+    audio: &Audio,
+    format: OutputFormat,
+    encoder: LossyEncoder,
+    mut out: W,
+) -> Result<u64, EncodeError> {
+    let (samples, clipped) = pcm::interleaved_i16(audio);
+    let bytes = encoder(&samples, audio.num_channels(), audio.sample_rate())
+        .map_err(|message| EncodeError::Codec { format, message })?;
+    out.write_all(&bytes)?;
+    Ok(clipped)
+}
+
+fn list_rates(rates: &[u32]) -> String {
+    rates
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec(sample_rate: u32, channels: usize, sample_format: WavSampleFormat) -> OutputSpec {
+    fn wav(sample_rate: u32, channels: usize, sample_format: WavSampleFormat) -> OutputSpec {
         OutputSpec {
             sample_rate,
             channels,
-            sample_format,
+            format: OutputFormat::Wav(sample_format),
         }
     }
 
     #[test]
     fn pcm16_clips_instead_of_wrapping() {
         let audio = Audio::new(44_100, vec![vec![1.5, -2.0, 0.5, f32::NAN]; 2]).unwrap();
-        let (bytes, report) = wav_bytes(audio, &spec(44_100, 2, WavSampleFormat::Pcm16)).unwrap();
+        let (bytes, report) =
+            encode_to_vec(audio, &wav(44_100, 2, WavSampleFormat::Pcm16)).unwrap();
         assert_eq!(report.clipped_samples, 4);
         let samples: Vec<i16> = hound::WavReader::new(Cursor::new(bytes))
             .unwrap()
@@ -137,12 +287,13 @@ mod tests {
     #[test]
     fn float_keeps_peaks_and_converts_rate_and_channels() {
         let audio = Audio::new(44_100, vec![vec![1.5; 44_100], vec![0.5; 44_100]]).unwrap();
-        let (bytes, report) = wav_bytes(audio, &spec(22_050, 1, WavSampleFormat::Float32)).unwrap();
+        let spec = wav(22_050, 1, WavSampleFormat::Float32);
+        let (bytes, report) = encode_to_vec(audio, &spec).unwrap();
         assert_eq!((report.frames, report.clipped_samples), (22_050, 0));
         let reader = hound::WavReader::new(Cursor::new(bytes)).unwrap();
-        let wav = reader.spec();
+        let header = reader.spec();
         assert_eq!(
-            (wav.sample_rate, wav.channels, wav.bits_per_sample),
+            (header.sample_rate, header.channels, header.bits_per_sample),
             (22_050, 1, 32)
         );
         let samples: Vec<f32> = reader.into_samples().map(Result::unwrap).collect();
@@ -152,7 +303,21 @@ mod tests {
     #[test]
     fn refuses_unsupported_delivery() {
         let audio = Audio::new(44_100, vec![vec![0.0; 10]]).unwrap();
-        assert!(wav_bytes(audio.clone(), &spec(0, 1, WavSampleFormat::Pcm16)).is_err());
-        assert!(wav_bytes(audio, &spec(44_100, 0, WavSampleFormat::Pcm16)).is_err());
+        let pcm16 = WavSampleFormat::Pcm16;
+        assert!(encode_to_vec(audio.clone(), &wav(0, 1, pcm16)).is_err());
+        assert!(encode_to_vec(audio, &wav(44_100, 0, pcm16)).is_err());
+    }
+
+    #[test]
+    fn format_names_round_trip() {
+        for format in [
+            OutputFormat::default(),
+            OutputFormat::Mp3,
+            OutputFormat::Aac,
+        ] {
+            assert_eq!(format.to_string().parse::<OutputFormat>().unwrap(), format);
+        }
+        assert_eq!("MP3".parse::<OutputFormat>().unwrap(), OutputFormat::Mp3);
+        assert!("ogg".parse::<OutputFormat>().is_err());
     }
 }

@@ -10,8 +10,8 @@ use std::io::BufWriter;
 use std::path::PathBuf;
 
 use stemscribe_engine::{
-    decode_file, write_wav, DecodeOptions, Engine, EngineConfig, OutputSpec, SeparationModel,
-    WavSampleFormat,
+    decode_file, encode, DecodeOptions, Engine, EngineConfig, OutputFormat, OutputSpec,
+    SeparationModel, WavSampleFormat,
 };
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -32,11 +32,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     let spec = OutputSpec {
         sample_rate: 44_100,
         channels: 2,
-        sample_format: WavSampleFormat::Pcm16,
+        format: OutputFormat::Wav(WavSampleFormat::Pcm16),
     };
     for stem in stems {
         let path = out_dir.join(format!("{}.wav", stem.name));
-        let report = write_wav(stem.audio, &spec, BufWriter::new(File::create(&path)?))?;
+        let report = encode(stem.audio, &spec, BufWriter::new(File::create(&path)?))?;
         println!("{}: {} frames", path.display(), report.frames);
     }
     Ok(())

@@ -25,10 +25,12 @@ use thiserror::Error;
 
 pub use stemscribe_audio::{Audio, AudioError, PROCESSING_RATE};
 pub use stemscribe_decode::{
-    decode, decode_file, decode_raw_pcm, probe_duration_secs, DecodeError, DecodeOptions, RawPcm,
+    decode, decode_file, decode_native, decode_raw_pcm, probe_duration_secs, DecodeError,
+    DecodeOptions, RawPcm,
 };
 pub use stemscribe_encode::{
-    wav_bytes, write_wav, EncodeError, EncodeReport, OutputSpec, WavSampleFormat,
+    encode, encode_to_vec, EncodeError, EncodeReport, OutputFormat, OutputSpec, UnknownFormat,
+    WavSampleFormat,
 };
 pub use stemscribe_midi::{from_json, to_json, to_smf, MidiError, Note, SmfOptions, Transcription};
 pub use stemscribe_runtime::{Runtime, RuntimeConfig, RuntimeError};

@@ -17,8 +17,9 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use stemscribe_engine::{
-    decode, decode_raw_pcm, to_json, to_smf, wav_bytes, Audio, DecodeError, DecodeOptions, Engine,
-    EngineError, OutputSpec, RawPcm, SeparationModel, SmfOptions, WavSampleFormat,
+    decode, decode_raw_pcm, encode_to_vec, to_json, to_smf, Audio, DecodeError, DecodeOptions,
+    Engine, EngineError, OutputFormat, OutputSpec, RawPcm, SeparationModel, SmfOptions,
+    UnknownFormat,
 };
 
 use crate::payload::{AudioInfo, MidiPayload, SeparatePayload};
@@ -306,10 +307,10 @@ impl Job {
                 let stem = engine
                     .separate(&audio, model, &mut |_| {})
                     .map_err(server_error)?;
-                let (bytes, _) = wav_bytes(stem, &spec).map_err(|e| {
+                let (bytes, _) = encode_to_vec(stem, &spec).map_err(|e| {
                     Failure::new(
-                        Status::InvalidPayload,
-                        format!("cannot write the output: {e}"),
+                        Status::ServerError,
+                        format!("cannot encode the output: {e}"),
                     )
                 })?;
                 Ok(Output {
@@ -355,24 +356,12 @@ fn output_of(payload: &SeparatePayload) -> Result<(SeparationModel, OutputSpec),
         Failure::new(Status::InvalidPayload, reason)
     })?;
     let extra = payload.extra.as_ref();
-    match extra
-        .and_then(|e| e.output_format.as_deref())
-        .unwrap_or("wav")
-    {
-        "wav" => {}
-        format @ ("mp3" | "aac") => {
-            return Err(Failure::new(
-                Status::InvalidPayload,
-                format!("output_format `{format}` is not available yet on this server; use wav"),
-            ))
-        }
-        other => {
-            return Err(Failure::new(
-                Status::InvalidPayload,
-                format!("unknown output_format `{other}` (wav, mp3, aac)"),
-            ))
-        }
-    }
+    let format = match extra.and_then(|e| e.output_format.as_deref()) {
+        None => OutputFormat::default(),
+        Some(name) => name
+            .parse()
+            .map_err(|e: UnknownFormat| Failure::new(Status::InvalidPayload, e.to_string()))?,
+    };
     let sample_rate = extra.and_then(|e| e.output_sample_rate).unwrap_or(44_100);
     if !(1_000..=384_000).contains(&sample_rate) {
         return Err(Failure::new(
@@ -380,24 +369,14 @@ fn output_of(payload: &SeparatePayload) -> Result<(SeparationModel, OutputSpec),
             "output_sample_rate must be 1000-384000 Hz",
         ));
     }
-    let channels = match extra.and_then(|e| e.output_channel).unwrap_or(1) {
-        1 => 1,
-        2 => 2,
-        _ => {
-            return Err(Failure::new(
-                Status::InvalidPayload,
-                "output_channel must be 1 or 2",
-            ))
-        }
+    let spec = OutputSpec {
+        sample_rate,
+        channels: extra.and_then(|e| e.output_channel).unwrap_or(1) as usize,
+        format,
     };
-    Ok((
-        model,
-        OutputSpec {
-            sample_rate,
-            channels,
-            sample_format: WavSampleFormat::Pcm16,
-        },
-    ))
+    spec.check()
+        .map_err(|e| Failure::new(Status::InvalidPayload, e.to_string()))?;
+    Ok((model, spec))
 }
 
 fn decode_data(data: &str, info: Option<&AudioInfo>) -> Result<Audio, Failure> {

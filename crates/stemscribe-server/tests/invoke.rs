@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
-use stemscribe_engine::{Engine, EngineConfig};
+use stemscribe_engine::{decode_native, DecodeOptions, Engine, EngineConfig};
 use stemscribe_server::{serve, ServerConfig};
 use tokio::sync::oneshot;
 
@@ -158,6 +158,35 @@ fn output_rate_and_channels_are_honoured() {
 }
 
 #[test]
+fn mp3_and_aac_outputs_decode_at_the_requested_shape() {
+    let server = Server::start(ServerConfig::default());
+    let cases = [("mp3", 22_050, 1, 0), ("aac", 48_000, 2, 1024)];
+    for (format, rate, channels, max_extra) in cases {
+        let payload = json!({"model": "2track_acc", "extra": {"output_format": format,
+            "output_sample_rate": rate, "output_channel": channels}});
+        let response = invoke(server.addr, &separate_body(&payload, &data("rock_mix.wav")));
+        assert_status(&response, 200, 20_000_000);
+        let bytes = STANDARD
+            .decode(response.1["data"].as_str().unwrap())
+            .unwrap();
+        let hint = DecodeOptions {
+            format_hint: Some(format.to_owned()),
+            ..DecodeOptions::default()
+        };
+        let audio = decode_native(bytes, &hint).unwrap();
+        assert_eq!(
+            (audio.sample_rate(), audio.num_channels()),
+            (rate, channels)
+        );
+        let extra = audio.frames() - 3 * rate as usize;
+        assert!(
+            extra <= max_extra,
+            "{format}: {extra} frames more than the input"
+        );
+    }
+}
+
+#[test]
 fn query_form_transcribes_to_midi_and_json() {
     let server = Server::start(ServerConfig::default());
     let audio = STANDARD.encode(data("rock_mix.wav"));
@@ -219,6 +248,14 @@ fn every_client_error_has_its_code() {
         ),
         (
             separate_body(&json!({"extra": {"output_format": "flac"}}), &wav),
+            400,
+            40_000_020,
+        ),
+        (
+            separate_body(
+                &json!({"extra": {"output_format": "mp3", "output_sample_rate": 96000}}),
+                &wav,
+            ),
             400,
             40_000_020,
         ),
