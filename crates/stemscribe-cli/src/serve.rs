@@ -3,10 +3,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use stemscribe_engine::SeparationOptions;
-use stemscribe_server::{parse_keys, serve, ServerConfig};
+use stemscribe_server::{parse_keys, serve, FetchConfig, ServerConfig};
 
 use crate::io::load_engine;
 
@@ -14,7 +15,8 @@ use crate::io::load_engine;
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Security defaults: binds to loopback; without --keys any local \
-client may call it; payload.url is never fetched (40000024)."
+client may call it; payload.url is not fetched (40000024) unless --fetch-host names hosts, and \
+even then not from loopback, private or link-local addresses unless --fetch-private."
 )]
 pub struct Args {
     /// Address and port to listen on.
@@ -26,6 +28,20 @@ pub struct Args {
     /// Jobs that may run at once; further requests get 429 at once.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     max_jobs: u16,
+    /// Fetch payload.url from this host (repeat for more; `*.example.com` for subdomains).
+    #[arg(long = "fetch-host", value_name = "HOST")]
+    fetch_hosts: Vec<String>,
+    /// Let fetched hosts be or resolve to loopback, private or link-local addresses.
+    #[arg(long, requires = "fetch_hosts")]
+    fetch_private: bool,
+    /// Largest download, in MB.
+    #[arg(long, value_name = "MB", default_value_t = 100, requires = "fetch_hosts",
+          value_parser = clap::value_parser!(u16).range(1..=100))]
+    fetch_max_mb: u16,
+    /// Longest download, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "fetch_hosts",
+          value_parser = clap::value_parser!(u16).range(1..=600))]
+    fetch_timeout: u16,
 }
 
 /// Runs `stemscribe serve` until a shutdown signal, finishing requests in flight.
@@ -49,9 +65,16 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
         );
     }
     let engine = Arc::new(load_engine(threads, SeparationOptions::default())?);
+    let fetch = (!args.fetch_hosts.is_empty()).then(|| FetchConfig {
+        allowed_hosts: args.fetch_hosts.clone(),
+        allow_private: args.fetch_private,
+        max_bytes: usize::from(args.fetch_max_mb) << 20,
+        timeout: Duration::from_secs(u64::from(args.fetch_timeout)),
+    });
     let config = ServerConfig {
         max_jobs: usize::from(args.max_jobs),
         keys,
+        fetch,
         ..ServerConfig::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

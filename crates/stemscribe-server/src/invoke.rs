@@ -23,7 +23,7 @@ use stemscribe_engine::{
 };
 
 use crate::payload::{AudioInfo, MidiPayload, SeparatePayload};
-use crate::{Shared, Status, MAX_DATA_BYTES, MAX_DURATION_SECS};
+use crate::{FetchError, Fetcher, Shared, Status, MAX_DATA_BYTES, MAX_DURATION_SECS};
 
 const SEPARATE: &str = "MusicSourceSeparate";
 const MIDI: &str = "MIDI";
@@ -143,18 +143,7 @@ pub async fn invoke(
             }
         };
         job.check()?;
-        let data = request.data.unwrap_or_default();
-        if data.is_empty() {
-            return Err(match job.url() {
-                Some(url) if !url.is_empty() => Failure::new(
-                    Status::FailedDownload,
-                    "this server does not fetch payload.url (fetching is disabled); send the \
-                     audio as base64 in `data`",
-                ),
-                Some(_) => Failure::new(Status::EmptyData, "`data` and payload.url are empty"),
-                None => Failure::new(Status::EmptyData, "`data` is empty and there is no url"),
-            });
-        }
+        let source = source_of(&shared, request.data.unwrap_or_default(), job.url())?;
         let permit = shared.jobs.clone().try_acquire_owned().map_err(|_| {
             Failure::new(
                 Status::ExceededQuota,
@@ -164,10 +153,16 @@ pub async fn invoke(
                 ),
             )
         })?;
+        let input = match source {
+            Source::Url { url, fetcher } => {
+                Input::Bytes(fetcher.fetch(&url).await.map_err(download_failure)?)
+            }
+            Source::Data(text) => Input::Base64(text),
+        };
         let engine = shared.engine.clone();
         let work = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            job.run(&engine, &data)
+            job.run(&engine, input)
         });
         match tokio::time::timeout(shared.config.job_timeout, work).await {
             Ok(Ok(result)) => result,
@@ -200,6 +195,67 @@ pub async fn invoke(
     };
     let http = StatusCode::from_u16(status.http()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (http, Json(response)).into_response()
+}
+
+/// Where a request's audio comes from.
+enum Source {
+    /// Base64 in `data`.
+    Data(String),
+    /// `payload.url`, already checked against the fetch rules, and who fetches it.
+    Url { url: String, fetcher: Fetcher },
+}
+
+/// The audio of a request, ready for the blocking job.
+enum Input {
+    /// Base64 text, decoded on the job's thread.
+    Base64(String),
+    /// Bytes fetched from `payload.url`.
+    Bytes(Vec<u8>),
+}
+
+/// Picks `data`, else a fetchable `payload.url`, else the status for what is missing.
+fn source_of(shared: &Shared, data: String, url: Option<&str>) -> Result<Source, Failure> {
+    if !data.is_empty() {
+        return Ok(Source::Data(data));
+    }
+    match url {
+        None => Err(Failure::new(
+            Status::EmptyData,
+            "`data` is empty and there is no payload.url",
+        )),
+        Some(url) if url.trim().is_empty() => Err(Failure::new(
+            Status::EmptyUrl,
+            "`data` is empty, so payload.url is expected, but it is empty",
+        )),
+        Some(url) => match &shared.fetcher {
+            None => Err(Failure::new(
+                Status::FailedDownload,
+                "this server does not fetch payload.url: fetching is off unless its operator \
+                 enables it (`stemscribe serve --fetch-host HOST`); send the audio as base64 \
+                 in `data`",
+            )),
+            Some(fetcher) => {
+                fetcher.check(url).map_err(download_failure)?;
+                Ok(Source::Url {
+                    url: url.to_owned(),
+                    fetcher: fetcher.clone(),
+                })
+            }
+        },
+    }
+}
+
+fn download_failure(error: FetchError) -> Failure {
+    match error {
+        FetchError::TooLarge { limit } if limit >= MAX_DATA_BYTES => Failure::new(
+            Status::ExceededDataSize,
+            "the audio at payload.url is larger than 100 MB",
+        ),
+        other => Failure::new(
+            Status::FailedDownload,
+            format!("payload.url was not fetched: {other}"),
+        ),
+    }
 }
 
 fn authorise(
@@ -299,8 +355,12 @@ impl Job {
         Ok(())
     }
 
-    fn run(self, engine: &Engine, data: &str) -> Result<Output, Failure> {
-        let audio = decode_data(data, self.audio_info())?;
+    fn run(self, engine: &Engine, input: Input) -> Result<Output, Failure> {
+        let bytes = match input {
+            Input::Base64(text) => decode_base64(&text)?,
+            Input::Bytes(bytes) => bytes,
+        };
+        let audio = decode_audio(bytes, self.audio_info())?;
         match self {
             Self::Separate(payload) => {
                 let (model, spec) = output_of(&payload)?;
@@ -379,7 +439,7 @@ fn output_of(payload: &SeparatePayload) -> Result<(SeparationModel, OutputSpec),
     Ok((model, spec))
 }
 
-fn decode_data(data: &str, info: Option<&AudioInfo>) -> Result<Audio, Failure> {
+fn decode_base64(data: &str) -> Result<Vec<u8>, Failure> {
     if data.len() / 4 * 3 > MAX_DATA_BYTES + 3 {
         return Err(Failure::new(
             Status::ExceededDataSize,
@@ -398,6 +458,10 @@ fn decode_data(data: &str, info: Option<&AudioInfo>) -> Result<Audio, Failure> {
             format!("data is not standard base64: {e}"),
         )
     })?;
+    Ok(bytes)
+}
+
+fn decode_audio(bytes: Vec<u8>, info: Option<&AudioInfo>) -> Result<Audio, Failure> {
     if bytes.len() > MAX_DATA_BYTES {
         return Err(Failure::new(
             Status::ExceededDataSize,

@@ -4,8 +4,10 @@
 //!
 //! Heavy work runs on blocking threads, at most [`ServerConfig::max_jobs`] at once; a request
 //! beyond that is answered `429` at once. Request bodies are refused while being read once
-//! they exceed what 100 MB of base64 audio can take.
+//! they exceed what 100 MB of base64 audio can take. `payload.url` is fetched only when the
+//! operator configures [`FetchConfig`].
 
+mod fetch;
 mod invoke;
 mod payload;
 mod status;
@@ -19,9 +21,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get};
 use axum::Router;
 use stemscribe_engine::Engine;
+use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub use fetch::{FetchConfig, FetchError, Fetcher};
 pub use status::Status;
 
 /// Largest audio accepted, after base64 decoding.
@@ -38,6 +42,8 @@ pub struct ServerConfig {
     pub keys: Option<HashMap<String, String>>,
     /// Longest a job may take before the request fails with a server error.
     pub job_timeout: Duration,
+    /// Fetching of `payload.url`; `None` (the default) refuses every url.
+    pub fetch: Option<FetchConfig>,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +52,7 @@ impl Default for ServerConfig {
             max_jobs: 2,
             keys: None,
             job_timeout: Duration::from_secs(120),
+            fetch: None,
         }
     }
 }
@@ -56,20 +63,34 @@ struct Shared {
     engine: Arc<Engine>,
     config: ServerConfig,
     jobs: Arc<Semaphore>,
+    fetcher: Option<Fetcher>,
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    /// The url fetcher could not be set up.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// Accepting connections failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 /// The service's routes: `POST /api/v1/invoke` and `GET /healthz`.
-pub fn router(engine: Arc<Engine>, config: ServerConfig) -> Router {
+pub fn router(engine: Arc<Engine>, config: ServerConfig) -> Result<Router, FetchError> {
+    let fetcher = config.fetch.clone().map(Fetcher::new).transpose()?;
     let shared = Arc::new(Shared {
         engine,
         jobs: Arc::new(Semaphore::new(config.max_jobs.max(1))),
         config,
+        fetcher,
     });
-    Router::new()
+    Ok(Router::new()
         .route("/api/v1/invoke", any(invoke::invoke))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::disable())
-        .with_state(shared)
+        .with_state(shared))
 }
 
 /// Serves on `listener` until `shutdown` resolves, then stops accepting and finishes the
@@ -79,10 +100,11 @@ pub async fn serve(
     engine: Arc<Engine>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(engine, config))
+) -> Result<(), ServeError> {
+    axum::serve(listener, router(engine, config)?)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await?;
+    Ok(())
 }
 
 /// Reads a keys file: one `appkey:token` per line; blank lines and `#` comments skipped.

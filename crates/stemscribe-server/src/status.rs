@@ -23,6 +23,8 @@ pub enum Status {
     EmptyPayload,
     /// 400 · 40000022 · IllegalPayload: payload is not JSON or has wrong types.
     IllegalPayload,
+    /// 400 · 40000023 · EmptyURL: url expected but empty.
+    EmptyUrl,
     /// 400 · 40000024 · FailedDownload: url could not be fetched (or fetching is disabled).
     FailedDownload,
     /// 401 · 40200001 · InvalidAccess: missing credentials.
@@ -64,6 +66,7 @@ impl Status {
             Self::InvalidPayload => 40_000_020,
             Self::EmptyPayload => 40_000_021,
             Self::IllegalPayload => 40_000_022,
+            Self::EmptyUrl => 40_000_023,
             Self::FailedDownload => 40_000_024,
             Self::InvalidAccess => 40_200_001,
             Self::DeniedAccess => 40_200_002,
@@ -87,6 +90,7 @@ impl Status {
             Self::InvalidPayload => "InvalidPayload",
             Self::EmptyPayload => "EmptyPayload",
             Self::IllegalPayload => "IllegalPayload",
+            Self::EmptyUrl => "EmptyURL",
             Self::FailedDownload => "FailedDownload",
             Self::InvalidAccess => "InvalidAccess",
             Self::DeniedAccess => "DeniedAccess",

@@ -1,129 +1,20 @@
 //! The server as clients see it: a real listener on loopback, raw HTTP/1.1 requests.
 //! Needs the runtime and models from `scripts/setup.sh`.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use common::{assert_status, data, invoke, read_response, request, separate_body, Server};
 use serde_json::{json, Value};
-use stemscribe_engine::{decode_native, DecodeOptions, Engine, EngineConfig};
-use stemscribe_server::{serve, ServerConfig};
-use tokio::sync::oneshot;
-
-fn data(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/data")
-        .join(name);
-    std::fs::read(path).unwrap()
-}
-
-fn engine() -> Arc<Engine> {
-    static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| Arc::new(Engine::new(&EngineConfig::default()).unwrap()))
-        .clone()
-}
-
-/// A running server; dropping the sender shuts it down.
-struct Server {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Server {
-    fn start(config: ServerConfig) -> Self {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let engine = engine();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                serve(listener, engine, config, async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        Self {
-            addr: addr_rx.recv().unwrap(),
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-/// Sends one request and returns (HTTP status, JSON body).
-fn request(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {target} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    stream.write_all(body).unwrap();
-    read_response(stream)
-}
-
-fn read_response(mut stream: TcpStream) -> (u16, Value) {
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8(response).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: application/json"),
-        "{head}"
-    );
-    (status, serde_json::from_str(body).unwrap())
-}
-
-fn invoke(addr: SocketAddr, body: &Value) -> (u16, Value) {
-    request(addr, "POST", "/api/v1/invoke", body.to_string().as_bytes())
-}
-
-fn separate_body(payload: &Value, audio: &[u8]) -> Value {
-    json!({"appkey": "k", "token": "t", "namespace": "MusicSourceSeparate",
-           "payload": payload.to_string(), "data": STANDARD.encode(audio)})
-}
-
-fn assert_status(response: &(u16, Value), http: u16, code: u64) {
-    assert_eq!(response.0, http, "{}", response.1);
-    assert_eq!(response.1["status_code"], code, "{}", response.1);
-    if code != 20_000_000 {
-        assert_eq!(response.1["data"], "");
-        assert_eq!(response.1["payload"], "");
-    }
-}
+use stemscribe_engine::{decode_native, DecodeOptions};
+use stemscribe_server::ServerConfig;
 
 fn wav_of(response: &Value) -> (hound::WavSpec, u32) {
     let bytes = STANDARD.decode(response["data"].as_str().unwrap()).unwrap();
