@@ -156,7 +156,7 @@ fn fetches_outside_the_rules_fail_cleanly() {
         ("http://127.0.0.1:1/song.wav".to_owned(), "cannot download"),
     ];
     for (url, reason) in cases {
-        assert_refused(&invoke(open.addr, &url_body(&url)), 40_000_024, &reason);
+        assert_refused(&invoke(open.addr, &url_body(&url)), 40_000_024, reason);
     }
 
     let guarded = Server::start(fetching(&["127.0.0.1", "localhost"], false));
