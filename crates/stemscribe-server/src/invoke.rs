@@ -23,7 +23,7 @@ use stemscribe_engine::{
 };
 
 use crate::payload::{AudioInfo, MidiPayload, SeparatePayload};
-use crate::{FetchError, Fetcher, Shared, Status, MAX_DATA_BYTES, MAX_DURATION_SECS};
+use crate::{FetchError, Fetcher, ServerConfig, Shared, Status, MAX_DATA_BYTES, MAX_DURATION_SECS};
 
 const SEPARATE: &str = "MusicSourceSeparate";
 const MIDI: &str = "MIDI";
@@ -58,7 +58,7 @@ struct InvokeResponse {
 /// A request that cannot be served, and why.
 #[derive(Debug)]
 pub struct Failure {
-    status: Status,
+    pub(crate) status: Status,
     message: String,
 }
 
@@ -111,39 +111,13 @@ pub async fn invoke(
         let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
             .await
             .map_err(|_| too_large())?;
-        let request: InvokeBody = serde_json::from_slice(&bytes).map_err(|e| {
-            Failure::new(
-                Status::ClientError,
-                format!("the body is not the invoke JSON: {e}"),
-            )
-        })?;
-        let field = |own: &Option<String>, name: &str| {
-            own.clone()
-                .filter(|v| !v.is_empty())
-                .or_else(|| query.get(name).cloned())
-                .filter(|v| !v.is_empty())
-        };
-        if let Some(ns) = field(&request.namespace, "namespace") {
-            namespace = ns;
-        }
-        authorise(
-            &shared,
-            field(&request.appkey, "appkey"),
-            field(&request.token, "token"),
+        let Accepted { job, source } = accept(
+            &shared.config,
+            shared.fetcher.as_ref(),
+            &query,
+            &bytes,
+            &mut namespace,
         )?;
-        let job = match namespace.as_str() {
-            SEPARATE => Job::Separate(read_payload(&request.payload, true)?),
-            MIDI => Job::Midi(read_payload(&request.payload, false)?),
-            "" => return Err(Failure::new(Status::DeniedNamespace, "no namespace given")),
-            other => {
-                return Err(Failure::new(
-                    Status::DeniedNamespace,
-                    format!("unknown namespace `{other}` (known: {SEPARATE}, {MIDI})"),
-                ))
-            }
-        };
-        job.check()?;
-        let source = source_of(&shared, request.data.unwrap_or_default(), job.url())?;
         let permit = shared.jobs.clone().try_acquire_owned().map_err(|_| {
             Failure::new(
                 Status::ExceededQuota,
@@ -214,7 +188,11 @@ enum Input {
 }
 
 /// Picks `data`, else a fetchable `payload.url`, else the status for what is missing.
-fn source_of(shared: &Shared, data: String, url: Option<&str>) -> Result<Source, Failure> {
+fn source_of(
+    fetcher: Option<&Fetcher>,
+    data: String,
+    url: Option<&str>,
+) -> Result<Source, Failure> {
     if !data.is_empty() {
         return Ok(Source::Data(data));
     }
@@ -227,7 +205,7 @@ fn source_of(shared: &Shared, data: String, url: Option<&str>) -> Result<Source,
             Status::EmptyUrl,
             "`data` is empty, so payload.url is expected, but it is empty",
         )),
-        Some(url) => match &shared.fetcher {
+        Some(url) => match fetcher {
             None => Err(Failure::new(
                 Status::FailedDownload,
                 "this server does not fetch payload.url: fetching is off unless its operator \
@@ -258,12 +236,64 @@ fn download_failure(error: FetchError) -> Failure {
     }
 }
 
+/// A request that passed every check that needs no heavy work.
+pub(crate) struct Accepted {
+    job: Job,
+    source: Source,
+}
+
+/// Reads a request's body and query and checks credentials, namespace, payload and where the
+/// audio comes from, without decoding it; `namespace` is set as soon as it is known, so that
+/// refusals can echo it.
+pub(crate) fn accept(
+    config: &ServerConfig,
+    fetcher: Option<&Fetcher>,
+    query: &HashMap<String, String>,
+    body: &[u8],
+    namespace: &mut String,
+) -> Result<Accepted, Failure> {
+    let request: InvokeBody = serde_json::from_slice(body).map_err(|e| {
+        Failure::new(
+            Status::ClientError,
+            format!("the body is not the invoke JSON: {e}"),
+        )
+    })?;
+    let field = |own: &Option<String>, name: &str| {
+        own.clone()
+            .filter(|v| !v.is_empty())
+            .or_else(|| query.get(name).cloned())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(ns) = field(&request.namespace, "namespace") {
+        *namespace = ns;
+    }
+    authorise(
+        config.keys.as_ref(),
+        field(&request.appkey, "appkey"),
+        field(&request.token, "token"),
+    )?;
+    let job = match namespace.as_str() {
+        SEPARATE => Job::Separate(read_payload(&request.payload, true)?),
+        MIDI => Job::Midi(read_payload(&request.payload, false)?),
+        "" => return Err(Failure::new(Status::DeniedNamespace, "no namespace given")),
+        other => {
+            return Err(Failure::new(
+                Status::DeniedNamespace,
+                format!("unknown namespace `{other}` (known: {SEPARATE}, {MIDI})"),
+            ))
+        }
+    };
+    job.check()?;
+    let source = source_of(fetcher, request.data.unwrap_or_default(), job.url())?;
+    Ok(Accepted { job, source })
+}
+
 fn authorise(
-    shared: &Shared,
+    keys: Option<&HashMap<String, String>>,
     appkey: Option<String>,
     token: Option<String>,
 ) -> Result<(), Failure> {
-    let Some(keys) = &shared.config.keys else {
+    let Some(keys) = keys else {
         return Ok(());
     };
     let (Some(appkey), Some(token)) = (appkey, token) else {

@@ -107,6 +107,26 @@ pub async fn serve(
     Ok(())
 }
 
+/// Checks an invoke request as the server does before any heavy work (body JSON, credentials,
+/// namespace, payload values, `data` or `payload.url` present) and returns the status it would
+/// be refused with. Fetches nothing and decodes no audio.
+pub fn check_request(
+    config: &ServerConfig,
+    query: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<(), Status> {
+    let fetcher = config
+        .fetch
+        .clone()
+        .map(Fetcher::new)
+        .transpose()
+        .map_err(|_| Status::ServerError)?;
+    let mut namespace = String::new();
+    invoke::accept(config, fetcher.as_ref(), query, body, &mut namespace)
+        .map(|_| ())
+        .map_err(|failure| failure.status)
+}
+
 /// Reads a keys file: one `appkey:token` per line; blank lines and `#` comments skipped.
 pub fn parse_keys(text: &str) -> Result<HashMap<String, String>, String> {
     let mut keys = HashMap::new();
@@ -126,4 +146,42 @@ pub fn parse_keys(text: &str) -> Result<HashMap<String, String>, String> {
         return Err("no keys in the file".into());
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_checked_without_running_them() {
+        let config = ServerConfig {
+            keys: Some(HashMap::from([("k".to_owned(), "t".to_owned())])),
+            ..ServerConfig::default()
+        };
+        let query: HashMap<String, String> =
+            [("appkey", "k"), ("token", "t"), ("namespace", "MIDI")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+        let midi = br#"{"data": "AAAA", "payload": ""}"#;
+        assert_eq!(check_request(&config, &query, midi), Ok(()));
+        let cases: [(&HashMap<String, String>, &[u8], Status); 5] = [
+            (&HashMap::new(), midi, Status::InvalidAccess),
+            (&query, b"[1, 2]", Status::ClientError),
+            (&query, br#"{"data": ""}"#, Status::EmptyData),
+            (
+                &query,
+                br#"{"data": "", "payload": "{\"url\": \" \"}"}"#,
+                Status::EmptyUrl,
+            ),
+            (
+                &query,
+                br#"{"data": "", "payload": "{\"url\": \"http://a.b/c\"}"}"#,
+                Status::FailedDownload,
+            ),
+        ];
+        for (query, body, status) in cases {
+            assert_eq!(check_request(&config, query, body), Err(status));
+        }
+    }
 }
