@@ -1,7 +1,9 @@
-//! Separation speed: a 30 s clip, decode (WAV) + 2-stem separation + WAV encode, end to end.
+//! Separation speed: a 30 s clip, decode (WAV) + separation + WAV encode, end to end, for
+//! `2track_vocal` and `bs_4track_vocal`, and every four-track stem (`--stems`).
 //!
-//! After criterion's measurement the benchmark checks the target of ≥ 20× real time on this
-//! machine and fails (panics) when the median run is slower.
+//! After criterion's measurement the benchmark checks the targets on this machine (≥ 20×
+//! real time for 2-track, ≥ 10× for each 4-track model, ≥ 6× for every 4-track stem) and
+//! fails (panics) when the median run is slower.
 
 use std::time::Duration;
 
@@ -14,11 +16,16 @@ use stemscribe_engine::{
 
 /// Real-time factor the end-to-end 2-stem path must reach.
 const TARGET_REAL_TIME_FACTOR: f64 = 20.0;
+/// Real-time factor the four-track models must reach.
+const FOUR_TRACK_REAL_TIME_FACTOR: f64 = 10.0;
+/// Real-time factor of every four-track stem at once (two network passes, see
+/// `Engine::separate_all`), which the API never asks for.
+const ALL_STEMS_REAL_TIME_FACTOR: f64 = 6.0;
 
-fn end_to_end(engine: &Engine, input: &[u8]) -> usize {
+fn end_to_end(engine: &Engine, input: &[u8], model: SeparationModel) -> usize {
     let audio = decode(input.to_vec(), &DecodeOptions::default()).expect("decodes");
     let vocals = engine
-        .separate(&audio, SeparationModel::TwoTrackVocal, &mut |_| {})
+        .separate(&audio, model, &mut |_| {})
         .expect("separates");
     let spec = OutputSpec {
         sample_rate: 44_100,
@@ -35,13 +42,37 @@ fn separation(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(30));
     group.throughput(Throughput::Elements(CLIP_SECS as u64));
-    group.bench_function("2track_vocal_30s_end_to_end", |b| {
-        b.iter(|| end_to_end(&engine, &input))
-    });
+    for model in [
+        SeparationModel::TwoTrackVocal,
+        SeparationModel::FourTrackVocal,
+    ] {
+        group.bench_function(format!("{model}_30s_end_to_end"), |b| {
+            b.iter(|| end_to_end(&engine, &input, model))
+        });
+    }
+    let song = decode(input.clone(), &DecodeOptions::default()).expect("decodes");
+    let every_stem = || {
+        engine
+            .separate_all(&song, SeparationModel::FourTrackVocal, &mut |_| {})
+            .expect("separates")
+            .len()
+    };
+    group.bench_function("bs_4track_all_stems_30s", |b| b.iter(every_stem));
     group.finish();
 
     assert_real_time("2track", TARGET_REAL_TIME_FACTOR, || {
-        end_to_end(&engine, &input);
+        end_to_end(&engine, &input, SeparationModel::TwoTrackVocal);
+    });
+    for model in [
+        SeparationModel::FourTrackVocal,
+        SeparationModel::FourTrackAcc,
+    ] {
+        assert_real_time(model.name(), FOUR_TRACK_REAL_TIME_FACTOR, || {
+            end_to_end(&engine, &input, model);
+        });
+    }
+    assert_real_time("bs_4track every stem", ALL_STEMS_REAL_TIME_FACTOR, || {
+        every_stem();
     });
 }
 

@@ -1,21 +1,26 @@
 //! `stemscribe eval`: quality measurements against ground truth.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::io::{load_engine, write_atomically};
 use anyhow::{Context, Result};
 use stemscribe_engine::{
-    decode_file, encode, from_json, Audio, DecodeOptions, HighBand, OutputFormat, OutputSpec,
-    SeparationModel, SeparationOptions, WavSampleFormat, PROCESSING_RATE,
+    decode_file, encode, from_json, Audio, DecodeOptions, EngineConfig, HighBand, NoiseOptions,
+    OutputFormat, OutputSpec, SeparationModel, SeparationOptions, WavSampleFormat, PROCESSING_RATE,
 };
-use stemscribe_eval::{global_sdr, read_notes_csv, score_notes, EvalNote, Tolerances};
+use stemscribe_eval::{
+    add_noise, global_sdr, read_notes_csv, rms, score_notes, EvalNote, NoiseKind, Tolerances,
+};
 
 /// Evaluations.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Global SDR of the 2-stem split of a NI stems file (streams: mix, drums, bass, other,
-    /// vocals), as in the music demixing challenges.
+    /// Global SDR of each stem of a model's split of a NI stems file (streams: mix, drums,
+    /// bass, other, vocals), as in the music demixing challenges.
     Separation(SeparationArgs),
+    /// Global SDR of the 2-track and the 4-track models on the stems file's mix with added
+    /// white, pink and hum noise at 20 and 10 dB SNR, and on the clean mix.
+    Noise(NoiseArgs),
     /// mir_eval note metrics (COn, COnP, COnPOff) of a JSON note list against reference
     /// notes.
     Transcription(TranscriptionArgs),
@@ -70,12 +75,38 @@ pub enum Switch {
     Off,
 }
 
+/// Arguments of `stemscribe eval noise`.
+#[derive(Debug, clap::Args)]
+pub struct NoiseArgs {
+    /// A `.stem.mp4` file in Native Instruments stems order.
+    #[arg(long, value_name = "FILE")]
+    stems_file: PathBuf,
+    /// Noise floor percentile of the suppressor (0-1).
+    #[arg(long, default_value_t = NoiseOptions::default().percentile)]
+    percentile: f32,
+    /// Share of the estimated noise power removed.
+    #[arg(long, default_value_t = NoiseOptions::default().over_subtraction)]
+    over_subtraction: f32,
+    /// Least gain a bin keeps (0-1).
+    #[arg(long, default_value_t = NoiseOptions::default().floor_gain)]
+    floor_gain: f32,
+    /// Percentile spread up to which a bin's floor is taken for noise.
+    #[arg(long, default_value_t = NoiseOptions::default().noise_spread)]
+    noise_spread: f32,
+    /// Percentile spread from which a bin's floor is taken for music.
+    #[arg(long, default_value_t = NoiseOptions::default().music_spread)]
+    music_spread: f32,
+}
+
 /// Arguments of `stemscribe eval separation`.
 #[derive(Debug, clap::Args)]
 pub struct SeparationArgs {
     /// A `.stem.mp4` file in Native Instruments stems order.
     #[arg(long, value_name = "FILE")]
     stems_file: PathBuf,
+    /// The model whose stems are scored (its family: 2track or bs_4track).
+    #[arg(long, default_value = "2track_vocal")]
+    model: SeparationModel,
     /// Bins above the network's range: `zero`, or `extend:N` (mean of the top N mask bins).
     #[arg(long, value_name = "MODE")]
     high_band: Option<String>,
@@ -97,6 +128,7 @@ pub struct SeparationArgs {
 pub fn run(command: &Command, threads: Option<usize>) -> Result<()> {
     match command {
         Command::Separation(args) => separation(args, threads),
+        Command::Noise(args) => noise(args, threads),
         Command::Transcription(args) => transcription(args),
         Command::Mix(args) => mix(args),
     }
@@ -122,14 +154,6 @@ fn mix(args: &MixArgs) -> Result<()> {
         Audio::sum(&parts)?
     };
     let frames = vocals.frames();
-    let rms = |channels: &[Vec<f32>]| {
-        let energy: f64 = channels
-            .iter()
-            .flatten()
-            .map(|&s| f64::from(s).powi(2))
-            .sum();
-        (energy / (channels.len() * frames).max(1) as f64).sqrt()
-    };
     let looped: Vec<Vec<f32>> = accompaniment
         .channels()
         .iter()
@@ -214,34 +238,129 @@ fn separation(args: &SeparationArgs, threads: Option<usize>) -> Result<()> {
     if let Some(wiener) = args.wiener {
         options.wiener = wiener == Switch::On;
     }
-    let track = |index| {
-        let options = DecodeOptions {
-            track: Some(index),
-            ..DecodeOptions::default()
-        };
-        decode_file(&args.stems_file, &options)
-            .with_context(|| {
-                format!(
-                    "cannot decode stream {index} of {}",
-                    args.stems_file.display()
-                )
-            })
-            .and_then(|audio| repeat(&audio, usize::from(args.repeat)))
-    };
-    let mix = track(0)?;
-    let vocals = track(4)?;
-    let accompaniment = Audio::sum(&[track(1)?, track(2)?, track(3)?])?;
-    let engine = load_engine(threads, options)?;
-    let stems = engine.separate_all(&mix, SeparationModel::TwoTrackVocal, &mut |_| {})?;
-    println!("clip: {:.1} s; options: {options:?}", mix.duration_secs());
-    for (stem, reference) in stems.iter().zip([&vocals, &accompaniment]) {
+    let references = References::read(&args.stems_file, usize::from(args.repeat))?;
+    let engine = load_engine(
+        threads,
+        EngineConfig {
+            separation: options,
+            ..EngineConfig::default()
+        },
+    )?;
+    let stems = engine.separate_all(&references.mix, args.model, &mut |_| {})?;
+    println!(
+        "clip: {:.1} s; model {}; options: {options:?}",
+        references.mix.duration_secs(),
+        args.model
+    );
+    for stem in &stems {
         println!(
             "{:<14} global SDR {:7.3} dB",
             stem.name,
-            global_sdr(reference, &stem.audio)
+            global_sdr(references.stem(&stem.name)?, &stem.audio)
+        );
+    }
+    if args.model.is_four_track() {
+        let parts: Vec<Audio> = stems.into_iter().skip(1).map(|s| s.audio).collect();
+        println!(
+            "{:<14} global SDR {:7.3} dB (drums + bass + other)",
+            "accompaniment",
+            global_sdr(&references.accompaniment, &Audio::sum(&parts)?)
         );
     }
     Ok(())
+}
+
+fn noise(args: &NoiseArgs, threads: Option<usize>) -> Result<()> {
+    let references = References::read(&args.stems_file, 1)?;
+    let noise = NoiseOptions {
+        percentile: args.percentile,
+        over_subtraction: args.over_subtraction,
+        floor_gain: args.floor_gain,
+        noise_spread: args.noise_spread,
+        music_spread: args.music_spread,
+        ..NoiseOptions::default()
+    };
+    let engine = load_engine(
+        threads,
+        EngineConfig {
+            noise,
+            ..EngineConfig::default()
+        },
+    )?;
+    let mut conditions = vec![("clean".to_owned(), references.mix.clone())];
+    for kind in [
+        NoiseKind::White,
+        NoiseKind::Pink,
+        NoiseKind::Hum { mains_hz: 50.0 },
+    ] {
+        for snr in [20.0, 10.0] {
+            let noisy = add_noise(&references.mix, kind, snr, 20_261_121)?;
+            conditions.push((format!("{} {snr} dB", kind.name()), noisy));
+        }
+    }
+    println!(
+        "{:<16} {:>13} {:>16} {:>11} {:>14}",
+        "input", "2track_vocal", "bs_4track_vocal", "2track_acc", "bs_4track_acc"
+    );
+    for (name, mix) in &conditions {
+        let mut row = Vec::new();
+        for model in SeparationModel::ALL {
+            let estimate = engine.separate(mix, model, &mut |_| {})?;
+            row.push(global_sdr(references.stem(model.stem())?, &estimate));
+        }
+        println!(
+            "{name:<16} {:>13.2} {:>16.2} {:>11.2} {:>14.2}",
+            row[0], row[2], row[1], row[3]
+        );
+    }
+    Ok(())
+}
+
+/// The streams of a NI stems file: the mix and each reference stem.
+struct References {
+    mix: Audio,
+    drums: Audio,
+    bass: Audio,
+    other: Audio,
+    vocals: Audio,
+    accompaniment: Audio,
+}
+
+impl References {
+    /// Decodes every stream, each looped `repeat` times.
+    fn read(path: &Path, repeat: usize) -> Result<Self> {
+        let track = |index| {
+            let options = DecodeOptions {
+                track: Some(index),
+                ..DecodeOptions::default()
+            };
+            decode_file(path, &options)
+                .with_context(|| format!("cannot decode stream {index} of {}", path.display()))
+                .and_then(|audio| looped(&audio, repeat))
+        };
+        let (drums, bass, other) = (track(1)?, track(2)?, track(3)?);
+        let accompaniment = Audio::sum(&[drums.clone(), bass.clone(), other.clone()])?;
+        Ok(Self {
+            mix: track(0)?,
+            drums,
+            bass,
+            other,
+            vocals: track(4)?,
+            accompaniment,
+        })
+    }
+
+    /// The reference for a stem name.
+    fn stem(&self, name: &str) -> Result<&Audio> {
+        Ok(match name {
+            "vocals" => &self.vocals,
+            "drums" => &self.drums,
+            "bass" => &self.bass,
+            "other" => &self.other,
+            "accompaniment" => &self.accompaniment,
+            other => anyhow::bail!("the stems file has no reference for `{other}`"),
+        })
+    }
 }
 
 fn parse_high_band(mode: &str) -> Result<HighBand> {
@@ -255,7 +374,7 @@ fn parse_high_band(mode: &str) -> Result<HighBand> {
     Ok(HighBand::ExtendMask { average_bins: bins })
 }
 
-fn repeat(audio: &Audio, times: usize) -> Result<Audio> {
+fn looped(audio: &Audio, times: usize) -> Result<Audio> {
     let channels = audio.channels().iter().map(|c| c.repeat(times)).collect();
     Ok(Audio::new(audio.sample_rate(), channels)?)
 }

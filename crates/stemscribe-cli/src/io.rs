@@ -8,23 +8,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use stemscribe_engine::{
-    decode_file, decode_raw_pcm, Audio, DecodeOptions, Engine, EngineConfig, RawPcm, RuntimeConfig,
-    SeparationOptions,
+    decode_file, decode_raw_pcm, Audio, DecodeOptions, Engine, EngineConfig, RawPcm,
 };
 
 /// Inputs shorter than this get no progress bar.
 const PROGRESS_MIN_SECS: f64 = 5.0;
 
-/// Loads the engine with `threads` worker threads (default: every core) and `separation`.
-pub fn load_engine(threads: Option<usize>, separation: SeparationOptions) -> Result<Engine> {
-    Ok(Engine::new(&EngineConfig {
-        runtime: RuntimeConfig {
-            threads,
-            ..RuntimeConfig::default()
-        },
-        separation,
-        ..EngineConfig::default()
-    })?)
+/// Loads the engine as `config` says, with `threads` worker threads (default: every core).
+pub fn load_engine(threads: Option<usize>, mut config: EngineConfig) -> Result<Engine> {
+    config.runtime.threads = threads;
+    Ok(Engine::new(&config)?)
 }
 
 /// The input file and how to read it.

@@ -7,6 +7,7 @@
 mod eval;
 mod io;
 mod midi;
+mod models;
 mod separate;
 mod serve;
 
@@ -38,6 +39,8 @@ enum Command {
     Midi(midi::Args),
     /// Serve the invoke API (POST /api/v1/invoke) on this machine.
     Serve(serve::Args),
+    /// List the models this installation serves and their model cards.
+    Models,
     /// Measure quality against ground truth.
     #[command(subcommand)]
     Eval(eval::Command),
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Separate(args) => separate::run(&args, threads, cli.quiet),
         Command::Midi(args) => midi::run(&args, threads, cli.quiet),
         Command::Serve(args) => serve::run(&args, threads, cli.quiet),
+        Command::Models => models::run(),
         Command::Eval(command) => eval::run(&command, threads),
     };
     match result {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::ArgGroup;
-use stemscribe_engine::{to_json, to_smf, Progress, SeparationOptions, SmfOptions};
+use stemscribe_engine::{to_json, to_smf, EngineConfig, Progress, SmfOptions};
 
 use crate::io::{load_engine, progress_bar, write_atomically, Input};
 
@@ -42,7 +42,7 @@ pub struct Args {
 pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     let started = Instant::now();
     let audio = args.input.decode()?;
-    let engine = load_engine(threads, SeparationOptions::default())?;
+    let engine = load_engine(threads, EngineConfig::default())?;
     let bar = progress_bar(&audio, quiet, "transcribing");
     let mut on_progress = |p: Progress| {
         bar.set_length(p.total as u64);

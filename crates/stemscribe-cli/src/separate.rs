@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::ArgGroup;
 use stemscribe_engine::{
-    encode, Audio, EncodeReport, OutputFormat, OutputSpec, Progress, SeparationModel,
+    encode, Audio, EncodeReport, EngineConfig, OutputFormat, OutputSpec, Progress, SeparationModel,
     SeparationOptions, WavSampleFormat, PROCESSING_RATE,
 };
 
@@ -27,14 +27,15 @@ input's length."
 pub struct Args {
     #[command(flatten)]
     input: Input,
-    /// Model: 2track_vocal (vocals) or 2track_acc (accompaniment).
+    /// Model: 2track_vocal (vocals), 2track_acc (accompaniment), bs_4track_vocal or
+    /// bs_4track_acc (four-stem split with stationary noise removed).
     #[arg(long, short, default_value = "2track_vocal")]
     model: SeparationModel,
     /// Write the model's stem to this file.
     #[arg(long, short, value_name = "OUT")]
     output: Option<PathBuf>,
-    /// Write every stem of the model's family (vocals.wav, accompaniment.wav) into this
-    /// directory, 44.1 kHz stereo (32-bit float unless --format is given).
+    /// Write every stem of the model's family into this directory (vocals, accompaniment;
+    /// for bs_4track_*: vocals, drums, bass, other), 44.1 kHz stereo (32-bit float unless --format is given).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["sample_rate", "channels", "float"])]
     stems: Option<PathBuf>,
     /// Output sample rate in Hz (resampled).
@@ -71,7 +72,13 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
             ..SeparationOptions::default()
         }
     };
-    let engine = load_engine(threads, separation)?;
+    let engine = load_engine(
+        threads,
+        EngineConfig {
+            separation,
+            ..EngineConfig::default()
+        },
+    )?;
     let bar = progress_bar(&audio, quiet, "separating");
     let mut on_progress = |p: Progress| {
         bar.set_length(p.total as u64);

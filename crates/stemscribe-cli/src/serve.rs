@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use stemscribe_engine::SeparationOptions;
+use stemscribe_engine::EngineConfig;
 use stemscribe_server::{parse_keys, serve, FetchConfig, ServerConfig};
 
 use crate::io::load_engine;
@@ -64,7 +64,7 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
             args.listen
         );
     }
-    let engine = Arc::new(load_engine(threads, SeparationOptions::default())?);
+    let engine = Arc::new(load_engine(threads, EngineConfig::default())?);
     let fetch = (!args.fetch_hosts.is_empty()).then(|| FetchConfig {
         allowed_hosts: args.fetch_hosts.clone(),
         allow_private: args.fetch_private,

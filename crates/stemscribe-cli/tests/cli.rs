@@ -66,27 +66,59 @@ fn writes_the_requested_stem_format() {
 
 #[test]
 fn writes_every_stem_as_float_stereo_of_the_input_length() {
-    let dir = temp_dir("stems");
-    let result = stemscribe(&[
-        os("separate"),
-        data("rock_mix.wav").as_os_str(),
-        os("--model"),
-        os("2track_acc"),
-        os("--stems"),
-        dir.as_os_str(),
-    ]);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    for stem in ["vocals.wav", "accompaniment.wav"] {
-        let (spec, frames) = wav_shape(&dir.join(stem));
-        assert_eq!(spec.sample_format, hound::SampleFormat::Float);
-        assert_eq!(
-            (spec.sample_rate, spec.channels, frames),
-            (44_100, 2, 132_300)
+    let families = [
+        ("2track_acc", &["vocals.wav", "accompaniment.wav"][..]),
+        (
+            "bs_4track_vocal",
+            &["vocals.wav", "drums.wav", "bass.wav", "other.wav"][..],
+        ),
+    ];
+    for (model, stems) in families {
+        let dir = temp_dir(model);
+        let result = stemscribe(&[
+            os("separate"),
+            data("rock_mix.wav").as_os_str(),
+            os("--model"),
+            os(model),
+            os("--stems"),
+            dir.as_os_str(),
+        ]);
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
         );
+        let mut written: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        written.sort();
+        let mut expected: Vec<_> = stems.iter().map(std::ffi::OsString::from).collect();
+        expected.sort();
+        assert_eq!(written, expected);
+        for stem in stems {
+            let (spec, frames) = wav_shape(&dir.join(stem));
+            assert_eq!(spec.sample_format, hound::SampleFormat::Float);
+            assert_eq!(
+                (spec.sample_rate, spec.channels, frames),
+                (44_100, 2, 132_300)
+            );
+        }
+    }
+}
+
+#[test]
+fn models_lists_every_api_model_and_the_bundled_card() {
+    let result = stemscribe(&[os("models")]);
+    assert!(result.status.success());
+    let text = String::from_utf8_lossy(&result.stdout);
+    for needle in [
+        "2track_vocal",
+        "bs_4track_acc",
+        "derived drums/bass/other",
+        "card spleeter-2stems",
+    ] {
+        assert!(text.contains(needle), "{text}");
     }
 }
 

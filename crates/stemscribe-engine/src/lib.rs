@@ -35,7 +35,9 @@ pub use stemscribe_encode::{
 pub use stemscribe_midi::{from_json, to_json, to_smf, MidiError, Note, SmfOptions, Transcription};
 pub use stemscribe_runtime::{Runtime, RuntimeConfig, RuntimeError};
 pub use stemscribe_separate::{
-    HighBand, ModelSpec, Progress, SeparationError, SeparationOptions, Separator,
+    derive_stems, installed_cards, noise_profile, subtract_noise, suppress_noise, CardError,
+    DerivedStemsOptions, HighBand, ModelCard, ModelSpec, NoiseOptions, NoiseProfile, Progress,
+    SeparationError, SeparationOptions, Separator,
 };
 pub use stemscribe_transcribe::{
     NoOutput, PitchModelSpec, PitchTrack, Transcriber, TranscriptionError, TranscriptionOptions,
@@ -59,6 +61,12 @@ pub enum EngineError {
     /// Transcription failed.
     #[error(transparent)]
     Transcription(TranscriptionError),
+    /// Stems could not be combined.
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    /// An installed model card is invalid.
+    #[error(transparent)]
+    Card(#[from] CardError),
     /// Nothing is sung: the API's `40000010 InvalidData:NoOutput`.
     #[error(transparent)]
     NoOutput(#[from] NoOutput),
@@ -80,28 +88,47 @@ pub enum SeparationModel {
     TwoTrackVocal,
     /// `2track_acc`: the accompaniment of a 2-stem split.
     TwoTrackAcc,
+    /// `bs_4track_vocal`: the vocals of a 4-stem split, with stationary noise removed.
+    FourTrackVocal,
+    /// `bs_4track_acc`: drums + bass + other of a 4-stem split, with stationary noise removed.
+    FourTrackAcc,
 }
 
 impl SeparationModel {
     /// Every model, in documentation order.
-    pub const ALL: [Self; 2] = [Self::TwoTrackVocal, Self::TwoTrackAcc];
+    pub const ALL: [Self; 4] = [
+        Self::TwoTrackVocal,
+        Self::TwoTrackAcc,
+        Self::FourTrackVocal,
+        Self::FourTrackAcc,
+    ];
 
     /// The API name (`2track_vocal`, ...).
     pub fn name(self) -> &'static str {
         match self {
             Self::TwoTrackVocal => "2track_vocal",
             Self::TwoTrackAcc => "2track_acc",
+            Self::FourTrackVocal => "bs_4track_vocal",
+            Self::FourTrackAcc => "bs_4track_acc",
         }
     }
 
     /// The stem this model returns.
     pub fn stem(self) -> &'static str {
         match self {
-            Self::TwoTrackVocal => "vocals",
-            Self::TwoTrackAcc => "accompaniment",
+            Self::TwoTrackVocal | Self::FourTrackVocal => "vocals",
+            Self::TwoTrackAcc | Self::FourTrackAcc => "accompaniment",
         }
     }
+
+    /// Whether this is one of the four-stem, noise-suppressing models.
+    pub fn is_four_track(self) -> bool {
+        matches!(self, Self::FourTrackVocal | Self::FourTrackAcc)
+    }
 }
+
+/// The stems of a four-track split, in the order [`Engine::separate_all`] returns them.
+pub const FOUR_STEMS: [&str; 4] = ["vocals", "drums", "bass", "other"];
 
 impl fmt::Display for SeparationModel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -111,7 +138,7 @@ impl fmt::Display for SeparationModel {
 
 /// A model name that is not one of [`SeparationModel::ALL`].
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
-#[error("unknown model `{0}` (known: 2track_vocal, 2track_acc)")]
+#[error("unknown model `{0}` (known: 2track_vocal, 2track_acc, bs_4track_vocal, bs_4track_acc)")]
 pub struct UnknownModel(pub String);
 
 impl FromStr for SeparationModel {
@@ -135,7 +162,7 @@ pub struct Stem {
 }
 
 /// How to build an [`Engine`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Where the runtime and the models are, and how many threads to use.
     pub runtime: RuntimeConfig,
@@ -143,28 +170,75 @@ pub struct EngineConfig {
     pub separation: SeparationOptions,
     /// Note rules for transcription.
     pub transcription: TranscriptionOptions,
+    /// Noise suppression before the four-track accompaniment stems.
+    pub noise: NoiseOptions,
+    /// Noise suppression before the four-track vocals.
+    pub vocal_noise: NoiseOptions,
+    /// How drums, bass and other are derived when no four-stem model card is installed.
+    pub derived: DerivedStemsOptions,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            runtime: RuntimeConfig::default(),
+            separation: SeparationOptions::default(),
+            transcription: TranscriptionOptions::default(),
+            noise: NoiseOptions::default(),
+            vocal_noise: NoiseOptions::for_vocals(),
+            derived: DerivedStemsOptions::default(),
+        }
+    }
 }
 
 /// Loaded models, ready to serve requests from any thread.
 #[derive(Debug)]
 pub struct Engine {
     two_stems: Separator,
+    four_stems: FourStems,
     separation: SeparationOptions,
+    noise: NoiseOptions,
+    vocal_noise: NoiseOptions,
     transcriber: Transcriber,
 }
 
+/// Where the four-track models get drums, bass and other.
+#[derive(Debug)]
+enum FourStems {
+    /// From an installed four-stem model card.
+    Installed(Box<Separator>),
+    /// Derived from the 2-stem accompaniment.
+    Derived(DerivedStemsOptions),
+}
+
 impl Engine {
-    /// Loads ONNX Runtime, the 2-stem model and the F0 model.
+    /// Loads ONNX Runtime, the 2-stem model, the F0 model and, when a card for one is
+    /// installed, a four-stem model (see [`installed_cards`]).
     pub fn new(config: &EngineConfig) -> Result<Self, EngineError> {
         let runtime = Runtime::new(&config.runtime)?;
         let two_stems = Separator::new(&runtime, ModelSpec::spleeter_2stems())?;
+        let four_stems = match four_stem_card(runtime.models_dir())? {
+            Some(card) => FourStems::Installed(Box::new(Separator::new(&runtime, card.spec)?)),
+            None => FourStems::Derived(config.derived),
+        };
         let transcriber =
             Transcriber::new(&runtime, PitchModelSpec::swift_f0(), config.transcription)?;
         Ok(Self {
             two_stems,
+            four_stems,
             separation: config.separation,
+            noise: config.noise,
+            vocal_noise: config.vocal_noise,
             transcriber,
         })
+    }
+
+    /// The card of the installed four-stem model, or `None` when the stems are derived.
+    pub fn four_stem_model(&self) -> Option<&ModelSpec> {
+        match &self.four_stems {
+            FourStems::Installed(separator) => Some(separator.spec()),
+            FourStems::Derived(_) => None,
+        }
     }
 
     /// The sung melody of 44.1 kHz stereo `audio`: its vocals are separated, then
@@ -208,54 +282,171 @@ impl Engine {
         })?)
     }
 
-    /// Separates 44.1 kHz stereo `audio` into every stem of `model`'s family.
+    /// Separates 44.1 kHz stereo `audio` into every stem of `model`'s family: vocals and
+    /// accompaniment, or the [`FOUR_STEMS`]. For the four-track family the vocals come from
+    /// the input with every steady component removed ([`NoiseOptions::for_vocals`]), the other
+    /// stems from the input with its detected noise removed; two network passes.
     pub fn separate_all(
         &self,
         audio: &Audio,
         model: SeparationModel,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Stem>, EngineError> {
-        let separator = self.separator(model);
-        let stems = separator.separate(audio, &self.separation, progress)?;
-        Ok(separator
-            .spec()
-            .stems
-            .iter()
-            .zip(stems)
-            .map(|(name, audio)| Stem {
-                name: name.clone(),
-                audio,
+        if !model.is_four_track() {
+            return self.run(&self.two_stems, audio, progress);
+        }
+        let mut halves = |done: usize, p: Progress| {
+            progress(Progress {
+                done: done + p.done,
+                total: 2 * p.total,
             })
-            .collect())
+        };
+        let vocals = self
+            .four_track_pass(audio, true, &mut |p| halves(0, p))?
+            .remove(0);
+        let mut rest = self.four_track_pass(audio, false, &mut |p| halves(p.total, p))?;
+        rest.remove(0);
+        Ok(std::iter::once(vocals).chain(rest).collect())
     }
 
-    /// Separates 44.1 kHz stereo `audio` and returns the stem `model` names.
+    /// Separates 44.1 kHz stereo `audio` and returns the stem `model` names (for the
+    /// four-track accompaniment: drums + bass + other).
     pub fn separate(
         &self,
         audio: &Audio,
         model: SeparationModel,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Audio, EngineError> {
-        let stems = self.separate_all(audio, model, progress)?;
-        let wanted = model.stem();
-        stems
-            .into_iter()
-            .find(|s| s.name == wanted)
-            .map(|s| s.audio)
-            .ok_or_else(|| {
-                SeparationError::ModelMismatch {
-                    file: self.separator(model).spec().file.clone(),
-                    reason: format!("no `{wanted}` stem"),
+        if !model.is_four_track() {
+            let mut stems = self.run(&self.two_stems, audio, progress)?;
+            return Ok(take_stem(&mut stems, model.stem(), &self.two_stems)?.audio);
+        }
+        let vocal = model == SeparationModel::FourTrackVocal;
+        let options = if vocal {
+            &self.vocal_noise
+        } else {
+            &self.noise
+        };
+        let clean = suppress_noise(audio, options);
+        match &self.four_stems {
+            FourStems::Derived(_) => {
+                let mut stems = self.run(&self.two_stems, &clean, progress)?;
+                Ok(take_stem(&mut stems, model.stem(), &self.two_stems)?.audio)
+            }
+            FourStems::Installed(separator) => {
+                let mut stems = self.run(separator, &clean, progress)?;
+                if vocal {
+                    return Ok(take_stem(&mut stems, "vocals", separator)?.audio);
                 }
-                .into()
-            })
-    }
-
-    fn separator(&self, model: SeparationModel) -> &Separator {
-        match model {
-            SeparationModel::TwoTrackVocal | SeparationModel::TwoTrackAcc => &self.two_stems,
+                let parts = ["drums", "bass", "other"]
+                    .iter()
+                    .map(|name| take_stem(&mut stems, name, separator).map(|s| s.audio))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Audio::sum(&parts)?)
+            }
         }
     }
+
+    /// One four-track pass over `audio` cleaned for vocals or for the accompaniment: the
+    /// [`FOUR_STEMS`] in order.
+    fn four_track_pass(
+        &self,
+        audio: &Audio,
+        for_vocals: bool,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Stem>, EngineError> {
+        let options = if for_vocals {
+            &self.vocal_noise
+        } else {
+            &self.noise
+        };
+        let clean = suppress_noise(audio, options);
+        match &self.four_stems {
+            FourStems::Installed(separator) => {
+                let mut stems = self.run(separator, &clean, progress)?;
+                FOUR_STEMS
+                    .iter()
+                    .map(|name| take_stem(&mut stems, name, separator))
+                    .collect()
+            }
+            FourStems::Derived(derived) => {
+                let mut stems = self.run(&self.two_stems, &clean, progress)?;
+                let vocals = take_stem(&mut stems, "vocals", &self.two_stems)?;
+                if for_vocals {
+                    return Ok(vec![vocals]);
+                }
+                let accompaniment = take_stem(&mut stems, "accompaniment", &self.two_stems)?;
+                let [drums, bass, other] = derive_stems(&accompaniment.audio, derived);
+                Ok(vec![
+                    vocals,
+                    named("drums", drums),
+                    named("bass", bass),
+                    named("other", other),
+                ])
+            }
+        }
+    }
+
+    /// Runs one separator and names its stems.
+    fn run(
+        &self,
+        separator: &Separator,
+        audio: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Stem>, EngineError> {
+        let stems = separator.separate(audio, &self.separation, progress)?;
+        Ok(separator
+            .spec()
+            .stems
+            .iter()
+            .zip(stems)
+            .map(|(name, audio)| named(name, audio))
+            .collect())
+    }
+}
+
+fn named(name: &str, audio: Audio) -> Stem {
+    Stem {
+        name: name.to_owned(),
+        audio,
+    }
+}
+
+/// Removes the stem called `name` from `stems`.
+fn take_stem(
+    stems: &mut Vec<Stem>,
+    name: &str,
+    separator: &Separator,
+) -> Result<Stem, EngineError> {
+    let index = stems
+        .iter()
+        .position(|s| s.name == name)
+        .ok_or_else(|| missing_stem(separator, name))?;
+    Ok(stems.swap_remove(index))
+}
+
+fn missing_stem(separator: &Separator, name: &str) -> EngineError {
+    SeparationError::ModelMismatch {
+        file: separator.spec().file.clone(),
+        reason: format!("no `{name}` stem"),
+    }
+    .into()
+}
+
+/// The first card in `models_dir` whose stems are exactly the [`FOUR_STEMS`]; a broken card
+/// is an error rather than silently ignored.
+pub fn four_stem_card(models_dir: &std::path::Path) -> Result<Option<ModelCard>, CardError> {
+    for card in installed_cards(models_dir) {
+        let card = card?;
+        let mut stems: Vec<&str> = card.spec.stems.iter().map(String::as_str).collect();
+        stems.sort_unstable();
+        let mut wanted = FOUR_STEMS;
+        wanted.sort_unstable();
+        if stems == wanted {
+            return Ok(Some(card));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! Quality metrics, implemented as the field's reference tools define them: global SDR
-//! (music demixing challenges) for separation, mir_eval's note metrics for transcription.
+//! (music demixing challenges) for separation, mir_eval's note metrics for transcription;
+//! and the test noise of the denoising evaluation.
 
+mod noise;
 mod separation;
 mod transcription;
 
+pub use noise::{add_noise, rms, NoiseKind};
 pub use separation::global_sdr;
 pub use transcription::{
     match_notes, read_notes_csv, score_notes, EvalNote, NoteCsvError, NoteScores, Tolerances,

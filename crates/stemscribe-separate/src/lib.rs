@@ -4,11 +4,16 @@
 //! [`ModelSpec`] says what a model reads and returns, [`Separator`] runs one through ONNX
 //! Runtime, and [`Stft`] is the transform both sides of the network share.
 
+mod denoise;
+mod derived;
 mod separator;
 mod spec;
+mod spectral;
 mod stft;
 mod wiener;
 
+pub use denoise::{noise_profile, subtract_noise, suppress_noise, NoiseOptions, NoiseProfile};
+pub use derived::{derive_stems, DerivedStemsOptions};
 pub use separator::{HighBand, Progress, SeparationError, SeparationOptions, Separator};
-pub use spec::ModelSpec;
+pub use spec::{installed_cards, CardError, ModelCard, ModelSpec};
 pub use stft::Stft;

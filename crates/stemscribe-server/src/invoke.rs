@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use stemscribe_engine::{
     decode, decode_raw_pcm, encode_to_vec, to_json, to_smf, Audio, DecodeError, DecodeOptions,
     Engine, EngineError, OutputFormat, OutputSpec, RawPcm, SeparationModel, SmfOptions,
-    UnknownFormat,
+    UnknownFormat, UnknownModel,
 };
 
 use crate::payload::{AudioInfo, MidiPayload, SeparatePayload};
@@ -436,15 +436,9 @@ impl Job {
 /// The model and output format a separation payload asks for.
 fn output_of(payload: &SeparatePayload) -> Result<(SeparationModel, OutputSpec), Failure> {
     let name = payload.model.as_deref().unwrap_or("2track_vocal");
-    let model: SeparationModel = name.parse().map_err(|_| {
-        let known = "2track_vocal, 2track_acc";
-        let reason = if name.starts_with("bs_4track") {
-            format!("model `{name}` is not installed on this server (available: {known})")
-        } else {
-            format!("unknown model `{name}` (available: {known})")
-        };
-        Failure::new(Status::InvalidPayload, reason)
-    })?;
+    let model: SeparationModel = name
+        .parse()
+        .map_err(|e: UnknownModel| Failure::new(Status::InvalidPayload, e.to_string()))?;
     let extra = payload.extra.as_ref();
     let format = match extra.and_then(|e| e.output_format.as_deref()) {
         None => OutputFormat::default(),

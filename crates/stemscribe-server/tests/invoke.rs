@@ -49,11 +49,15 @@ fn output_rate_and_channels_are_honoured() {
 }
 
 #[test]
-fn mp3_and_aac_outputs_decode_at_the_requested_shape() {
+fn every_format_and_model_decodes_at_the_requested_shape() {
     let server = Server::start(ServerConfig::default());
-    let cases = [("mp3", 22_050, 1, 0), ("aac", 48_000, 2, 1024)];
-    for (format, rate, channels, max_extra) in cases {
-        let payload = json!({"model": "2track_acc", "extra": {"output_format": format,
+    let cases = [
+        ("mp3", 22_050, 1, 0, "2track_acc"),
+        ("aac", 48_000, 2, 1024, "bs_4track_vocal"),
+        ("wav", 44_100, 1, 0, "bs_4track_acc"),
+    ];
+    for (format, rate, channels, max_extra, model) in cases {
+        let payload = json!({"model": model, "extra": {"output_format": format,
             "output_sample_rate": rate, "output_channel": channels}});
         let response = invoke(server.addr, &separate_body(&payload, &data("rock_mix.wav")));
         assert_status(&response, 200, 20_000_000);

@@ -1,0 +1,57 @@
+//! `stemscribe models`: the models this installation serves and the cards that describe them.
+
+use anyhow::Result;
+use stemscribe_engine::{
+    four_stem_card, installed_cards, ModelCard, Runtime, RuntimeConfig, SeparationModel,
+};
+
+/// Prints every API model with the card that serves it, then every installed card.
+pub fn run() -> Result<()> {
+    let runtime = Runtime::new(&RuntimeConfig::default())?;
+    let dir = runtime.models_dir();
+    let cards = installed_cards(dir);
+    let four_stem = four_stem_card(dir).ok().flatten();
+    let spleeter = ModelCard::spleeter_2stems();
+    println!("models directory: {}", dir.display());
+    println!();
+    for model in SeparationModel::ALL {
+        let served_by = match (&four_stem, model.is_four_track()) {
+            (_, false) => format!("{} (bundled card)", spleeter.id),
+            (Some(card), true) => format!("noise suppression + {} (installed card)", card.id),
+            (None, true) => format!(
+                "noise suppression + {} + derived drums/bass/other (no four-stem card installed)",
+                spleeter.id
+            ),
+        };
+        println!("{:<16} {served_by}", model.name());
+    }
+    println!("{:<16} swift-f0 (MIDI namespace)", "MIDI");
+    println!();
+    print_card(&spleeter, runtime.model_path(&spleeter.spec.file).is_ok());
+    for card in &cards {
+        match card {
+            Ok(card) => print_card(card, runtime.model_path(&card.spec.file).is_ok()),
+            Err(error) => println!("invalid card: {error}"),
+        }
+    }
+    if cards.is_empty() {
+        println!("no installed cards (*.card.toml) in {}", dir.display());
+    }
+    Ok(())
+}
+
+fn print_card(card: &ModelCard, installed: bool) {
+    let spec = &card.spec;
+    println!("card {}: {}", card.id, spec.name);
+    println!(
+        "  file {} ({}), stems {}",
+        spec.file,
+        if installed { "installed" } else { "MISSING" },
+        spec.stems.join(", ")
+    );
+    println!(
+        "  STFT {}/{}, {} bins × {} frames into `{}`, masks: ratio of squares",
+        spec.fft_size, spec.hop, spec.bins, spec.segment_frames, spec.input
+    );
+    println!("  licence: {}; source: {}", card.licence, card.source);
+}

@@ -1,0 +1,164 @@
+//! Four stems without four-stem weights: drums, bass and other derived from a 2-stem
+//! accompaniment by harmonic/percussive separation with median filters (Fitzgerald, 2010)
+//! and a low band.
+//!
+//! On the mean-of-sides magnitude spectrogram `S`, a median across time gives the harmonic
+//! (sustained) part `H` and a median across frequency the percussive (transient) part `P`.
+//! Soft masks `H² / (H² + P²)` and `P² / (H² + P²)` split every bin; the harmonic share below
+//! a crossover (cosine taper between two frequencies) is the bass, above it the other
+//! instruments, and the percussive share is the drums. The three masks sum to one, so
+//! `drums + bass + other` is the accompaniment, to rounding.
+
+use rayon::prelude::*;
+use stemscribe_audio::Audio;
+
+use crate::spectral::{apply_masks, median, spectrogram};
+use crate::stft::Stft;
+
+/// Added to both sides of a mask's ratio so silent bins split evenly.
+const EPSILON: f32 = 1e-10;
+
+/// The parameters of the derivation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DerivedStemsOptions {
+    /// STFT frame length in samples.
+    pub fft_size: usize,
+    /// STFT hop in samples.
+    pub hop: usize,
+    /// Frames in the median across time (odd), the harmonic filter.
+    pub harmonic_frames: usize,
+    /// Bins in the median across frequency (odd), the percussive filter.
+    pub percussive_bins: usize,
+    /// Harmonic content below this is all bass (Hz).
+    pub bass_full_hz: f32,
+    /// Harmonic content above this is all other (Hz).
+    pub bass_none_hz: f32,
+}
+
+impl Default for DerivedStemsOptions {
+    fn default() -> Self {
+        Self {
+            fft_size: 4096,
+            hop: 1024,
+            harmonic_frames: 17,
+            percussive_bins: 33,
+            bass_full_hz: 150.0,
+            bass_none_hz: 300.0,
+        }
+    }
+}
+
+/// Splits an accompaniment into `[drums, bass, other]`, each as long as the input.
+pub fn derive_stems(accompaniment: &Audio, options: &DerivedStemsOptions) -> [Audio; 3] {
+    let stft = Stft::new(options.fft_size, options.hop);
+    let magnitude = spectrogram(&stft, accompaniment);
+    let (frames, bins) = (magnitude.frames(), magnitude.bins);
+    let half_time = options.harmonic_frames / 2;
+    let half_freq = options.percussive_bins / 2;
+
+    // Harmonic medians, bin-major (each bin filtered along time in parallel).
+    let mut harmonic = vec![0.0_f32; bins * frames];
+    harmonic
+        .par_chunks_mut(frames.max(1))
+        .enumerate()
+        .for_each_init(Vec::new, |window, (f, out)| {
+            for (t, value) in out.iter_mut().enumerate() {
+                window.clear();
+                let range = t.saturating_sub(half_time)..(t + half_time + 1).min(frames);
+                window.extend(range.map(|u| magnitude.values[u * bins + f]));
+                *value = median(window);
+            }
+        });
+    // Percussive medians, frame-major.
+    let mut percussive = vec![0.0_f32; frames * bins];
+    percussive
+        .par_chunks_mut(bins)
+        .enumerate()
+        .for_each_init(Vec::new, |window, (t, out)| {
+            let frame = magnitude.frame(t);
+            for (f, value) in out.iter_mut().enumerate() {
+                window.clear();
+                let range = f.saturating_sub(half_freq)..(f + half_freq + 1).min(bins);
+                window.extend_from_slice(&frame[range]);
+                *value = median(window);
+            }
+        });
+    drop(magnitude);
+
+    let hz_per_bin = accompaniment.sample_rate() as f32 / options.fft_size as f32;
+    let bass_share: Vec<f32> = (0..bins)
+        .map(|f| {
+            let hz = f as f32 * hz_per_bin;
+            if hz <= options.bass_full_hz {
+                1.0
+            } else if hz >= options.bass_none_hz {
+                0.0
+            } else {
+                let x = (hz - options.bass_full_hz) / (options.bass_none_hz - options.bass_full_hz);
+                0.5 + 0.5 * (std::f32::consts::PI * x).cos()
+            }
+        })
+        .collect();
+    let stems = apply_masks(&stft, accompaniment, 3, |t, gains| {
+        for f in 0..bins {
+            let h = harmonic[f * frames + t].powi(2);
+            let p = percussive[t * bins + f].powi(2);
+            let tonal = (h + EPSILON / 2.0) / (h + p + EPSILON);
+            gains[0][f] = 1.0 - tonal;
+            gains[1][f] = tonal * bass_share[f];
+            gains[2][f] = tonal * (1.0 - bass_share[f]);
+        }
+    });
+    let mut stems = stems.into_iter();
+    let mut next = || {
+        stems
+            .next()
+            .expect("apply_masks returns one signal per mask")
+    };
+    [next(), next(), next()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signal(f: impl Fn(usize) -> f32) -> Audio {
+        let side: Vec<f32> = (0..44_100).map(f).collect();
+        Audio::new(44_100, vec![side.clone(), side]).unwrap()
+    }
+
+    fn energy(audio: &Audio) -> f64 {
+        stemscribe_eval::rms(audio.channels()).powi(2)
+    }
+
+    #[test]
+    fn the_stems_sum_to_the_accompaniment() {
+        let mix = signal(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5);
+        let stems = derive_stems(&mix, &DerivedStemsOptions::default());
+        let sum = Audio::sum(&stems).unwrap();
+        for (a, b) in sum
+            .channels()
+            .iter()
+            .flatten()
+            .zip(mix.channels().iter().flatten())
+        {
+            assert!((a - b).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn tones_go_to_bass_or_other_and_clicks_to_drums() {
+        let tau = std::f32::consts::TAU;
+        let bass = signal(|i| 0.5 * (tau * 80.0 * i as f32 / 44_100.0).sin());
+        let [drums, low, other] = derive_stems(&bass, &DerivedStemsOptions::default());
+        assert!(energy(&low) > 20.0 * (energy(&drums) + energy(&other)));
+
+        let lead = signal(|i| 0.5 * (tau * 880.0 * i as f32 / 44_100.0).sin());
+        let [drums, low, other] = derive_stems(&lead, &DerivedStemsOptions::default());
+        assert!(energy(&other) > 20.0 * (energy(&drums) + energy(&low)));
+
+        let clicks = signal(|i| if i % 11_025 == 0 { 1.0 } else { 0.0 });
+        let [drums, low, other] = derive_stems(&clicks, &DerivedStemsOptions::default());
+        assert!(energy(&drums) > 5.0 * (energy(&low) + energy(&other)));
+    }
+}
