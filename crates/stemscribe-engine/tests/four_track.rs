@@ -1,0 +1,94 @@
+//! The four-track models: derived stems by default, an installed four-stem card when there is
+//! one, and the API outputs consistent with every stem. Needs `scripts/setup.sh` to have run.
+
+use std::path::{Path, PathBuf};
+
+use stemscribe_engine::{
+    decode_file, Audio, DecodeOptions, Engine, EngineConfig, EngineError, RuntimeConfig,
+    SeparationModel, FOUR_STEMS,
+};
+
+fn installed() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/installed")
+}
+
+fn song() -> Audio {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/rock_mix.wav");
+    decode_file(&path, &DecodeOptions::default()).unwrap()
+}
+
+fn max_difference(a: &Audio, b: &Audio) -> f32 {
+    a.channels()
+        .iter()
+        .flatten()
+        .zip(b.channels().iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Checks that `separate_all` gives the four stems, and that the API models return its
+/// vocals and the sum of its other stems.
+fn assert_consistent(engine: &Engine) {
+    let song = song();
+    let stems = engine
+        .separate_all(&song, SeparationModel::FourTrackVocal, &mut |_| {})
+        .unwrap();
+    let names: Vec<&str> = stems.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, FOUR_STEMS);
+    for stem in &stems {
+        assert_eq!(
+            (stem.audio.frames(), stem.audio.num_channels()),
+            (song.frames(), 2)
+        );
+    }
+    let vocals = engine
+        .separate(&song, SeparationModel::FourTrackVocal, &mut |_| {})
+        .unwrap();
+    assert!(max_difference(&vocals, &stems[0].audio) < 1e-6);
+    let accompaniment = engine
+        .separate(&song, SeparationModel::FourTrackAcc, &mut |_| {})
+        .unwrap();
+    let parts: Vec<Audio> = stems[1..].iter().map(|s| s.audio.clone()).collect();
+    assert!(max_difference(&accompaniment, &Audio::sum(&parts).unwrap()) < 1e-4);
+}
+
+#[test]
+fn derived_stems_are_the_default() {
+    let engine = Engine::new(&EngineConfig::default()).unwrap();
+    assert!(engine.four_stem_model().is_none());
+    assert_consistent(&engine);
+}
+
+#[test]
+fn an_installed_four_stem_card_replaces_the_derivation() {
+    let dir = std::env::temp_dir().join(format!("stemscribe-four-card-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = |name: &str| std::os::unix::fs::symlink(installed().join(name), dir.join(name));
+    for name in ["lib", "spleeter-2stems.onnx", "swift-f0.onnx"] {
+        link(name).unwrap();
+    }
+    let tiny = installed().join("tiny-4stems");
+    for name in ["tiny-4stems.onnx", "tiny-4stems.card.toml"] {
+        std::fs::copy(tiny.join(name), dir.join(name)).unwrap();
+    }
+    let engine = engine_in(&dir).unwrap();
+    let model = engine.four_stem_model().expect("the card is picked up");
+    assert_eq!(model.file, "tiny-4stems.onnx");
+    assert_consistent(&engine);
+
+    std::fs::write(dir.join("broken.card.toml"), "id = 3").unwrap();
+    let error = engine_in(&dir).unwrap_err().to_string();
+    assert!(error.contains("broken.card.toml"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn engine_in(dir: &Path) -> Result<Engine, EngineError> {
+    Engine::new(&EngineConfig {
+        runtime: RuntimeConfig {
+            models_dir: Some(dir.to_owned()),
+            ..RuntimeConfig::default()
+        },
+        ..EngineConfig::default()
+    })
+}

@@ -1,0 +1,57 @@
+//! Any conforming N-stem model card runs: a tiny random-weight 4-stem model, generated with
+//! its numpy reference outputs by `scripts/make_tiny_separator.py` (run by `scripts/setup.sh`),
+//! separates its test input as the reference does.
+
+use std::path::PathBuf;
+
+use stemscribe_audio::Audio;
+use stemscribe_eval::global_sdr;
+use stemscribe_runtime::{Runtime, RuntimeConfig};
+use stemscribe_separate::{ModelCard, SeparationOptions, Separator};
+
+fn installed() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/installed")
+}
+
+/// Interleaved little-endian f32 stereo at 44.1 kHz.
+fn read_stereo(name: &str) -> Audio {
+    let bytes = std::fs::read(installed().join("tiny-4stems").join(name)).unwrap();
+    let samples: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Audio::from_interleaved(44_100, 2, &samples).unwrap()
+}
+
+#[test]
+fn a_four_stem_card_separates_like_its_numpy_reference() {
+    let dir = installed().join("tiny-4stems");
+    let card = ModelCard::read(&dir.join("tiny-4stems.card.toml")).unwrap();
+    assert_eq!(card.spec.stems, ["vocals", "drums", "bass", "other"]);
+    let runtime = Runtime::new(&RuntimeConfig {
+        models_dir: Some(dir),
+        library: Some(installed().join("lib/libonnxruntime.so")),
+        threads: None,
+    })
+    .unwrap();
+    let separator = Separator::new(&runtime, card.spec.clone()).unwrap();
+    let input = read_stereo("input.f32");
+    let mut windows = 0;
+    let stems = separator
+        .separate(&input, &SeparationOptions::spleeter_reference(), &mut |p| {
+            windows = p.total;
+        })
+        .unwrap();
+    assert!(windows > 1, "the input spans several network windows");
+    assert_eq!(stems.len(), 4);
+    for (stem, name) in stems.iter().zip(&card.spec.stems) {
+        assert_eq!(stem.frames(), input.frames());
+        let reference = read_stereo(&format!("{name}.f32"));
+        let sdr = global_sdr(&reference, stem);
+        println!("{name}: {sdr:.1} dB against the numpy reference");
+        assert!(
+            sdr > 50.0,
+            "{name}: {sdr:.1} dB against the numpy reference"
+        );
+    }
+}
