@@ -40,8 +40,8 @@ impl Default for DerivedStemsOptions {
         Self {
             fft_size: 4096,
             hop: 1024,
-            harmonic_frames: 17,
-            percussive_bins: 33,
+            harmonic_frames: 31,
+            percussive_bins: 9,
             bass_full_hz: 150.0,
             bass_none_hz: 300.0,
         }
