@@ -301,12 +301,11 @@ impl Engine {
                 total: 2 * p.total,
             })
         };
-        let vocals = self
-            .four_track_pass(audio, true, &mut |p| halves(0, p))?
-            .remove(0);
-        let mut rest = self.four_track_pass(audio, false, &mut |p| halves(p.total, p))?;
-        rest.remove(0);
-        Ok(std::iter::once(vocals).chain(rest).collect())
+        let vocals = self.four_track_vocals(audio, &mut |p| halves(0, p))?;
+        let parts = self.four_track_parts(audio, &mut |p| halves(p.total, p))?;
+        Ok(std::iter::once(named("vocals", vocals))
+            .chain(parts)
+            .collect())
     }
 
     /// Separates 44.1 kHz stereo `audio` and returns the stem `model` names (for the
@@ -317,74 +316,80 @@ impl Engine {
         model: SeparationModel,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Audio, EngineError> {
-        if !model.is_four_track() {
-            let mut stems = self.run(&self.two_stems, audio, progress)?;
-            return Ok(take_stem(&mut stems, model.stem(), &self.two_stems)?.audio);
-        }
-        let vocal = model == SeparationModel::FourTrackVocal;
-        let options = if vocal {
-            &self.vocal_noise
-        } else {
-            &self.noise
-        };
-        let clean = suppress_noise(audio, options);
-        match &self.four_stems {
-            FourStems::Derived(_) => {
-                let mut stems = self.run(&self.two_stems, &clean, progress)?;
-                Ok(take_stem(&mut stems, model.stem(), &self.two_stems)?.audio)
-            }
-            FourStems::Installed(separator) => {
-                let mut stems = self.run(separator, &clean, progress)?;
-                if vocal {
-                    return Ok(take_stem(&mut stems, "vocals", separator)?.audio);
-                }
-                let parts = ["drums", "bass", "other"]
-                    .iter()
-                    .map(|name| take_stem(&mut stems, name, separator).map(|s| s.audio))
-                    .collect::<Result<Vec<_>, _>>()?;
+        match (model, &self.four_stems) {
+            (SeparationModel::FourTrackVocal, _) => self.four_track_vocals(audio, progress),
+            (SeparationModel::FourTrackAcc, FourStems::Installed(_)) => {
+                let parts: Vec<Audio> = self
+                    .four_track_parts(audio, progress)?
+                    .into_iter()
+                    .map(|s| s.audio)
+                    .collect();
                 Ok(Audio::sum(&parts)?)
+            }
+            // Derived parts sum to the accompaniment exactly, so they need not be derived.
+            (SeparationModel::FourTrackAcc, FourStems::Derived(_)) => {
+                let clean = suppress_noise(audio, &self.noise);
+                self.stem_of(&self.two_stems, &clean, "accompaniment", progress)
+            }
+            (SeparationModel::TwoTrackVocal | SeparationModel::TwoTrackAcc, _) => {
+                self.stem_of(&self.two_stems, audio, model.stem(), progress)
             }
         }
     }
 
-    /// One four-track pass over `audio` cleaned for vocals or for the accompaniment: the
-    /// [`FOUR_STEMS`] in order.
-    fn four_track_pass(
+    /// The four-track vocals: separated from the input with every steady component removed.
+    fn four_track_vocals(
         &self,
         audio: &Audio,
-        for_vocals: bool,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Audio, EngineError> {
+        let clean = suppress_noise(audio, &self.vocal_noise);
+        let separator = match &self.four_stems {
+            FourStems::Installed(separator) => separator,
+            FourStems::Derived(_) => &self.two_stems,
+        };
+        self.stem_of(separator, &clean, "vocals", progress)
+    }
+
+    /// The four-track drums, bass and other, in that order: separated (or derived) from the
+    /// input with its detected noise removed.
+    fn four_track_parts(
+        &self,
+        audio: &Audio,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Stem>, EngineError> {
-        let options = if for_vocals {
-            &self.vocal_noise
-        } else {
-            &self.noise
-        };
-        let clean = suppress_noise(audio, options);
+        let clean = suppress_noise(audio, &self.noise);
         match &self.four_stems {
             FourStems::Installed(separator) => {
                 let mut stems = self.run(separator, &clean, progress)?;
-                FOUR_STEMS
+                FOUR_STEMS[1..]
                     .iter()
                     .map(|name| take_stem(&mut stems, name, separator))
                     .collect()
             }
             FourStems::Derived(derived) => {
-                let mut stems = self.run(&self.two_stems, &clean, progress)?;
-                let vocals = take_stem(&mut stems, "vocals", &self.two_stems)?;
-                if for_vocals {
-                    return Ok(vec![vocals]);
-                }
-                let accompaniment = take_stem(&mut stems, "accompaniment", &self.two_stems)?;
-                let [drums, bass, other] = derive_stems(&accompaniment.audio, derived);
+                let accompaniment =
+                    self.stem_of(&self.two_stems, &clean, "accompaniment", progress)?;
+                let [drums, bass, other] = derive_stems(&accompaniment, derived);
                 Ok(vec![
-                    vocals,
                     named("drums", drums),
                     named("bass", bass),
                     named("other", other),
                 ])
             }
         }
+    }
+
+    /// Runs one separator and returns the stem called `name`.
+    fn stem_of(
+        &self,
+        separator: &Separator,
+        audio: &Audio,
+        name: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Audio, EngineError> {
+        let mut stems = self.run(separator, audio, progress)?;
+        Ok(take_stem(&mut stems, name, separator)?.audio)
     }
 
     /// Runs one separator and names its stems.
