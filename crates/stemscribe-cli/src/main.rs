@@ -52,6 +52,12 @@ enum Command {
 pub struct UsageError(pub String);
 
 fn main() -> ExitCode {
+    // Output piped into a reader that stops early (`| head`) ends the process quietly, as
+    // for any Unix tool, instead of panicking on the broken pipe.
+    // SAFETY: resetting a signal to its default disposition, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let threads = cli.threads.map(usize::from);
     if let Some(threads) = threads {
