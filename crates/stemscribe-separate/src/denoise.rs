@@ -10,7 +10,7 @@
 
 use stemscribe_audio::Audio;
 
-use crate::spectral::{apply_masks, median, spectrogram};
+use crate::spectral::{apply_masks, median, spectrogram, Spectrogram};
 use crate::stft::Stft;
 
 /// The parameters of the suppressor.
@@ -73,30 +73,34 @@ impl NoiseOptions {
     }
 }
 
-/// The estimated power spectrum of a signal's steady noise (per STFT bin, in the units of
-/// the mean-of-sides magnitude squared).
-#[derive(Debug, Clone, PartialEq)]
-pub struct NoiseProfile {
-    power: Vec<f32>,
-}
-
-impl NoiseProfile {
-    /// Whether any noise was found.
-    pub fn is_silent(&self) -> bool {
-        self.power.iter().all(|&p| p == 0.0)
-    }
-}
-
-/// `audio` with its stationary noise suppressed, as long as the input.
+/// `audio` with its stationary noise suppressed, as long as the input (unchanged when no
+/// noise is found).
 pub fn suppress_noise(audio: &Audio, options: &NoiseOptions) -> Audio {
-    let profile = noise_profile(audio, options);
-    subtract_noise(audio, &profile, options)
-}
-
-/// Estimates the steady noise of `audio`.
-pub fn noise_profile(audio: &Audio, options: &NoiseOptions) -> NoiseProfile {
     let stft = Stft::new(options.fft_size, options.hop);
     let magnitude = spectrogram(&stft, audio);
+    let noise = noise_power(&magnitude, audio.sample_rate(), options);
+    if noise.iter().all(|&p| p == 0.0) {
+        return audio.clone();
+    }
+    let bins = magnitude.bins;
+    let least = options.floor_gain * options.floor_gain;
+    let mut cleaned = apply_masks(&stft, audio, 1, |t, gains| {
+        for (f, gain) in gains[0].iter_mut().enumerate() {
+            let power = magnitude.values[t * bins + f].powi(2);
+            let kept = if power > 0.0 {
+                1.0 - noise[f] / power
+            } else {
+                0.0
+            };
+            *gain = kept.max(least).sqrt();
+        }
+    });
+    cleaned.remove(0)
+}
+
+/// The estimated power of the steady noise in each bin of `magnitude` (a spectrogram of a
+/// signal at `sample_rate`), scaled by the over-subtraction factor.
+fn noise_power(magnitude: &Spectrogram, sample_rate: u32, options: &NoiseOptions) -> Vec<f32> {
     let (frames, bins) = (magnitude.frames(), magnitude.bins);
     let q = options.percentile.clamp(0.001, 0.3);
     let rayleigh = -(1.0 - q).ln();
@@ -123,7 +127,7 @@ pub fn noise_profile(audio: &Audio, options: &NoiseOptions) -> NoiseProfile {
 
     // Broadband hiss: music is sparse at high frequencies, so there a steady lower tail
     // means noise; then every bin's floor is taken for noise (Rayleigh-corrected).
-    let hz_per_bin = audio.sample_rate() as f32 / options.fft_size as f32;
+    let hz_per_bin = sample_rate as f32 / options.fft_size as f32;
     let first_high = ((options.hiss_band_hz / hz_per_bin) as usize).min(bins - 1);
     let mut high: Vec<f32> = spreads[first_high..].to_vec();
     let high_spread = median(&mut high);
@@ -138,7 +142,7 @@ pub fn noise_profile(audio: &Audio, options: &NoiseOptions) -> NoiseProfile {
     // barely moves, whatever the frequency.
     let peak = 10f32.powf(options.tone_peak_db / 20.0);
     let mut around = Vec::new();
-    let noise: Vec<f32> = (0..bins)
+    (0..bins)
         .map(|f| {
             around.clear();
             around.extend_from_slice(&floors[f.saturating_sub(16)..(f + 17).min(bins)]);
@@ -153,32 +157,7 @@ pub fn noise_profile(audio: &Audio, options: &NoiseOptions) -> NoiseProfile {
             let tone_power = if tone { floors[f] * floors[f] } else { 0.0 };
             options.over_subtraction * hiss_power.max(tone_power)
         })
-        .collect();
-    NoiseProfile { power: noise }
-}
-
-/// `audio` less the noise `profile` describes (estimated on it or on the mix it came from).
-pub fn subtract_noise(audio: &Audio, profile: &NoiseProfile, options: &NoiseOptions) -> Audio {
-    if profile.is_silent() {
-        return audio.clone();
-    }
-    let stft = Stft::new(options.fft_size, options.hop);
-    let magnitude = spectrogram(&stft, audio);
-    let bins = magnitude.bins;
-    let least = options.floor_gain * options.floor_gain;
-    let mut cleaned = apply_masks(&stft, audio, 1, |t, gains| {
-        for (f, gain) in gains[0].iter_mut().enumerate() {
-            let power = magnitude.values[t * bins + f].powi(2);
-            let noise = profile.power.get(f).copied().unwrap_or(0.0);
-            let kept = if power > 0.0 {
-                1.0 - noise / power
-            } else {
-                0.0
-            };
-            *gain = kept.max(least).sqrt();
-        }
-    });
-    cleaned.remove(0)
+        .collect()
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ mod spectral;
 mod stft;
 mod wiener;
 
-pub use denoise::{noise_profile, subtract_noise, suppress_noise, NoiseOptions, NoiseProfile};
+pub use denoise::{suppress_noise, NoiseOptions};
 pub use derived::{derive_stems, DerivedStemsOptions};
 pub use separator::{HighBand, Progress, SeparationError, SeparationOptions, Separator};
 pub use spec::{installed_cards, CardError, ModelCard, ModelSpec};
