@@ -240,11 +240,12 @@ fn write_lossy<W: Write>(
     encoder: LossyEncoder,
     mut out: W,
 ) -> Result<u64, EncodeError> {
-    let (samples, clipped) = pcm::interleaved_i16(audio);
+    let mut to_i16 = pcm::ToI16::default();
+    let samples: Vec<i16> = pcm::interleaved(audio).map(|s| to_i16.convert(s)).collect();
     let bytes = encoder(&samples, audio.num_channels(), audio.sample_rate())
         .map_err(|message| EncodeError::Codec { format, message })?;
     out.write_all(&bytes)?;
-    Ok(clipped)
+    Ok(to_i16.clipped)
 }
 
 fn list_rates(rates: &[u32]) -> String {

@@ -2,27 +2,28 @@
 
 use stemscribe_audio::Audio;
 
-/// Interleaves `audio` as 16-bit samples; returns them with the number that were clipped.
-pub(crate) fn interleaved_i16(audio: &Audio) -> (Vec<i16>, u64) {
-    let mut clipped = 0;
-    let mut samples = Vec::with_capacity(audio.frames() * audio.num_channels());
-    for i in 0..audio.frames() {
-        for channel in audio.channels() {
-            let sample = channel[i];
-            if sample.abs() > 1.0 {
-                clipped += 1;
-            }
-            samples.push(to_i16(sample));
-        }
-    }
-    (samples, clipped)
+/// Converts samples to 16 bits and counts those beyond full scale.
+#[derive(Debug, Default)]
+pub(crate) struct ToI16 {
+    /// Samples clipped so far.
+    pub clipped: u64,
 }
 
-/// Full scale maps to ±32767; beyond it clips; NaN becomes silence.
-fn to_i16(sample: f32) -> i16 {
-    if sample.is_nan() {
-        0
-    } else {
-        (sample.clamp(-1.0, 1.0) * 32_767.0).round() as i16
+impl ToI16 {
+    /// Full scale maps to ±32767; beyond it clips (and is counted); NaN becomes silence.
+    pub fn convert(&mut self, sample: f32) -> i16 {
+        if sample.abs() > 1.0 {
+            self.clipped += 1;
+        }
+        if sample.is_nan() {
+            0
+        } else {
+            (sample.clamp(-1.0, 1.0) * 32_767.0).round() as i16
+        }
     }
+}
+
+/// The samples of `audio`, frame by frame, channels interleaved.
+pub(crate) fn interleaved(audio: &Audio) -> impl Iterator<Item = f32> + '_ {
+    (0..audio.frames()).flat_map(move |i| audio.channels().iter().map(move |c| c[i]))
 }

@@ -4,7 +4,7 @@ use std::io::{Seek, Write};
 
 use stemscribe_audio::Audio;
 
-use crate::pcm::interleaved_i16;
+use crate::pcm::{interleaved, ToI16};
 use crate::{EncodeError, WavSampleFormat};
 
 /// Writes `audio` as WAV; returns the number of samples clipped.
@@ -24,23 +24,13 @@ pub(crate) fn write<W: Write + Seek>(
         sample_format: hound_format,
     };
     let mut writer = hound::WavWriter::new(out, spec)?;
-    let clipped = match sample_format {
-        WavSampleFormat::Pcm16 => {
-            let (samples, clipped) = interleaved_i16(audio);
-            for sample in samples {
-                writer.write_sample(sample)?;
-            }
-            clipped
+    let mut to_i16 = ToI16::default();
+    for sample in interleaved(audio) {
+        match sample_format {
+            WavSampleFormat::Pcm16 => writer.write_sample(to_i16.convert(sample))?,
+            WavSampleFormat::Float32 => writer.write_sample(sample)?,
         }
-        WavSampleFormat::Float32 => {
-            for i in 0..audio.frames() {
-                for channel in audio.channels() {
-                    writer.write_sample(channel[i])?;
-                }
-            }
-            0
-        }
-    };
+    }
     writer.finalize()?;
-    Ok(clipped)
+    Ok(to_i16.clipped)
 }
