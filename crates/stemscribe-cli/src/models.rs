@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use stemscribe_engine::{
-    four_stem_card, installed_cards, ModelCard, Runtime, RuntimeConfig, SeparationModel,
+    installed_cards, ModelCard, Runtime, RuntimeConfig, SeparationModel, FOUR_STEMS,
 };
 
 /// Prints every API model with the card that serves it, then every installed card.
@@ -10,7 +10,11 @@ pub fn run() -> Result<()> {
     let runtime = Runtime::new(&RuntimeConfig::default())?;
     let dir = runtime.models_dir();
     let cards = installed_cards(dir);
-    let four_stem = four_stem_card(dir).ok().flatten();
+    let broken = cards.iter().any(Result::is_err);
+    let four_stem = cards
+        .iter()
+        .flatten()
+        .find(|card| card.has_stems(&FOUR_STEMS));
     let spleeter = ModelCard::spleeter_2stems();
     println!("models directory: {}", dir.display());
     println!();
@@ -36,6 +40,9 @@ pub fn run() -> Result<()> {
     }
     if cards.is_empty() {
         println!("no installed cards (*.card.toml) in {}", dir.display());
+    }
+    if broken {
+        println!("the engine will not load until the invalid cards are fixed or removed");
     }
     Ok(())
 }

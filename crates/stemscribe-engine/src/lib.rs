@@ -437,20 +437,13 @@ fn missing_stem(separator: &Separator, name: &str) -> EngineError {
     .into()
 }
 
-/// The first card in `models_dir` whose stems are exactly the [`FOUR_STEMS`]; a broken card
-/// is an error rather than silently ignored.
+/// The first card in `models_dir` whose stems are exactly the [`FOUR_STEMS`]; any broken
+/// card is an error rather than silently ignored.
 pub fn four_stem_card(models_dir: &std::path::Path) -> Result<Option<ModelCard>, CardError> {
-    for card in installed_cards(models_dir) {
-        let card = card?;
-        let mut stems: Vec<&str> = card.spec.stems.iter().map(String::as_str).collect();
-        stems.sort_unstable();
-        let mut wanted = FOUR_STEMS;
-        wanted.sort_unstable();
-        if stems == wanted {
-            return Ok(Some(card));
-        }
-    }
-    Ok(None)
+    let cards = installed_cards(models_dir)
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(cards.into_iter().find(|card| card.has_stems(&FOUR_STEMS)))
 }
 
 #[cfg(test)]

@@ -116,6 +116,15 @@ impl ModelCard {
             .expect("the bundled Spleeter card is valid (checked by a test)")
     }
 
+    /// Whether the card's stems are exactly `names`, in any order.
+    pub fn has_stems(&self, names: &[&str]) -> bool {
+        let mut own: Vec<&str> = self.spec.stems.iter().map(String::as_str).collect();
+        let mut wanted = names.to_vec();
+        own.sort_unstable();
+        wanted.sort_unstable();
+        own == wanted
+    }
+
     /// Reads a card file.
     pub fn read(path: &Path) -> Result<Self, CardError> {
         let text = std::fs::read_to_string(path).map_err(|source| CardError::Io {
@@ -209,6 +218,8 @@ mod tests {
     fn the_bundled_card_describes_spleeter() {
         let card = ModelCard::spleeter_2stems();
         assert_eq!(card.id, "spleeter-2stems");
+        assert!(card.has_stems(&["accompaniment", "vocals"]));
+        assert!(!card.has_stems(&["vocals"]));
         let spec = card.spec;
         assert_eq!(
             (spec.fft_size, spec.hop, spec.bins, spec.segment_frames),
