@@ -35,8 +35,9 @@ pub use stemscribe_encode::{
 pub use stemscribe_midi::{from_json, to_json, to_smf, MidiError, Note, SmfOptions, Transcription};
 pub use stemscribe_runtime::{Runtime, RuntimeConfig, RuntimeError};
 pub use stemscribe_separate::{
-    derive_stems, installed_cards, suppress_noise, CardError, DerivedStemsOptions, HighBand,
-    ModelCard, ModelSpec, NoiseOptions, Progress, SeparationError, SeparationOptions, Separator,
+    derive_stems, installed_cards, suppress_noise, CardError, DerivedStemsOptions, EndPadding,
+    HighBand, ModelCard, ModelSpec, NoiseOptions, Progress, SeparationError, SeparationOptions,
+    Separator,
 };
 pub use stemscribe_transcribe::{
     NoOutput, PitchModelSpec, PitchTrack, Transcriber, TranscriptionError, TranscriptionOptions,

@@ -14,6 +14,8 @@ mod wiener;
 
 pub use denoise::{suppress_noise, NoiseOptions};
 pub use derived::{derive_stems, DerivedStemsOptions};
-pub use separator::{HighBand, Progress, SeparationError, SeparationOptions, Separator};
+pub use separator::{
+    EndPadding, HighBand, Progress, SeparationError, SeparationOptions, Separator,
+};
 pub use spec::{installed_cards, CardError, ModelCard, ModelSpec};
 pub use stft::Stft;
