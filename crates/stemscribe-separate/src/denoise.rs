@@ -5,8 +5,14 @@
 //! comes and goes, steady noise is always there. For noise alone the magnitude is Rayleigh
 //! distributed, so the noise power is that percentile squared divided by `-ln(1 - q)`. Each bin
 //! keeps `sqrt(max(g², 1 - α N / |S|²))` of its energy, `g` the floor gain and `α` the
-//! over-subtraction factor. Mains hum is steady at 50 or 60 Hz and its harmonics, so it is
-//! caught by the same floor; nothing assumes its frequency.
+//! over-subtraction factor.
+//!
+//! Hiss is recognised above [`NoiseOptions::hiss_band_hz`], where music is sparse, and
+//! modelled there as a power law in frequency (white: flat, pink: -3 dB per octave). Lower
+//! down, sustained music lifts the floors, so a bin's hiss is the lesser of its floor and the
+//! power law extended to its frequency. Mains hum is steady at 50 or 60 Hz and its
+//! harmonics: it is caught as bins whose floor stands out from their neighbours' and barely
+//! moves; nothing assumes its frequency.
 
 use stemscribe_audio::Audio;
 
@@ -39,9 +45,6 @@ pub struct NoiseOptions {
     pub tone_peak_db: f32,
     /// And its 3q-th to q-th percentile ratio is at most this.
     pub tone_spread: f32,
-    /// Take every bin's floor for noise, without the hiss test: removes steady accompaniment
-    /// along with the noise, which suits a vocal estimate but not an accompaniment.
-    pub every_floor: bool,
 }
 
 impl Default for NoiseOptions {
@@ -57,18 +60,6 @@ impl Default for NoiseOptions {
             music_spread: 1.8,
             tone_peak_db: 6.0,
             tone_spread: 1.45,
-            every_floor: false,
-        }
-    }
-}
-
-impl NoiseOptions {
-    /// The settings for a vocal estimate: every steady component is removed.
-    pub fn for_vocals() -> Self {
-        Self {
-            every_floor: true,
-            floor_gain: 0.1,
-            ..Self::default()
         }
     }
 }
@@ -126,17 +117,19 @@ fn noise_power(magnitude: &Spectrogram, sample_rate: u32, options: &NoiseOptions
         .unzip();
 
     // Broadband hiss: music is sparse at high frequencies, so there a steady lower tail
-    // means noise; then every bin's floor is taken for noise (Rayleigh-corrected).
+    // means noise; then each bin's floor, capped by the hiss band's power law, is taken for
+    // noise (Rayleigh-corrected).
     let hz_per_bin = sample_rate as f32 / options.fft_size as f32;
     let first_high = ((options.hiss_band_hz / hz_per_bin) as usize).min(bins - 1);
     let mut high: Vec<f32> = spreads[first_high..].to_vec();
     let high_spread = median(&mut high);
     let (noisy, musical) = (options.noise_spread, options.music_spread);
-    let hiss = if options.every_floor {
-        1.0
-    } else {
-        ((musical - high_spread) / (musical - noisy).max(1e-3)).clamp(0.0, 1.0)
-    };
+    let hiss = ((musical - high_spread) / (musical - noisy).max(1e-3)).clamp(0.0, 1.0);
+    let law = PowerLaw::fit(
+        (first_high..bins)
+            .filter(|&f| floors[f] > 0.0)
+            .map(|f| (f as f32 * hz_per_bin, floors[f] * floors[f] / rayleigh)),
+    );
 
     // Hum and other steady tones: bins whose floor stands out from its neighbours' and
     // barely moves, whatever the frequency.
@@ -148,16 +141,51 @@ fn noise_power(magnitude: &Spectrogram, sample_rate: u32, options: &NoiseOptions
             around.extend_from_slice(&floors[f.saturating_sub(16)..(f + 17).min(bins)]);
             let local = median(&mut around);
             let tone = floors[f] > peak * local && spreads[f] <= options.tone_spread;
-            let steady = if options.every_floor {
-                1.0
-            } else {
-                ((musical - spreads[f]) / (musical - noisy).max(1e-3)).clamp(0.0, 1.0)
-            };
-            let hiss_power = hiss * steady * floors[f] * floors[f] / rayleigh;
+            let steady = ((musical - spreads[f]) / (musical - noisy).max(1e-3)).clamp(0.0, 1.0);
+            let floor_power = steady * floors[f] * floors[f] / rayleigh;
+            let modelled = law.map_or(f32::INFINITY, |law| law.at(f.max(1) as f32 * hz_per_bin));
+            let hiss_power = hiss * floor_power.min(modelled);
             let tone_power = if tone { floors[f] * floors[f] } else { 0.0 };
             options.over_subtraction * hiss_power.max(tone_power)
         })
         .collect()
+}
+
+/// A power spectral density `exp(a) f^b`, fitted by least squares in log-log coordinates.
+#[derive(Debug, Clone, Copy)]
+struct PowerLaw {
+    a: f64,
+    b: f64,
+}
+
+impl PowerLaw {
+    /// The fit to `(frequency, power)` points, all positive; `None` for fewer than two
+    /// distinct frequencies.
+    fn fit(points: impl Iterator<Item = (f32, f32)>) -> Option<Self> {
+        let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for (f, p) in points {
+            let (x, y) = (f64::from(f).ln(), f64::from(p).ln());
+            n += 1.0;
+            sx += x;
+            sy += y;
+            sxx += x * x;
+            sxy += x * y;
+        }
+        let spread = n * sxx - sx * sx;
+        if n < 2.0 || spread <= 1e-12 {
+            return None;
+        }
+        let b = (n * sxy - sx * sy) / spread;
+        Some(Self {
+            a: (sy - b * sx) / n,
+            b,
+        })
+    }
+
+    /// The modelled power at `frequency` (Hz).
+    fn at(self, frequency: f32) -> f32 {
+        (self.a + self.b * f64::from(frequency).ln()).exp() as f32
+    }
 }
 
 #[cfg(test)]
@@ -166,6 +194,47 @@ mod tests {
 
     fn energy(audio: &Audio) -> f64 {
         stemscribe_eval::rms(audio.channels()).powi(2)
+    }
+
+    #[test]
+    fn a_sustained_low_note_under_hiss_is_not_taken_for_hiss() {
+        // A bass note that swells and fades slowly (too much to be a steady tone) looks as
+        // steady as hiss in its bins; only the hiss band's power law tells the two apart.
+        let mut seed = 54_321_u32;
+        let mut hiss = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let tau = std::f32::consts::TAU;
+        let note: Vec<f32> = (0..176_400)
+            .map(|i| {
+                let t = i as f32 / 44_100.0;
+                0.3 * (0.6 + 0.4 * (tau * 0.5 * t).sin()) * (tau * 110.0 * t).sin()
+            })
+            .collect();
+        let mut side = || -> Vec<f32> { note.iter().map(|n| n + 0.02 * hiss()).collect() };
+        let noisy = Audio::new(44_100, vec![side(), side()]).unwrap();
+        let clean = Audio::new(44_100, vec![note.clone(), note]).unwrap();
+        let out = suppress_noise(&noisy, &NoiseOptions::default());
+        assert!(
+            energy(&out) > 0.95 * energy(&clean),
+            "{} vs {}",
+            energy(&out),
+            energy(&clean)
+        );
+    }
+
+    #[test]
+    fn a_power_law_is_fitted_exactly() {
+        // Pink noise: power proportional to 1/f.
+        let law = PowerLaw::fit(
+            [1_000.0f32, 2_000.0, 8_000.0]
+                .map(|f| (f, 3.0 / f))
+                .into_iter(),
+        )
+        .unwrap();
+        assert!((law.at(100.0) - 0.03).abs() < 1e-5);
+        assert!(PowerLaw::fit([(5.0f32, 1.0f32)].into_iter()).is_none());
     }
 
     #[test]
