@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use crate::io::{load_engine, write_atomically};
 use anyhow::{Context, Result};
 use stemscribe_engine::{
-    decode_file, encode, from_json, Audio, DecodeOptions, EngineConfig, HighBand, NoiseOptions,
-    OutputFormat, OutputSpec, SeparationModel, SeparationOptions, WavSampleFormat, PROCESSING_RATE,
+    decode_file, encode, from_json, Audio, DecodeOptions, EndPadding, EngineConfig, HighBand,
+    NoiseOptions, OutputFormat, OutputSpec, SeparationModel, SeparationOptions, WavSampleFormat,
+    PROCESSING_RATE,
 };
 use stemscribe_eval::{
     add_noise, global_sdr, read_notes_csv, rms, score_notes, EvalNote, NoiseKind, Tolerances,
@@ -75,6 +76,15 @@ pub enum Switch {
     Off,
 }
 
+/// What the network sees past the song's end (see `EndPadding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum End {
+    /// Silence, as Spleeter does.
+    Silence,
+    /// The last frames mirrored.
+    Mirror,
+}
+
 /// Arguments of `stemscribe eval noise`.
 #[derive(Debug, clap::Args)]
 pub struct NoiseArgs {
@@ -119,6 +129,9 @@ pub struct SeparationArgs {
     /// Multichannel Wiener filtering: `on` or `off` (default: the engine's default).
     #[arg(long, value_name = "on|off")]
     wiener: Option<Switch>,
+    /// The network's input past the song's end: `silence` or `mirror`.
+    #[arg(long, value_name = "silence|mirror")]
+    end: Option<End>,
     /// Loop the clip this many times, so that it spans several network windows (seams).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     repeat: u16,
@@ -237,6 +250,12 @@ fn separation(args: &SeparationArgs, threads: Option<usize>) -> Result<()> {
     }
     if let Some(wiener) = args.wiener {
         options.wiener = wiener == Switch::On;
+    }
+    if let Some(end) = args.end {
+        options.end_padding = match end {
+            End::Silence => EndPadding::Silence,
+            End::Mirror => EndPadding::Mirror,
+        };
     }
     let references = References::read(&args.stems_file, usize::from(args.repeat))?;
     let engine = load_engine(

@@ -19,10 +19,21 @@ pub fn run() -> Result<()> {
     println!("models directory: {}", dir.display());
     println!();
     for model in SeparationModel::ALL {
-        let served_by = match (&four_stem, model.is_four_track()) {
-            (_, false) => format!("{} (bundled card)", spleeter.id),
-            (Some(card), true) => format!("noise suppression + {} (installed card)", card.id),
-            (None, true) => format!(
+        let served_by = match (&four_stem, model) {
+            (_, SeparationModel::TwoTrackVocal | SeparationModel::TwoTrackAcc) => {
+                format!("{} (bundled card)", spleeter.id)
+            }
+            (Some(card), SeparationModel::FourTrackVocal) => {
+                format!("{} vocals (installed card)", card.id)
+            }
+            (Some(card), SeparationModel::FourTrackAcc) => format!(
+                "noise suppression + {} drums + bass + other (installed card)",
+                card.id
+            ),
+            (None, SeparationModel::FourTrackVocal) => {
+                format!("{} vocals (no four-stem card installed)", spleeter.id)
+            }
+            (None, SeparationModel::FourTrackAcc) => format!(
                 "noise suppression + {} + derived drums/bass/other (no four-stem card installed)",
                 spleeter.id
             ),

@@ -27,8 +27,9 @@ input's length."
 pub struct Args {
     #[command(flatten)]
     input: Input,
-    /// Model: 2track_vocal (vocals), 2track_acc (accompaniment), bs_4track_vocal or
-    /// bs_4track_acc (four-stem split with stationary noise removed).
+    /// Model: 2track_vocal (vocals), 2track_acc (accompaniment), bs_4track_vocal (vocals of
+    /// a four-stem split) or bs_4track_acc (its drums + bass + other, stationary noise
+    /// removed).
     #[arg(long, short, default_value = "2track_vocal")]
     model: SeparationModel,
     /// Write the model's stem to this file.
