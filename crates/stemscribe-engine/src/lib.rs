@@ -162,8 +162,8 @@ pub struct Stem {
     pub audio: Audio,
 }
 
-/// How to build an [`Engine`].
-#[derive(Debug, Clone)]
+/// How to build an [`Engine`]; every part defaults to its own default.
+#[derive(Debug, Clone, Default)]
 pub struct EngineConfig {
     /// Where the runtime and the models are, and how many threads to use.
     pub runtime: RuntimeConfig,
@@ -175,18 +175,6 @@ pub struct EngineConfig {
     pub noise: NoiseOptions,
     /// How drums, bass and other are derived when no four-stem model card is installed.
     pub derived: DerivedStemsOptions,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            runtime: RuntimeConfig::default(),
-            separation: SeparationOptions::default(),
-            transcription: TranscriptionOptions::default(),
-            noise: NoiseOptions::default(),
-            derived: DerivedStemsOptions::default(),
-        }
-    }
 }
 
 /// Loaded models, ready to serve requests from any thread.
