@@ -91,7 +91,8 @@ pub struct SeparationOptions {
     /// Frames shared by consecutive windows, cross-faded to hide seams (0: Spleeter's
     /// back-to-back windows).
     pub overlap_frames: usize,
-    /// Refine the masked estimates with a multichannel Wiener filter (see [`crate::wiener`]).
+    /// Refine the masked estimates with a multichannel Wiener filter (one EM step, as
+    /// `norbert.wiener(iterations=1)`).
     pub wiener: bool,
     /// The network's input past the song's end.
     pub end_padding: EndPadding,
