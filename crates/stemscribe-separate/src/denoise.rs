@@ -196,15 +196,20 @@ mod tests {
         stemscribe_eval::rms(audio.channels()).powi(2)
     }
 
-    #[test]
-    fn a_sustained_low_note_under_hiss_is_not_taken_for_hiss() {
-        // A bass note that swells and fades slowly (too much to be a steady tone) looks as
-        // steady as hiss in its bins; only the hiss band's power law tells the two apart.
-        let mut seed = 54_321_u32;
+    /// `signal` on both sides, each with its own uniform hiss of peak `level` (seeded).
+    fn with_stereo_hiss(signal: &[f32], level: f32, mut seed: u32) -> Audio {
         let mut hiss = || {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
         };
+        let mut side = || -> Vec<f32> { signal.iter().map(|s| s + level * hiss()).collect() };
+        Audio::new(44_100, vec![side(), side()]).unwrap()
+    }
+
+    #[test]
+    fn a_sustained_low_note_under_hiss_is_not_taken_for_hiss() {
+        // A bass note that swells and fades slowly (too much to be a steady tone) looks as
+        // steady as hiss in its bins; only the hiss band's power law tells the two apart.
         let tau = std::f32::consts::TAU;
         let note: Vec<f32> = (0..176_400)
             .map(|i| {
@@ -212,8 +217,7 @@ mod tests {
                 0.3 * (0.6 + 0.4 * (tau * 0.5 * t).sin()) * (tau * 110.0 * t).sin()
             })
             .collect();
-        let mut side = || -> Vec<f32> { note.iter().map(|n| n + 0.02 * hiss()).collect() };
-        let noisy = Audio::new(44_100, vec![side(), side()]).unwrap();
+        let noisy = with_stereo_hiss(&note, 0.02, 54_321);
         let clean = Audio::new(44_100, vec![note.clone(), note]).unwrap();
         let out = suppress_noise(&noisy, &NoiseOptions::default());
         assert!(
@@ -239,11 +243,6 @@ mod tests {
 
     #[test]
     fn steady_stereo_hiss_is_removed_and_bursts_of_tone_are_kept() {
-        let mut seed = 12_345_u32;
-        let mut hiss = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
         let tau = std::f32::consts::TAU;
         let tone: Vec<f32> = (0..88_200)
             .map(|i| {
@@ -255,8 +254,7 @@ mod tests {
                 }
             })
             .collect();
-        let mut side = || -> Vec<f32> { tone.iter().map(|t| t + 0.05 * hiss()).collect() };
-        let noisy = Audio::new(44_100, vec![side(), side()]).unwrap();
+        let noisy = with_stereo_hiss(&tone, 0.05, 12_345);
         let clean = Audio::new(44_100, vec![tone.clone(), tone]).unwrap();
         let out = suppress_noise(&noisy, &NoiseOptions::default());
         let error = |a: &Audio| {
