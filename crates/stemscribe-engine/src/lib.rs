@@ -312,8 +312,7 @@ impl Engine {
             }
             // Derived parts sum to the accompaniment exactly, so they need not be derived.
             (SeparationModel::FourTrackAcc, FourStems::Derived(_)) => {
-                let clean = suppress_noise(audio, &self.noise);
-                self.stem_of(&self.two_stems, &clean, "accompaniment", progress)
+                self.denoised_accompaniment(audio, progress)
             }
             (SeparationModel::TwoTrackVocal | SeparationModel::TwoTrackAcc, _) => {
                 self.stem_of(&self.two_stems, audio, model.stem(), progress)
@@ -343,9 +342,9 @@ impl Engine {
         audio: &Audio,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Stem>, EngineError> {
-        let clean = suppress_noise(audio, &self.noise);
         match &self.four_stems {
             FourStems::Installed(separator) => {
+                let clean = suppress_noise(audio, &self.noise);
                 let mut stems = self.run(separator, &clean, progress)?;
                 FOUR_STEMS[1..]
                     .iter()
@@ -353,8 +352,7 @@ impl Engine {
                     .collect()
             }
             FourStems::Derived(derived) => {
-                let accompaniment =
-                    self.stem_of(&self.two_stems, &clean, "accompaniment", progress)?;
+                let accompaniment = self.denoised_accompaniment(audio, progress)?;
                 let [drums, bass, other] = derive_stems(&accompaniment, derived);
                 Ok(vec![
                     named("drums", drums),
@@ -363,6 +361,17 @@ impl Engine {
                 ])
             }
         }
+    }
+
+    /// The 2-stem accompaniment of the input with its detected noise removed: the sum of the
+    /// derived drums, bass and other.
+    fn denoised_accompaniment(
+        &self,
+        audio: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Audio, EngineError> {
+        let clean = suppress_noise(audio, &self.noise);
+        self.stem_of(&self.two_stems, &clean, "accompaniment", progress)
     }
 
     /// Runs one separator and returns the stem called `name`.
