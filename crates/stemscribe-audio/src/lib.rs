@@ -1,5 +1,5 @@
 //! Planar `f32` audio buffers and the conversions every stage shares: sample-rate
-//! conversion (rubato) and channel-layout conversion (mono, stereo, downmix).
+//! conversion (rubato, whole or streamed) and channel-layout conversion (mono, stereo, downmix).
 //!
 //! Every buffer holds at least one channel, all channels have the same length, and the
 //! sample rate is within [`MIN_SAMPLE_RATE`]..=[`MAX_SAMPLE_RATE`].
@@ -179,6 +179,7 @@ fn check_channel_count(count: usize) -> Result<(), AudioError> {
 }
 
 pub use channels::remix;
+pub use resample::StreamResampler;
 
 #[cfg(test)]
 mod tests {

@@ -8,10 +8,13 @@
 
 mod symphonia_source;
 
-use stemscribe_audio::{Audio, AudioError, PROCESSING_RATE};
+use stemscribe_audio::{Audio, AudioError};
 use thiserror::Error;
 
-pub use symphonia_source::probe_duration_secs;
+use std::sync::Arc;
+
+pub use symphonia_source::{probe_duration_secs, CODEC_PADDING_ALLOWANCE_SECS};
+use symphonia_source::{Input, NativeSink, ProcessingSink, Sink};
 
 /// Why input could not be decoded.
 #[derive(Debug, Error)]
@@ -71,31 +74,54 @@ pub struct DecodeOptions {
     pub format_hint: Option<String>,
     /// Decode the track at this index instead of the default audio track (multi-stream files).
     pub track: Option<usize>,
-    /// Fail with [`DecodeError::TooLong`] above this duration, before decoding when the
-    /// container declares its length.
+    /// Fail with [`DecodeError::TooLong`] above this duration (plus
+    /// [`CODEC_PADDING_ALLOWANCE_SECS`]): before decoding when the container declares its
+    /// length exactly, else as soon as the decoded samples pass it.
     pub max_duration_secs: Option<f64>,
 }
 
 /// Decodes a complete file held in memory to 44.1 kHz stereo.
+///
+/// Memory is bounded by the decoded result, not by the stream: each packet is downmixed and
+/// resampled as it is decoded, so at most one packet exists at the stream's own rate and
+/// width, and decoding stops as soon as the length passes
+/// [`DecodeOptions::max_duration_secs`] (plus [`CODEC_PADDING_ALLOWANCE_SECS`]).
 pub fn decode(bytes: Vec<u8>, options: &DecodeOptions) -> Result<Audio, DecodeError> {
-    to_processing_format(decode_native(bytes, options)?)
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    decode_processing(&Input::Memory(Arc::new(bytes)), options)
 }
 
 /// Decodes a complete file held in memory at its own sample rate and channel count.
+///
+/// Unlike [`decode`] this holds the whole stream at its native rate and width (up to the
+/// duration limit), so it is meant for trusted input: tests and tools that check a rate.
 pub fn decode_native(bytes: Vec<u8>, options: &DecodeOptions) -> Result<Audio, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
-    symphonia_source::decode_native(bytes, options)
+    let mut sink = NativeSink::default();
+    symphonia_source::decode_into(&Input::Memory(Arc::new(bytes)), options, &mut sink)?;
+    sink.finish()
 }
 
-/// Decodes a file from disk to 44.1 kHz stereo.
+/// Decodes a file from disk to 44.1 kHz stereo, reading it as it decodes (see [`decode`]).
 pub fn decode_file(path: &std::path::Path, options: &DecodeOptions) -> Result<Audio, DecodeError> {
     let mut options = options.clone();
     if options.format_hint.is_none() {
         options.format_hint = path.extension().and_then(|e| e.to_str()).map(str::to_owned);
     }
-    decode(std::fs::read(path)?, &options)
+    if std::fs::metadata(path)?.len() == 0 {
+        return Err(DecodeError::Empty);
+    }
+    decode_processing(&Input::File(path.to_owned()), &options)
+}
+
+fn decode_processing(input: &Input, options: &DecodeOptions) -> Result<Audio, DecodeError> {
+    let mut sink = ProcessingSink::default();
+    symphonia_source::decode_into(input, options, &mut sink)?;
+    sink.finish()
 }
 
 /// Decodes headerless 16-bit little-endian PCM to 44.1 kHz stereo.
@@ -119,24 +145,27 @@ pub fn decode_raw_pcm(
     }
     let seconds = (bytes.len() / frame_bytes) as f64 / f64::from(format.sample_rate);
     check_duration(seconds, max_duration_secs)?;
-    let samples: Vec<f32> = bytes
-        .chunks_exact(2)
-        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32_768.0)
-        .collect();
-    to_processing_format(Audio::from_interleaved(
-        format.sample_rate,
-        channels,
-        &samples,
-    )?)
+    let mut sink = ProcessingSink::default();
+    sink.start(format.sample_rate, channels)?;
+    for block in bytes.chunks(frame_bytes * RAW_BLOCK_FRAMES) {
+        let mut planes: Vec<Vec<f32>> = (0..channels)
+            .map(|c| {
+                block
+                    .chunks_exact(frame_bytes)
+                    .map(|frame| {
+                        let at = 2 * c;
+                        f32::from(i16::from_le_bytes([frame[at], frame[at + 1]])) / 32_768.0
+                    })
+                    .collect()
+            })
+            .collect();
+        sink.push(&mut planes)?;
+    }
+    sink.finish()
 }
 
-/// Converts decoded audio at its native rate and layout to 44.1 kHz stereo.
-fn to_processing_format(audio: Audio) -> Result<Audio, DecodeError> {
-    if audio.frames() == 0 {
-        return Err(DecodeError::NoSamples);
-    }
-    Ok(audio.remix(2)?.resample(PROCESSING_RATE)?)
-}
+/// Frames of raw PCM converted at a time.
+const RAW_BLOCK_FRAMES: usize = 65_536;
 
 fn check_duration(seconds: f64, limit: Option<f64>) -> Result<(), DecodeError> {
     match limit {

@@ -1,40 +1,172 @@
-//! Demuxing and decoding with symphonia to planar f32 at the stream's own rate and layout.
+//! Demuxing and decoding with symphonia, packet by packet, into a [`Sink`] that converts as
+//! it goes, so that nothing larger than one packet exists at the stream's own rate and width.
 
+use std::fs::File;
 use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use stemscribe_audio::Audio;
+use stemscribe_audio::{Audio, StreamResampler, PROCESSING_RATE};
 use symphonia::core::codecs::audio::AudioDecoderOptions;
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, Track, TrackType};
-use symphonia::core::io::MediaSourceStream;
+use symphonia::core::io::{MediaSource, MediaSourceStream, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
 
-use crate::{check_duration, DecodeError, DecodeOptions};
+use crate::{DecodeError, DecodeOptions};
 
 /// A stream is called truncated when fewer than this share of its declared frames decode.
 const TRUNCATION_TOLERANCE: f64 = 0.98;
 /// Corrupt packets tolerated (skipped) before the stream is called malformed.
 const MAX_BAD_PACKETS: usize = 64;
+/// Formats whose declared length symphonia estimates from the bit rate of the first frames
+/// unless a Xing, Info or VBRI header gives it: MPEG audio and ADTS AAC. They are read as
+/// unseekable streams, so that only a header's length is believed and, without one, every
+/// packet is decoded (an estimate too short would cut the song, one too long would refuse it).
+const ESTIMATED_LENGTH_FORMATS: [&str; 4] = ["mp1", "mp2", "mp3", "aac"];
+/// Room over [`DecodeOptions::max_duration_secs`] for the silence that codecs add at the start
+/// and end (MP3 encoder delay and padding, AAC priming: under 0.3 s even at 8 kHz), so that a
+/// song of exactly the limit is accepted in every format.
+pub const CODEC_PADDING_ALLOWANCE_SECS: f64 = 0.5;
 
-/// Reads the duration the container declares, without decoding (None when it declares none).
+/// Encoded bytes, in memory or in a file.
+#[derive(Debug, Clone)]
+pub(crate) enum Input {
+    /// A whole file held in memory, shared so that it can be reopened without a copy.
+    Memory(Arc<Vec<u8>>),
+    /// A file on disk, read as it is decoded.
+    File(PathBuf),
+}
+
+/// Bytes shared between the readers of one input.
+struct Shared(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Input {
+    fn media(&self, seekable: bool) -> Result<Box<dyn MediaSource>, DecodeError> {
+        Ok(match (self, seekable) {
+            (Self::Memory(bytes), true) => Box::new(Cursor::new(Shared(bytes.clone()))),
+            (Self::Memory(bytes), false) => {
+                Box::new(ReadOnlySource::new(Cursor::new(Shared(bytes.clone()))))
+            }
+            (Self::File(path), true) => Box::new(File::open(path)?),
+            (Self::File(path), false) => Box::new(ReadOnlySource::new(File::open(path)?)),
+        })
+    }
+}
+
+/// Receives decoded audio at the stream's own rate and layout.
+pub(crate) trait Sink {
+    /// Called once, before the first samples, with the stream's rate and channel count.
+    fn start(&mut self, sample_rate: u32, channels: usize) -> Result<(), DecodeError>;
+    /// One decoded packet, planar; `planes` may be taken.
+    fn push(&mut self, planes: &mut Vec<Vec<f32>>) -> Result<(), DecodeError>;
+}
+
+/// Keeps everything at the native rate and layout.
+#[derive(Debug, Default)]
+pub(crate) struct NativeSink {
+    sample_rate: u32,
+    channels: Vec<Vec<f32>>,
+}
+
+impl Sink for NativeSink {
+    fn start(&mut self, sample_rate: u32, channels: usize) -> Result<(), DecodeError> {
+        Audio::new(sample_rate, vec![Vec::new(); channels])?;
+        self.sample_rate = sample_rate;
+        self.channels = vec![Vec::new(); channels];
+        Ok(())
+    }
+
+    fn push(&mut self, planes: &mut Vec<Vec<f32>>) -> Result<(), DecodeError> {
+        for (channel, plane) in self.channels.iter_mut().zip(planes.iter()) {
+            channel.extend_from_slice(plane);
+        }
+        Ok(())
+    }
+}
+
+impl NativeSink {
+    pub(crate) fn finish(self) -> Result<Audio, DecodeError> {
+        Ok(Audio::new(self.sample_rate, self.channels)?)
+    }
+}
+
+/// Downmixes to at most two channels and resamples to [`PROCESSING_RATE`] packet by packet;
+/// mono is widened to stereo only at the end.
+#[derive(Debug, Default)]
+pub(crate) struct ProcessingSink {
+    native_channels: usize,
+    resampler: Option<StreamResampler>,
+}
+
+impl Sink for ProcessingSink {
+    fn start(&mut self, sample_rate: u32, channels: usize) -> Result<(), DecodeError> {
+        Audio::new(sample_rate, vec![Vec::new(); channels])?;
+        self.native_channels = channels;
+        self.resampler = Some(StreamResampler::new(
+            sample_rate,
+            PROCESSING_RATE,
+            channels.min(2),
+        )?);
+        Ok(())
+    }
+
+    fn push(&mut self, planes: &mut Vec<Vec<f32>>) -> Result<(), DecodeError> {
+        let Some(resampler) = self.resampler.as_mut() else {
+            return Ok(());
+        };
+        if self.native_channels > 2 {
+            let stereo = stemscribe_audio::remix(std::mem::take(planes), 2);
+            resampler.push(&stereo)?;
+        } else {
+            resampler.push(planes)?;
+        }
+        Ok(())
+    }
+}
+
+impl ProcessingSink {
+    pub(crate) fn finish(self) -> Result<Audio, DecodeError> {
+        let resampler = self.resampler.ok_or(DecodeError::NoSamples)?;
+        let mut channels = resampler.finish()?;
+        if channels.len() == 1 {
+            channels.push(channels[0].clone());
+        }
+        Ok(Audio::new(PROCESSING_RATE, channels)?)
+    }
+}
+
+/// Reads the duration the container declares, without decoding (None when it declares none,
+/// or when it could only be estimated from the bit rate).
 pub fn probe_duration_secs(
     bytes: Vec<u8>,
     options: &DecodeOptions,
 ) -> Result<Option<f64>, DecodeError> {
-    let format = open(bytes, options)?;
+    let format = open(&Input::Memory(Arc::new(bytes)), options)?;
     let track = select_track(format.as_ref(), options)?;
     Ok(declared_duration(track).map(|(_, seconds)| seconds))
 }
 
-/// Decodes the selected track to planar f32 at its native rate and channel count.
-pub(crate) fn decode_native(bytes: Vec<u8>, options: &DecodeOptions) -> Result<Audio, DecodeError> {
-    let mut format = open(bytes, options)?;
+/// Decodes the selected track of `input` into `sink`, refusing it as soon as its decoded
+/// length passes the limit.
+pub(crate) fn decode_into(
+    input: &Input,
+    options: &DecodeOptions,
+    sink: &mut dyn Sink,
+) -> Result<(), DecodeError> {
+    let mut format = open(input, options)?;
     let track = select_track(format.as_ref(), options)?;
     let track_id = track.id;
     let declared = declared_duration(track);
     if let Some((_, seconds)) = declared {
-        check_duration(seconds, options.max_duration_secs)?;
+        check_length(seconds, options.max_duration_secs)?;
     }
     let params = track
         .codec_params
@@ -46,9 +178,9 @@ pub(crate) fn decode_native(bytes: Vec<u8>, options: &DecodeOptions) -> Result<A
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
         .map_err(|e| DecodeError::Unsupported(e.to_string()))?;
 
-    let mut channels: Vec<Vec<f32>> = Vec::new();
-    let mut scratch: Vec<Vec<f32>> = Vec::new();
-    let mut sample_rate = params.sample_rate.unwrap_or(0);
+    let mut planes: Vec<Vec<f32>> = Vec::new();
+    let mut layout: Option<(u32, usize)> = None;
+    let mut decoded = 0u64;
     let mut bad_packets = 0usize;
     loop {
         let packet = match format.next_packet() {
@@ -67,8 +199,8 @@ pub(crate) fn decode_native(bytes: Vec<u8>, options: &DecodeOptions) -> Result<A
         if packet.track_id != track_id {
             continue;
         }
-        let decoded = match decoder.decode(&packet) {
-            Ok(decoded) => decoded,
+        let buffer = match decoder.decode(&packet) {
+            Ok(buffer) => buffer,
             Err(SymphoniaError::DecodeError(_) | SymphoniaError::IoError(_))
                 if bad_packets < MAX_BAD_PACKETS =>
             {
@@ -77,43 +209,73 @@ pub(crate) fn decode_native(bytes: Vec<u8>, options: &DecodeOptions) -> Result<A
             }
             Err(e) => return Err(DecodeError::Malformed(e.to_string())),
         };
-        let spec = decoded.spec();
-        let count = spec.channels().count();
-        if channels.is_empty() {
-            sample_rate = spec.rate();
-            // Validates rate and channel count before anything is allocated for them.
-            Audio::new(sample_rate, vec![Vec::new(); count])?;
-            channels = vec![Vec::new(); count];
-        } else if count != channels.len() || spec.rate() != sample_rate {
-            return Err(DecodeError::Malformed(
-                "the stream changes its sample rate or channel count".into(),
-            ));
+        let spec = buffer.spec();
+        let this = (spec.rate(), spec.channels().count());
+        match layout {
+            None => {
+                sink.start(this.0, this.1)?;
+                layout = Some(this);
+            }
+            Some(first) if first != this => {
+                return Err(DecodeError::Malformed(
+                    "the stream changes its sample rate or channel count".into(),
+                ))
+            }
+            Some(_) => {}
         }
-        decoded.copy_to_vecs_planar(&mut scratch);
-        for (channel, plane) in channels.iter_mut().zip(&scratch) {
-            channel.extend_from_slice(plane);
+        buffer.copy_to_vecs_planar(&mut planes);
+        let frames = planes.first().map_or(0, Vec::len);
+        if frames == 0 {
+            continue;
         }
-        let seconds = channels[0].len() as f64 / f64::from(sample_rate);
-        check_duration(seconds, options.max_duration_secs)?;
+        decoded += frames as u64;
+        check_length(
+            decoded as f64 / f64::from(this.0),
+            options.max_duration_secs,
+        )?;
+        sink.push(&mut planes)?;
     }
-    if channels.is_empty() {
+    if decoded == 0 {
         return if bad_packets > 0 {
             Err(DecodeError::Malformed("no packet could be decoded".into()))
         } else {
             Err(DecodeError::NoSamples)
         };
     }
-    let decoded = channels[0].len() as u64;
     if let Some((declared, _)) = declared {
         if (decoded as f64) < declared as f64 * TRUNCATION_TOLERANCE {
             return Err(DecodeError::Truncated { decoded, declared });
         }
     }
-    Ok(Audio::new(sample_rate, channels)?)
+    Ok(())
 }
 
-fn open(bytes: Vec<u8>, options: &DecodeOptions) -> Result<Box<dyn FormatReader>, DecodeError> {
-    let source = MediaSourceStream::new(Box::new(Cursor::new(bytes)), Default::default());
+/// Refuses a length past the limit and its allowance for codec padding.
+fn check_length(seconds: f64, limit: Option<f64>) -> Result<(), DecodeError> {
+    match limit {
+        Some(limit) if seconds > limit + CODEC_PADDING_ALLOWANCE_SECS => {
+            Err(DecodeError::TooLong { seconds, limit })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Probes the container; formats whose length symphonia would estimate are reopened as
+/// unseekable streams (see [`ESTIMATED_LENGTH_FORMATS`]).
+fn open(input: &Input, options: &DecodeOptions) -> Result<Box<dyn FormatReader>, DecodeError> {
+    let format = probe(input.media(true)?, options)?;
+    if ESTIMATED_LENGTH_FORMATS.contains(&format.format_info().short_name) {
+        drop(format);
+        return probe(input.media(false)?, options);
+    }
+    Ok(format)
+}
+
+fn probe(
+    media: Box<dyn MediaSource>,
+    options: &DecodeOptions,
+) -> Result<Box<dyn FormatReader>, DecodeError> {
+    let source = MediaSourceStream::new(media, Default::default());
     let mut hint = Hint::new();
     if let Some(extension) = &options.format_hint {
         hint.with_extension(extension);
