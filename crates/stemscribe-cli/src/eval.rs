@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::io::{load_engine, write_atomically};
+use crate::io::{load_engine, write_output};
 use anyhow::{Context, Result};
 use stemscribe_engine::{
     decode_file, encode, from_json, Audio, DecodeOptions, EndPadding, EngineConfig, HighBand,
@@ -189,7 +189,7 @@ fn mix(args: &MixArgs) -> Result<()> {
         channels: 2,
         format: OutputFormat::Wav(WavSampleFormat::Float32),
     };
-    write_atomically(&args.output, |w| {
+    write_output(&args.output, |w| {
         encode(Audio::new(PROCESSING_RATE, channels)?, &spec, w)
             .with_context(|| format!("cannot write {}", args.output.display()))
     })?;

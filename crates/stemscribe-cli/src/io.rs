@@ -1,9 +1,10 @@
 //! What every command shares: loading the engine, reading the input, showing progress, writing
 //! outputs safely.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -69,15 +70,84 @@ pub fn progress_bar(audio: &Audio, quiet: bool, task: &str) -> ProgressBar {
     bar
 }
 
-/// Writes through `write` to a temporary file beside `path` and renames it, so a failure
-/// never leaves a truncated file where the output should be.
-pub fn write_atomically<T>(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> Result<T>,
-) -> Result<T> {
+/// Partial files being written now, removed by [`remove_partials_on_signal`]'s handler.
+static PARTIALS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes the partial outputs being written when SIGINT, SIGTERM or SIGHUP arrives, then
+/// exits with 128 + 2 as an interrupted command does (a hard kill cannot be caught: partial
+/// files exist only while an output is being written, at the very end of a command).
+pub fn remove_partials_on_signal() -> Result<()> {
+    ctrlc::set_handler(|| {
+        if let Ok(partials) = PARTIALS.lock() {
+            for partial in partials.iter() {
+                let _ = std::fs::remove_file(partial);
+            }
+        }
+        std::process::exit(130);
+    })
+    .context("cannot install the signal handler")
+}
+
+/// Writes an output through `write`. A regular file (or a new one) is written to
+/// `<file>.partial` beside it and renamed at the end, so a failure or an interruption never
+/// leaves a truncated file where the output should be; a symbolic link is followed and its
+/// target written; a pipe, device or socket is written straight through, never replaced.
+pub fn write_output<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
+    let target = follow_links(path)?;
+    match std::fs::metadata(&target) {
+        Ok(meta) if meta.is_dir() => {
+            anyhow::bail!("cannot write {}: it is a directory", path.display())
+        }
+        Ok(meta) if !meta.is_file() => {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            let mut writer = BufWriter::new(file);
+            let value = write(&mut writer)?;
+            writer
+                .flush()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(value)
+        }
+        _ => write_atomically(&target, write),
+    }
+}
+
+/// The file `path` names once every symbolic link on the way is followed (the link itself
+/// when it dangles: its target is created).
+fn follow_links(path: &Path) -> Result<PathBuf> {
+    let mut current = path.to_owned();
+    for _ in 0..MAX_LINKS {
+        match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(&current)
+                    .with_context(|| format!("cannot read the link {}", current.display()))?;
+                current = match current.parent() {
+                    Some(parent) if target.is_relative() => parent.join(target),
+                    _ => target,
+                };
+            }
+            _ => return Ok(current),
+        }
+    }
+    anyhow::bail!(
+        "cannot write {}: too many levels of symbolic links",
+        path.display()
+    )
+}
+
+/// Links followed before giving up, as the kernel does.
+const MAX_LINKS: usize = 40;
+
+/// Writes through `write` to `<path>.partial` and renames it over `path`.
+fn write_atomically<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
+    if let Ok(mut partials) = PARTIALS.lock() {
+        partials.push(partial.clone());
+    }
     let result = File::create(&partial)
         .with_context(|| format!("cannot create {}", partial.display()))
         .and_then(|file| {
@@ -95,6 +165,9 @@ pub fn write_atomically<T>(
         });
     if result.is_err() {
         let _ = std::fs::remove_file(&partial);
+    }
+    if let Ok(mut partials) = PARTIALS.lock() {
+        partials.retain(|p| p != &partial);
     }
     result
 }

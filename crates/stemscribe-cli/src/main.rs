@@ -66,6 +66,11 @@ fn main() -> ExitCode {
             .num_threads(threads)
             .build_global();
     }
+    if !matches!(cli.command, Command::Serve(_)) {
+        if let Err(error) = io::remove_partials_on_signal() {
+            eprintln!("warning: {error:#}");
+        }
+    }
     let result = match cli.command {
         Command::Separate(args) => separate::run(&args, threads, cli.quiet),
         Command::Midi(args) => midi::run(&args, threads, cli.quiet),

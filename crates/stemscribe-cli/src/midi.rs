@@ -1,6 +1,5 @@
 //! `stemscribe midi`: decode, separate the vocals, transcribe, write SMF and/or JSON.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -8,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::ArgGroup;
 use stemscribe_engine::{to_json, to_smf, EngineConfig, Progress, SmfOptions};
 
-use crate::io::{load_engine, progress_bar, write_atomically, Input};
+use crate::io::{load_engine, progress_bar, write_output, Input};
 
 /// Exit status when nothing is sung (the API's `40000010 InvalidData:NoOutput`).
 pub const NO_OUTPUT_STATUS: u8 = 3;
@@ -60,7 +59,7 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
             pitch_bend: !args.no_pitch_bend,
         };
         let bytes = to_smf(&melody, &options);
-        write_atomically(path, |w| {
+        write_output(path, |w| {
             w.write_all(&bytes)
                 .with_context(|| format!("cannot write {}", path.display()))
         })?;
@@ -70,7 +69,7 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     }
     if let Some(path) = &args.json {
         let text = to_json(&melody);
-        write_atomically(path, |w| {
+        write_output(path, |w| {
             writeln!(w, "{text}").with_context(|| format!("cannot write {}", path.display()))
         })?;
         if !quiet {

@@ -10,7 +10,7 @@ use stemscribe_engine::{
     SeparationOptions, WavSampleFormat, PROCESSING_RATE,
 };
 
-use crate::io::{load_engine, progress_bar, write_atomically, Input};
+use crate::io::{load_engine, progress_bar, write_output, Input};
 use crate::UsageError;
 
 /// Arguments of `stemscribe separate`.
@@ -165,7 +165,7 @@ impl Args {
 }
 
 fn write_file(audio: Audio, spec: &OutputSpec, path: &Path) -> Result<EncodeReport> {
-    write_atomically(path, |writer| {
+    write_output(path, |writer| {
         encode(audio, spec, writer).with_context(|| format!("cannot write {}", path.display()))
     })
 }

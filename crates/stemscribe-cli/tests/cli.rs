@@ -1,5 +1,6 @@
 //! The `stemscribe` binary as a user runs it. Needs `scripts/setup.sh` to have run.
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -365,4 +366,94 @@ fn eval_transcription_prints_the_three_metrics() {
         stdout.contains("COnPOff      0.500     0.333     0.400"),
         "{stdout}"
     );
+}
+
+/// `separate rock_mix.wav -o OUT` with extra arguments.
+fn separate_to(out: &Path, extra: &[&str]) -> Output {
+    let input = data("rock_mix.wav");
+    let mut args = vec![
+        os("separate"),
+        input.as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+        os("--quiet"),
+    ];
+    args.extend(extra.iter().map(|a| os(a)));
+    stemscribe(&args)
+}
+
+#[test]
+fn a_symlink_is_written_through_never_replaced() {
+    let dir = temp_dir("symlink");
+    let target = dir.join("real.wav");
+    let link = dir.join("link.wav");
+    std::os::unix::fs::symlink("real.wav", &link).unwrap();
+    let result = separate_to(&link, &[]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(wav_shape(&target).1, 132_300);
+    assert!(!dir.join("real.wav.partial").exists());
+}
+
+#[test]
+fn a_pipe_or_device_is_streamed_to_never_replaced() {
+    let dir = temp_dir("fifo");
+    let fifo = dir.join("out.wav");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let result = separate_to(&fifo, &[]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let bytes = reader.join().unwrap();
+    let wav = hound::WavReader::new(std::io::Cursor::new(bytes)).unwrap();
+    assert_eq!(wav.duration(), 132_300);
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+
+    // A device that refuses writes is an error, and stays the device it was.
+    let result = separate_to(Path::new("/dev/full"), &[]);
+    assert_eq!(result.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("/dev/full"));
+    assert!(!std::fs::metadata("/dev/full").unwrap().is_file());
+}
+
+#[test]
+fn impossible_options_fail_before_any_work() {
+    let dir = temp_dir("impossible");
+    let out = dir.join("out.wav");
+    for extra in [
+        &["--sample-rate", "0"][..],
+        &["--sample-rate", "1000000"][..],
+    ] {
+        // With no models to be found, getting as far as loading them would be another error.
+        let result = Command::new(env!("CARGO_BIN_EXE_stemscribe"))
+            .args(["separate", "--quiet", "-o"])
+            .arg(&out)
+            .arg(data("rock_mix.wav"))
+            .args(extra)
+            .env("STEMSCRIBE_MODELS_DIR", dir.join("no-models"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains("sample rate"), "{stderr}");
+    }
+    assert!(!out.exists());
 }

@@ -1,5 +1,5 @@
 //! Encoding: converts [`Audio`] to the delivery rate and channel count, then writes it as
-//! WAV (hound), MP3 (LAME) or AAC-LC in ADTS (Fraunhofer FDK AAC).
+//! WAV, MP3 (LAME) or AAC-LC in ADTS (Fraunhofer FDK AAC).
 //!
 //! Guarantees, for an input of `n` frames at the delivery rate:
 //! - **WAV** holds exactly `n` frames.
@@ -22,10 +22,10 @@ mod pcm;
 mod wav;
 
 use std::fmt;
-use std::io::{Cursor, Seek, Write};
+use std::io::Write;
 use std::str::FromStr;
 
-use stemscribe_audio::{Audio, AudioError};
+use stemscribe_audio::{Audio, AudioError, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 use thiserror::Error;
 
 /// Why audio could not be encoded.
@@ -50,9 +50,9 @@ pub enum EncodeError {
     /// This build was compiled without the format's encoder (cargo feature `mp3` or `aac`).
     #[error("this build has no {0} encoder (it was compiled without the `{0}` feature)")]
     Disabled(OutputFormat),
-    /// Writing the WAV file failed.
-    #[error("cannot write WAV: {0}")]
-    Wav(#[from] hound::Error),
+    /// The audio is too long for a WAV file (its data is limited to 4 GiB).
+    #[error("{0} bytes of audio do not fit in a WAV file (at most 4 GiB)")]
+    TooLong(u64),
     /// The MP3 or AAC encoder refused its settings or failed.
     #[error("{format} encoder failed: {message}")]
     Codec {
@@ -166,6 +166,9 @@ pub struct OutputSpec {
 impl OutputSpec {
     /// Checks, before any heavy work, that this spec can be encoded by this build.
     pub fn check(&self) -> Result<(), EncodeError> {
+        if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&self.sample_rate) {
+            return Err(AudioError::SampleRate(self.sample_rate).into());
+        }
         if !self.format.is_available() {
             return Err(EncodeError::Disabled(self.format));
         }
@@ -194,8 +197,9 @@ pub struct EncodeReport {
     pub clipped_samples: u64,
 }
 
-/// Converts `audio` to `spec` and writes it to `out`.
-pub fn encode<W: Write + Seek>(
+/// Converts `audio` to `spec` and writes it to `out`, front to back (no seeking, so `out`
+/// may be a pipe or a device).
+pub fn encode<W: Write>(
     audio: Audio,
     spec: &OutputSpec,
     out: W,
@@ -223,9 +227,9 @@ pub fn encode_to_vec(
     audio: Audio,
     spec: &OutputSpec,
 ) -> Result<(Vec<u8>, EncodeReport), EncodeError> {
-    let mut cursor = Cursor::new(Vec::new());
-    let report = encode(audio, spec, &mut cursor)?;
-    Ok((cursor.into_inner(), report))
+    let mut bytes = Vec::new();
+    let report = encode(audio, spec, &mut bytes)?;
+    Ok((bytes, report))
 }
 
 /// Signature of the MP3 and AAC encoders: interleaved samples, channels, rate to a stream.
@@ -258,6 +262,8 @@ fn list_rates(rates: &[u32]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Cursor;
+
     use super::*;
 
     fn wav(sample_rate: u32, channels: usize, sample_format: WavSampleFormat) -> OutputSpec {

@@ -1,36 +1,66 @@
-//! WAV through hound: 16-bit PCM or 32-bit float.
+//! WAV, 16-bit PCM or 32-bit float, written front to back: the length is known before the
+//! first sample, so the header is exact and no seeking is needed (pipes and devices work).
 
-use std::io::{Seek, Write};
+use std::io::{BufWriter, Write};
 
 use stemscribe_audio::Audio;
 
 use crate::pcm::{interleaved, ToI16};
 use crate::{EncodeError, WavSampleFormat};
 
+/// `WAVE_FORMAT_PCM`.
+const FORMAT_PCM: u16 = 1;
+/// `WAVE_FORMAT_IEEE_FLOAT`.
+const FORMAT_FLOAT: u16 = 3;
+
 /// Writes `audio` as WAV; returns the number of samples clipped.
-pub(crate) fn write<W: Write + Seek>(
+pub(crate) fn write<W: Write>(
     audio: &Audio,
     sample_format: WavSampleFormat,
     out: W,
 ) -> Result<u64, EncodeError> {
-    let (bits_per_sample, hound_format) = match sample_format {
-        WavSampleFormat::Pcm16 => (16, hound::SampleFormat::Int),
-        WavSampleFormat::Float32 => (32, hound::SampleFormat::Float),
+    let channels = audio.num_channels() as u16;
+    let (bytes_per_sample, tag) = match sample_format {
+        WavSampleFormat::Pcm16 => (2u16, FORMAT_PCM),
+        WavSampleFormat::Float32 => (4u16, FORMAT_FLOAT),
     };
-    let spec = hound::WavSpec {
-        channels: audio.num_channels() as u16,
-        sample_rate: audio.sample_rate(),
-        bits_per_sample,
-        sample_format: hound_format,
+    let block_align = channels * bytes_per_sample;
+    let data_len = audio.frames() as u64 * u64::from(block_align);
+    // Float WAV carries the extension size and a `fact` chunk, as non-PCM formats must.
+    let extra = match sample_format {
+        WavSampleFormat::Pcm16 => 0,
+        WavSampleFormat::Float32 => 2 + 12,
     };
-    let mut writer = hound::WavWriter::new(out, spec)?;
+    let riff_len = 4 + 8 + 16 + extra + 8 + data_len;
+    let riff_len = u32::try_from(riff_len).map_err(|_| EncodeError::TooLong(data_len))?;
+
+    let mut out = BufWriter::with_capacity(1 << 16, out);
+    out.write_all(b"RIFF")?;
+    out.write_all(&riff_len.to_le_bytes())?;
+    out.write_all(b"WAVEfmt ")?;
+    let fmt_len: u32 = if extra == 0 { 16 } else { 18 };
+    out.write_all(&fmt_len.to_le_bytes())?;
+    out.write_all(&tag.to_le_bytes())?;
+    out.write_all(&channels.to_le_bytes())?;
+    out.write_all(&audio.sample_rate().to_le_bytes())?;
+    out.write_all(&(audio.sample_rate() * u32::from(block_align)).to_le_bytes())?;
+    out.write_all(&block_align.to_le_bytes())?;
+    out.write_all(&(bytes_per_sample * 8).to_le_bytes())?;
+    if extra != 0 {
+        out.write_all(&0u16.to_le_bytes())?;
+        out.write_all(b"fact")?;
+        out.write_all(&4u32.to_le_bytes())?;
+        out.write_all(&(audio.frames() as u32).to_le_bytes())?;
+    }
+    out.write_all(b"data")?;
+    out.write_all(&(data_len as u32).to_le_bytes())?;
     let mut to_i16 = ToI16::default();
     for sample in interleaved(audio) {
         match sample_format {
-            WavSampleFormat::Pcm16 => writer.write_sample(to_i16.convert(sample))?,
-            WavSampleFormat::Float32 => writer.write_sample(sample)?,
+            WavSampleFormat::Pcm16 => out.write_all(&to_i16.convert(sample).to_le_bytes())?,
+            WavSampleFormat::Float32 => out.write_all(&sample.to_le_bytes())?,
         }
     }
-    writer.finalize()?;
+    out.flush()?;
     Ok(to_i16.clipped)
 }
