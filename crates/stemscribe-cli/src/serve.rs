@@ -25,9 +25,32 @@ pub struct Args {
     /// Require credentials: a file of `appkey:token` lines.
     #[arg(long, value_name = "FILE")]
     keys: Option<PathBuf>,
-    /// Jobs that may run at once; further requests get 429 at once.
+    /// Jobs that may run at once.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     max_jobs: u16,
+    /// Requests that may wait for a job slot; further requests get 429 at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    queue: u16,
+    /// Longest a queued request waits for a slot before it gets 429, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=3600))]
+    queue_wait: u16,
+    /// Open connections; more are closed as soon as they are accepted.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_connections: u32,
+    /// Longest a client may take to send a request's headers, and longest a connection may
+    /// sit idle between requests, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=3600))]
+    header_timeout: u16,
+    /// Longest a client may take to send a request's body, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u16).range(1..=3600))]
+    body_timeout: u16,
+    /// Longest a response may stall because the client does not read it, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=3600))]
+    write_timeout: u16,
+    /// After SIGTERM or SIGINT, longest to wait for requests in flight, in seconds (a second
+    /// signal exits at once).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u16).range(0..=3600))]
+    shutdown_grace: u16,
     /// Fetch payload.url from this host (repeat for more; `*.example.com` for subdomains).
     #[arg(long = "fetch-host", value_name = "HOST")]
     fetch_hosts: Vec<String>,
@@ -71,8 +94,16 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
         max_bytes: usize::from(args.fetch_max_mb) << 20,
         timeout: Duration::from_secs(u64::from(args.fetch_timeout)),
     });
+    let seconds = |s: u16| Duration::from_secs(u64::from(s));
     let config = ServerConfig {
         max_jobs: usize::from(args.max_jobs),
+        queue: usize::from(args.queue),
+        queue_wait: seconds(args.queue_wait),
+        max_connections: args.max_connections as usize,
+        header_timeout: seconds(args.header_timeout),
+        body_timeout: seconds(args.body_timeout),
+        write_timeout: seconds(args.write_timeout),
+        shutdown_grace: seconds(args.shutdown_grace),
         keys,
         fetch,
         ..ServerConfig::default()
@@ -88,10 +119,22 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
                 listener.local_addr()?
             );
         }
-        serve(listener, engine, config, shutdown_signal())
+        let stopping = async move {
+            shutdown_signal().await;
+            if !quiet {
+                eprintln!("stopping: finishing requests in flight (a second signal exits now)");
+            }
+            tokio::spawn(async {
+                shutdown_signal().await;
+                std::process::exit(130);
+            });
+        };
+        serve(listener, engine, config, stopping)
             .await
             .context("the server failed")
     })?;
+    // Jobs still running after the grace period are abandoned rather than waited for.
+    runtime.shutdown_timeout(Duration::from_millis(100));
     if !quiet {
         eprintln!("stopped");
     }

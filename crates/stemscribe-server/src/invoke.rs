@@ -6,6 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use http_body_util::BodyExt;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -23,6 +27,7 @@ use stemscribe_engine::{
 };
 
 use crate::payload::{AudioInfo, MidiPayload, SeparatePayload};
+use crate::prefix;
 use crate::{FetchError, Fetcher, ServerConfig, Shared, Status, MAX_DATA_BYTES, MAX_DURATION_SECS};
 
 const SEPARATE: &str = "MusicSourceSeparate";
@@ -30,6 +35,9 @@ const MIDI: &str = "MIDI";
 
 /// Base64 of [`MAX_DATA_BYTES`] plus room for the JSON around it.
 const MAX_BODY_BYTES: usize = MAX_DATA_BYTES / 3 * 4 + 1024 * 1024;
+/// Bodies up to this size are read before anything else is checked; larger ones are read on
+/// only once the credentials are checked and the request holds a place among the jobs.
+pub(crate) const SMALL_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// The request body; everything optional so that each absence gets its own status.
 #[derive(Debug, Default, Deserialize)]
@@ -73,7 +81,7 @@ impl Failure {
 
 /// What a job returns: base64 data and/or a payload text.
 #[derive(Debug, Default)]
-struct Output {
+pub(crate) struct Output {
     data: Vec<u8>,
     payload: String,
 }
@@ -88,76 +96,22 @@ pub async fn invoke(
     let query = query.map(|Query(q)| q).unwrap_or_default();
     let task_id = task_id();
     let mut namespace = query.get("namespace").cloned().unwrap_or_default();
-    let result = async {
-        if method != Method::POST {
-            return Err(Failure::new(Status::InvalidMethod, "use POST"));
-        }
-        let too_large = || {
-            Failure::new(
-                Status::ExceededDataSize,
-                format!(
-                    "the request is larger than {} MB of audio allows",
-                    MAX_DATA_BYTES >> 20
-                ),
-            )
-        };
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-            return Err(too_large());
-        }
-        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-            .await
-            .map_err(|_| too_large())?;
-        let Accepted { job, source } = accept(
-            &shared.config,
-            shared.fetcher.as_ref(),
-            &query,
-            &bytes,
-            &mut namespace,
-        )?;
-        let permit = shared.jobs.clone().try_acquire_owned().map_err(|_| {
-            Failure::new(
-                Status::ExceededQuota,
-                format!(
-                    "{} jobs are already running; retry later",
-                    shared.config.max_jobs
-                ),
-            )
-        })?;
-        let input = match source {
-            Source::Url { url, fetcher } => {
-                Input::Bytes(fetcher.fetch(&url).await.map_err(download_failure)?)
-            }
-            Source::Data(text) => Input::Base64(text),
-        };
-        let engine = shared.engine.clone();
-        let work = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            job.run(&engine, input)
-        });
-        match tokio::time::timeout(shared.config.job_timeout, work).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Failure::new(
-                Status::ServerError,
-                "the job failed unexpectedly",
-            )),
-            Err(_) => Err(Failure::new(
-                Status::ServerError,
-                format!(
-                    "the job took longer than {} s",
-                    shared.config.job_timeout.as_secs()
-                ),
-            )),
-        }
-    }
-    .await;
+    let result = handle(&shared, method, &headers, &query, body, &mut namespace).await;
     let (status, output, message) = match result {
         Ok(output) => (Status::Ok, output, None),
         Err(failure) => (failure.status, Output::default(), Some(failure.message)),
     };
+    respond(task_id, namespace, status, output, message)
+}
+
+/// The API's response for `status`, in its JSON shape.
+pub(crate) fn respond(
+    task_id: String,
+    namespace: String,
+    status: Status,
+    output: Output,
+    message: Option<String>,
+) -> Response {
     let response = InvokeResponse {
         task_id,
         namespace,
@@ -169,6 +123,219 @@ pub async fn invoke(
     };
     let http = StatusCode::from_u16(status.http()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (http, Json(response)).into_response()
+}
+
+/// An error answer outside `/api/v1/invoke` (unknown route, oversized head), in the same
+/// JSON shape.
+pub(crate) fn refuse(status: Status, message: impl Into<String>) -> Response {
+    respond(
+        task_id(),
+        String::new(),
+        status,
+        Output::default(),
+        Some(message.into()),
+    )
+}
+
+/// Reads, checks and runs one request. The body is read in two steps: up to
+/// [`SMALL_BODY_BYTES`] freely, the rest only once the credentials are known (from the query
+/// or the start of the body) and the request holds a place among the running and queued jobs,
+/// so stalled uploads cannot hold more than that many large bodies.
+async fn handle(
+    shared: &Arc<Shared>,
+    method: Method,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    body: Body,
+    namespace: &mut String,
+) -> Result<Output, Failure> {
+    if method != Method::POST {
+        return Err(Failure::new(Status::InvalidMethod, "use POST"));
+    }
+    let config = &shared.config;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let query_credentials = match (query.get("appkey"), query.get("token")) {
+        (Some(appkey), Some(token)) if !appkey.is_empty() && !token.is_empty() => {
+            authorise(
+                config.keys.as_ref(),
+                Some(appkey.clone()),
+                Some(token.clone()),
+            )?;
+            true
+        }
+        _ => false,
+    };
+    let deadline = Instant::now() + config.body_timeout;
+    let mut reader = BodyReader::new(body, deadline);
+    reader.read_until(SMALL_BODY_BYTES).await?;
+    let mut place = None;
+    if !reader.finished {
+        if config.keys.is_some() && !query_credentials {
+            let found = prefix::credentials(&reader.bytes);
+            if found.appkey.is_none() || found.token.is_none() {
+                return Err(Failure::new(
+                    Status::InvalidAccess,
+                    format!(
+                        "a request body over {} MB must carry appkey and token in the query \
+                         string or before `data`",
+                        SMALL_BODY_BYTES >> 20
+                    ),
+                ));
+            }
+            authorise(config.keys.as_ref(), found.appkey, found.token)?;
+        }
+        place = Some(take_place(shared)?);
+        reader.read_until(MAX_BODY_BYTES).await?;
+        if !reader.finished {
+            return Err(too_large());
+        }
+    }
+    let Accepted { job, source } = accept(
+        config,
+        shared.fetcher.as_ref(),
+        query,
+        &reader.into_bytes(),
+        namespace,
+    )?;
+    let place = match place {
+        Some(place) => place,
+        None => take_place(shared)?,
+    };
+    let permit =
+        match tokio::time::timeout(config.queue_wait, shared.jobs.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return Err(Failure::new(Status::ServerError, "the server is stopping")),
+            Err(_) => {
+                return Err(Failure::new(
+                    Status::ExceededQuota,
+                    format!(
+                        "no job slot came free within {} s; retry later",
+                        config.queue_wait.as_secs()
+                    ),
+                ))
+            }
+        };
+    let input = match source {
+        Source::Url { url, fetcher } => {
+            Input::Bytes(fetcher.fetch(&url).await.map_err(download_failure)?)
+        }
+        Source::Data(text) => Input::Base64(text),
+    };
+    let engine = shared.engine.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let result = job.run(&engine, input);
+        drop((permit, place));
+        return_freed_memory();
+        result
+    });
+    match tokio::time::timeout(config.job_timeout, work).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(Failure::new(
+            Status::ServerError,
+            "the job failed unexpectedly",
+        )),
+        Err(_) => Err(Failure::new(
+            Status::ServerError,
+            format!(
+                "the job took longer than {} s",
+                config.job_timeout.as_secs()
+            ),
+        )),
+    }
+}
+
+/// A place among the running and queued jobs, or 429 at once when every place is taken.
+fn take_place(shared: &Shared) -> Result<OwnedSemaphorePermit, Failure> {
+    shared.places.clone().try_acquire_owned().map_err(|_| {
+        Failure::new(
+            Status::ExceededQuota,
+            format!(
+                "{} jobs are running and {} waiting; retry later",
+                shared.config.max_jobs, shared.config.queue
+            ),
+        )
+    })
+}
+
+fn too_large() -> Failure {
+    Failure::new(
+        Status::ExceededDataSize,
+        format!(
+            "the request is larger than {} MB of audio allows",
+            MAX_DATA_BYTES >> 20
+        ),
+    )
+}
+
+/// Hands memory freed by a finished job back to the system: glibc keeps freed pages in its
+/// arenas otherwise, and a burst of large requests would leave the process at its peak.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// A request body read in steps, each bounded in size and all by one deadline.
+struct BodyReader {
+    body: Body,
+    bytes: Vec<u8>,
+    finished: bool,
+    deadline: Instant,
+}
+
+impl BodyReader {
+    fn new(body: Body, deadline: Instant) -> Self {
+        Self {
+            body,
+            bytes: Vec::new(),
+            finished: false,
+            deadline,
+        }
+    }
+
+    /// Reads until the body ends or holds more than `limit` bytes.
+    async fn read_until(&mut self, limit: usize) -> Result<(), Failure> {
+        while !self.finished && self.bytes.len() <= limit {
+            let frame = tokio::time::timeout_at(self.deadline, self.body.frame())
+                .await
+                .map_err(|_| {
+                    Failure::new(
+                        Status::ClientError,
+                        "the request body did not arrive in time",
+                    )
+                })?;
+            match frame {
+                None => self.finished = true,
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        if self.bytes.len() + data.len() > MAX_BODY_BYTES {
+                            return Err(too_large());
+                        }
+                        self.bytes.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(Failure::new(
+                        Status::ClientError,
+                        format!("cannot read the request body: {e}"),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
 }
 
 /// Where a request's audio comes from.

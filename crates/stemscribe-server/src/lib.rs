@@ -2,14 +2,20 @@
 //! `MusicSourceSeparate` and `MIDI` namespaces, answered by a shared [`Engine`], with the
 //! API's request forms, response shape and status codes (see [`Status`]).
 //!
-//! Heavy work runs on blocking threads, at most [`ServerConfig::max_jobs`] at once; a request
-//! beyond that is answered `429` at once. Request bodies are refused while being read once
-//! they exceed what 100 MB of base64 audio can take. `payload.url` is fetched only when the
-//! operator configures [`FetchConfig`].
+//! Heavy work runs on blocking threads, at most [`ServerConfig::max_jobs`] at once, with up to
+//! [`ServerConfig::queue`] more requests waiting (at most [`ServerConfig::queue_wait`]) for a
+//! slot; beyond that a request is answered `429` at once. Bodies larger than a few MB are read
+//! only once the credentials are checked and the request holds one of those places, and are
+//! refused while being read once they exceed what 100 MB of base64 audio can take.
+//! Connections are capped and time out (headers, body, stalled writes); shutdown ends within
+//! a grace period. `payload.url` is fetched only when the operator configures [`FetchConfig`].
 
+mod conn;
 mod fetch;
 mod invoke;
+mod limits;
 mod payload;
+mod prefix;
 mod status;
 
 use std::collections::HashMap;
@@ -36,8 +42,23 @@ pub const MAX_DURATION_SECS: f64 = 600.0;
 /// How the server behaves.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Jobs (decode + model + encode) that may run at once; more get 429.
+    /// Jobs (decode + model + encode) that may run at once.
     pub max_jobs: usize,
+    /// Requests that may wait for a job slot; more get 429 at once.
+    pub queue: usize,
+    /// Longest a queued request waits for a job slot before it gets 429.
+    pub queue_wait: Duration,
+    /// Open connections; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Longest a client may take to send a request's line and headers, and longest a
+    /// connection may sit idle between requests.
+    pub header_timeout: Duration,
+    /// Longest a client may take to send a request's body.
+    pub body_timeout: Duration,
+    /// Longest a response may stall because the client does not read it.
+    pub write_timeout: Duration,
+    /// After a shutdown signal, longest the server waits for requests in flight.
+    pub shutdown_grace: Duration,
     /// appkey → token; `None` leaves the server open.
     pub keys: Option<HashMap<String, String>>,
     /// Longest a job may take before the request fails with a server error.
@@ -50,6 +71,13 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             max_jobs: 2,
+            queue: 8,
+            queue_wait: Duration::from_secs(30),
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
             keys: None,
             job_timeout: Duration::from_secs(120),
             fetch: None,
@@ -62,7 +90,11 @@ impl Default for ServerConfig {
 struct Shared {
     engine: Arc<Engine>,
     config: ServerConfig,
+    /// Job slots: held while a job runs.
     jobs: Arc<Semaphore>,
+    /// Places among running and queued jobs: held from before a large body is read (or
+    /// after a small one is) until its job ends.
+    places: Arc<Semaphore>,
     fetcher: Option<Fetcher>,
 }
 
@@ -80,30 +112,35 @@ pub enum ServeError {
 /// The service's routes: `POST /api/v1/invoke` and `GET /healthz`.
 pub fn router(engine: Arc<Engine>, config: ServerConfig) -> Result<Router, FetchError> {
     let fetcher = config.fetch.clone().map(Fetcher::new).transpose()?;
+    let jobs = config.max_jobs.max(1);
     let shared = Arc::new(Shared {
         engine,
-        jobs: Arc::new(Semaphore::new(config.max_jobs.max(1))),
+        jobs: Arc::new(Semaphore::new(jobs)),
+        places: Arc::new(Semaphore::new(jobs + config.queue)),
         config,
         fetcher,
     });
     Ok(Router::new()
         .route("/api/v1/invoke", any(invoke::invoke))
         .route("/healthz", get(|| async { "ok" }))
+        .fallback(limits::not_found)
+        .method_not_allowed_fallback(limits::wrong_method)
+        .layer(axum::middleware::from_fn(limits::check_head))
         .layer(DefaultBodyLimit::disable())
         .with_state(shared))
 }
 
-/// Serves on `listener` until `shutdown` resolves, then stops accepting and finishes the
-/// requests in flight.
+/// Serves on `listener` until `shutdown` resolves, then stops accepting, finishes the
+/// requests in flight and closes idle connections, returning after at most
+/// [`ServerConfig::shutdown_grace`].
 pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    axum::serve(listener, router(engine, config)?)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let router = router(engine, config.clone())?;
+    conn::run(listener, router, &config, shutdown).await;
     Ok(())
 }
 
@@ -128,8 +165,10 @@ pub fn check_request(
 }
 
 /// Reads a keys file: one `appkey:token` per line; blank lines and `#` comments skipped.
+/// An appkey listed twice is an error, so that one line cannot silently replace another.
 pub fn parse_keys(text: &str) -> Result<HashMap<String, String>, String> {
     let mut keys = HashMap::new();
+    let mut lines: HashMap<String, usize> = HashMap::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -137,7 +176,14 @@ pub fn parse_keys(text: &str) -> Result<HashMap<String, String>, String> {
         }
         match line.split_once(':') {
             Some((appkey, token)) if !appkey.trim().is_empty() && !token.trim().is_empty() => {
-                keys.insert(appkey.trim().to_owned(), token.trim().to_owned());
+                let appkey = appkey.trim().to_owned();
+                if let Some(first) = lines.insert(appkey.clone(), index + 1) {
+                    return Err(format!(
+                        "line {}: appkey `{appkey}` is already on line {first}",
+                        index + 1
+                    ));
+                }
+                keys.insert(appkey, token.trim().to_owned());
             }
             _ => return Err(format!("line {}: expected `appkey:token`", index + 1)),
         }
@@ -151,6 +197,16 @@ pub fn parse_keys(text: &str) -> Result<HashMap<String, String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duplicate_appkeys_are_an_error() {
+        assert_eq!(parse_keys("a:1\nb:2\n").map(|k| k.len()), Ok(2));
+        let error = parse_keys("a:1\n# c\na:2\n").unwrap_err();
+        assert!(
+            error.contains("line 3") && error.contains("line 1"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn requests_are_checked_without_running_them() {

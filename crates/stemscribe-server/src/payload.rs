@@ -1,7 +1,33 @@
-//! The `payload` JSON of each namespace, read leniently (unknown fields ignored) but typed:
-//! a field of the wrong type is `IllegalPayload`, a value out of range `InvalidPayload`.
+//! The `payload` JSON of each namespace, read leniently (unknown fields ignored, whole
+//! numbers accepted as `44100.0` too) but typed: a field of the wrong type is
+//! `IllegalPayload`, a value out of range `InvalidPayload`.
 
-use serde::Deserialize;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+
+/// A whole number that may be written as an integer or as a float with no fraction.
+fn whole<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let value = match (number.as_u64(), number.as_f64()) {
+        (Some(value), _) => Some(value),
+        (None, Some(value)) if value >= 0.0 && value.fract() == 0.0 && value <= u64::MAX as f64 => {
+            Some(value as u64)
+        }
+        _ => None,
+    };
+    value
+        .and_then(|v| T::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            D::Error::custom(format!("expected a whole number in range, found {number}"))
+        })
+}
 
 /// `audio_info`: how to read `data`.
 #[derive(Debug, Default, Deserialize)]
@@ -9,8 +35,10 @@ pub struct AudioInfo {
     /// `wav`, `mp3`, `aac` or `pcm` (raw interleaved little-endian 16-bit).
     pub format: Option<String>,
     /// Needed for pcm; a hint otherwise.
+    #[serde(default, deserialize_with = "whole")]
     pub sample_rate: Option<u32>,
     /// Needed for pcm; a hint otherwise.
+    #[serde(default, deserialize_with = "whole")]
     pub channel: Option<u16>,
 }
 
@@ -20,8 +48,10 @@ pub struct SeparateExtra {
     /// `wav`, `mp3` or `aac`.
     pub output_format: Option<String>,
     /// Output rate in Hz.
+    #[serde(default, deserialize_with = "whole")]
     pub output_sample_rate: Option<u32>,
     /// 1 or 2.
+    #[serde(default, deserialize_with = "whole")]
     pub output_channel: Option<u32>,
 }
 

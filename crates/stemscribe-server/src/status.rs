@@ -39,6 +39,12 @@ pub enum Status {
     ExceededQuota,
     /// 500 · 50000000 · ServerError: internal error.
     ServerError,
+    /// 404 · 40000000 · ClientError: no such route.
+    NotFound,
+    /// 414 · 40000000 · ClientError: the request target is too long.
+    UriTooLong,
+    /// 431 · 40000000 · ClientError: too many or too large header lines.
+    HeadersTooLarge,
 }
 
 impl Status {
@@ -49,6 +55,9 @@ impl Status {
             Self::InvalidAccess | Self::DeniedAccess => 401,
             Self::ExceededQuota => 429,
             Self::ServerError => 500,
+            Self::NotFound => 404,
+            Self::UriTooLong => 414,
+            Self::HeadersTooLarge => 431,
             _ => 400,
         }
     }
@@ -57,7 +66,9 @@ impl Status {
     pub fn code(self) -> u32 {
         match self {
             Self::Ok => 20_000_000,
-            Self::ClientError => 40_000_000,
+            Self::ClientError | Self::NotFound | Self::UriTooLong | Self::HeadersTooLarge => {
+                40_000_000
+            }
             Self::NoOutput => 40_000_010,
             Self::EmptyData => 40_000_011,
             Self::IllegalData => 40_000_012,
@@ -81,7 +92,9 @@ impl Status {
     pub fn text(self) -> &'static str {
         match self {
             Self::Ok => "OK",
-            Self::ClientError => "ClientError",
+            Self::ClientError | Self::NotFound | Self::UriTooLong | Self::HeadersTooLarge => {
+                "ClientError"
+            }
             Self::NoOutput => "InvalidData:NoOutput",
             Self::EmptyData => "EmptyData",
             Self::IllegalData => "IllegalData",

@@ -40,12 +40,16 @@ fn body_form_separates_with_the_default_output() {
 #[test]
 fn output_rate_and_channels_are_honoured() {
     let server = Server::start(ServerConfig::default());
-    let payload = json!({"extra": {"output_sample_rate": 16000, "output_channel": 2}});
+    // Whole numbers written as floats are the same numbers; fractions are not.
+    let payload = json!({"extra": {"output_sample_rate": 16000.0, "output_channel": 2}});
     let response = invoke(server.addr, &separate_body(&payload, &data("rock_mix.wav")));
     assert_status(&response, 200, 20_000_000);
     let (spec, frames) = wav_of(&response.1);
     assert_eq!((spec.sample_rate, spec.channels), (16_000, 2));
     assert_eq!(frames, 48_000);
+    let payload = json!({"extra": {"output_sample_rate": 16000.5}});
+    let response = invoke(server.addr, &separate_body(&payload, &data("rock_mix.wav")));
+    assert_status(&response, 400, 40_000_022);
 }
 
 #[test]

@@ -1,0 +1,205 @@
+//! Slow and greedy clients: idle and trickling connections, stalled uploads, a full queue,
+//! shutdown with a client still connected, heads too large, and the JSON of every refusal.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{assert_status, data, invoke, read_response, request, separate_body, Server};
+use serde_json::json;
+use stemscribe_server::ServerConfig;
+
+/// Short limits, so that each test sees them act.
+fn quick() -> ServerConfig {
+    ServerConfig {
+        header_timeout: Duration::from_secs(1),
+        body_timeout: Duration::from_secs(2),
+        write_timeout: Duration::from_secs(2),
+        shutdown_grace: Duration::from_secs(2),
+        ..ServerConfig::default()
+    }
+}
+
+/// Reads until the server closes; `Err` if it is still open after `within`.
+fn wait_for_close(mut stream: TcpStream, within: Duration) -> Result<Vec<u8>, std::io::Error> {
+    stream.set_read_timeout(Some(within))?;
+    let mut seen = Vec::new();
+    stream.read_to_end(&mut seen)?;
+    Ok(seen)
+}
+
+fn keys() -> Option<HashMap<String, String>> {
+    Some(HashMap::from([("k".to_owned(), "t".to_owned())]))
+}
+
+#[test]
+fn idle_and_trickling_connections_are_closed() {
+    let server = Server::start(quick());
+    let idle = TcpStream::connect(server.addr).unwrap();
+    let trickling = TcpStream::connect(server.addr).unwrap();
+    let writer = {
+        let mut stream = trickling.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for byte in b"POST /api/v1/invoke HTTP/1.1\r\nHost: x\r\n" {
+                if stream.write_all(&[*byte]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    // The server's limit is 1 s; 20 s is only the test's patience.
+    assert!(wait_for_close(idle, Duration::from_secs(20)).is_ok());
+    assert!(wait_for_close(trickling, Duration::from_secs(20)).is_ok());
+    writer.join().unwrap();
+}
+
+#[test]
+fn a_body_that_stops_arriving_is_answered() {
+    let server = Server::start(quick());
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    write!(
+        stream,
+        "POST /api/v1/invoke HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{\"data\""
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let response = read_response(stream);
+    assert_status(&response, 400, 40_000_000);
+}
+
+/// Starts an upload that announces `length` bytes and sends `start`, then stalls.
+fn stalled_upload(server: &Server, target: &str, length: usize, start: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    write!(
+        stream,
+        "POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {length}\r\n\r\n"
+    )
+    .unwrap();
+    stream.write_all(start).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+}
+
+/// The start of a large body: `fields` then 5 MB of base64 in `data`, unfinished.
+fn large_start(fields: &str) -> Vec<u8> {
+    let mut body = format!("{{{fields}\"data\": \"").into_bytes();
+    body.resize(body.len() + 5 * 1024 * 1024, b'A');
+    body
+}
+
+#[test]
+fn large_bodies_need_credentials_first_and_a_place() {
+    let server = Server::start(ServerConfig {
+        keys: keys(),
+        max_jobs: 1,
+        queue: 1,
+        ..quick()
+    });
+    let invoke_target = "/api/v1/invoke";
+    // Without credentials before the data: refused at once, not after 99 MB.
+    let anonymous = stalled_upload(&server, invoke_target, 99 << 20, &large_start(""));
+    assert_status(&read_response(anonymous), 401, 40_200_001);
+    let wrong = large_start(r#""appkey": "k", "token": "x", "#);
+    assert_status(
+        &read_response(stalled_upload(&server, invoke_target, 99 << 20, &wrong)),
+        401,
+        40_200_002,
+    );
+    // With them: two places (1 job + 1 queued); a third stalled upload gets 429 at once.
+    let first = large_start(r#""appkey": "k", "token": "t", "namespace": "MIDI", "#);
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| stalled_upload(&server, invoke_target, 99 << 20, &first))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let query = "/api/v1/invoke?appkey=k&token=t&namespace=MIDI";
+    let third = stalled_upload(&server, query, 99 << 20, &large_start(""));
+    assert_status(&read_response(third), 429, 40_200_011);
+    // The held uploads end with the body timeout, and their places come back.
+    for stream in held {
+        assert_status(&read_response(stream), 400, 40_000_000);
+    }
+}
+
+#[test]
+fn a_queue_serves_more_clients_than_slots() {
+    let server = Server::start(ServerConfig {
+        max_jobs: 1,
+        queue: 3,
+        ..ServerConfig::default()
+    });
+    let addr = server.addr;
+    let wav = std::sync::Arc::new(data("rock_mix.wav"));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let wav = wav.clone();
+            std::thread::spawn(move || invoke(addr, &separate_body(&json!({}), &wav)))
+        })
+        .collect();
+    for client in clients {
+        assert_status(&client.join().unwrap(), 200, 20_000_000);
+    }
+}
+
+#[test]
+fn shutdown_ends_with_a_slow_client_connected() {
+    let mut server = Server::start(ServerConfig {
+        header_timeout: Duration::from_secs(600),
+        body_timeout: Duration::from_secs(600),
+        ..quick()
+    });
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    write!(
+        slow,
+        "POST /api/v1/invoke HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{"
+    )
+    .unwrap();
+    let idle = TcpStream::connect(server.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let (done, stopped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        server.shutdown();
+        let _ = done.send(());
+    });
+    // The grace period is 2 s; the test allows 30.
+    assert!(stopped.recv_timeout(Duration::from_secs(30)).is_ok());
+    assert!(wait_for_close(idle, Duration::from_secs(5)).is_ok());
+    drop(slow);
+}
+
+#[test]
+fn every_refusal_is_json_with_a_status_code() {
+    let server = Server::start(quick());
+    let long_target = format!("/api/v1/invoke?x={}", "a".repeat(20_000));
+    assert_status(
+        &request(server.addr, "POST", &long_target, b"{}"),
+        414,
+        40_000_000,
+    );
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    let mut head = String::from("POST /api/v1/invoke HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..150 {
+        head.push_str(&format!("X-Filler-{i}: {}\r\n", "b".repeat(100)));
+    }
+    head.push_str("Content-Length: 2\r\nConnection: close\r\n\r\n{}");
+    stream.write_all(head.as_bytes()).unwrap();
+    assert_status(&read_response(stream), 431, 40_000_000);
+    assert_status(
+        &request(server.addr, "GET", "/nowhere", b""),
+        404,
+        40_000_000,
+    );
+    assert_status(
+        &request(server.addr, "POST", "/healthz", b""),
+        400,
+        40_200_003,
+    );
+}
