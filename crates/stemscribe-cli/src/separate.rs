@@ -1,5 +1,6 @@
 //! `stemscribe separate`: decode, separate, write WAV, MP3 or AAC.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -86,16 +87,28 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
         bar.set_position(p.done as u64);
     };
     if let Some(dir) = &args.stems {
-        let stems = engine.separate_all(&audio, args.model, &mut on_progress)?;
-        bar.finish_and_clear();
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create directory {}", dir.display()))?;
-        for stem in stems {
+        // Each stem is written and dropped as soon as it exists.
+        let mut failure = None;
+        engine.separate_each(&audio, args.model, &mut on_progress, &mut |stem| {
             let path = dir.join(format!("{}.{}", stem.name, spec.format.extension()));
-            write_file(stem.audio, &spec, &path)?;
-            if !quiet {
-                eprintln!("wrote {}", path.display());
+            match write_file(stem.audio, &spec, &path) {
+                Ok(_) => {
+                    if !quiet {
+                        bar.suspend(|| eprintln!("wrote {}", path.display()));
+                    }
+                    ControlFlow::Continue(())
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    ControlFlow::Break(())
+                }
             }
+        })?;
+        bar.finish_and_clear();
+        if let Some(error) = failure {
+            return Err(error);
         }
     } else if let Some(path) = &args.output {
         let stem = engine.separate(&audio, args.model, &mut on_progress)?;

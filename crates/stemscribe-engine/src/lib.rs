@@ -19,6 +19,7 @@
 //! ```
 
 use std::fmt;
+use std::ops::ControlFlow;
 use std::str::FromStr;
 
 use thiserror::Error;
@@ -35,7 +36,7 @@ pub use stemscribe_encode::{
 pub use stemscribe_midi::{from_json, to_json, to_smf, MidiError, Note, SmfOptions, Transcription};
 pub use stemscribe_runtime::{Runtime, RuntimeConfig, RuntimeError};
 pub use stemscribe_separate::{
-    derive_stems, installed_cards, suppress_noise, CardError, DerivedStemsOptions, EndPadding,
+    derive_stems_each, installed_cards, suppress_noise, CardError, DerivedStemsOptions, EndPadding,
     HighBand, ModelCard, ModelSpec, NoiseOptions, Progress, SeparationError, SeparationOptions,
     Separator,
 };
@@ -276,8 +277,31 @@ impl Engine {
         model: SeparationModel,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Stem>, EngineError> {
+        let mut stems = Vec::new();
+        self.separate_each(audio, model, progress, &mut |stem| {
+            stems.push(stem);
+            ControlFlow::Continue(())
+        })?;
+        Ok(stems)
+    }
+
+    /// As [`Engine::separate_all`], but hands each stem to `on_stem` as soon as it exists,
+    /// so that a caller who writes and drops it holds less memory; `on_stem` may stop the
+    /// work by returning [`ControlFlow::Break`].
+    pub fn separate_each(
+        &self,
+        audio: &Audio,
+        model: SeparationModel,
+        progress: &mut dyn FnMut(Progress),
+        on_stem: &mut dyn FnMut(Stem) -> ControlFlow<()>,
+    ) -> Result<(), EngineError> {
         if !model.is_four_track() {
-            return self.run(&self.two_stems, audio, progress);
+            for stem in self.run(&self.two_stems, audio, progress)? {
+                if on_stem(stem).is_break() {
+                    break;
+                }
+            }
+            return Ok(());
         }
         let mut halves = |done: usize, p: Progress| {
             progress(Progress {
@@ -286,10 +310,10 @@ impl Engine {
             })
         };
         let vocals = self.four_track_vocals(audio, &mut |p| halves(0, p))?;
-        let parts = self.four_track_parts(audio, &mut |p| halves(p.total, p))?;
-        Ok(std::iter::once(named("vocals", vocals))
-            .chain(parts)
-            .collect())
+        if on_stem(named("vocals", vocals)).is_break() {
+            return Ok(());
+        }
+        self.four_track_parts(audio, &mut |p| halves(p.total, p), on_stem)
     }
 
     /// Separates 44.1 kHz stereo `audio` and returns the stem `model` names (for the
@@ -303,11 +327,11 @@ impl Engine {
         match (model, &self.four_stems) {
             (SeparationModel::FourTrackVocal, _) => self.four_track_vocals(audio, progress),
             (SeparationModel::FourTrackAcc, FourStems::Installed(_)) => {
-                let parts: Vec<Audio> = self
-                    .four_track_parts(audio, progress)?
-                    .into_iter()
-                    .map(|s| s.audio)
-                    .collect();
+                let mut parts = Vec::new();
+                self.four_track_parts(audio, progress, &mut |part| {
+                    parts.push(part.audio);
+                    ControlFlow::Continue(())
+                })?;
                 Ok(Audio::sum(&parts)?)
             }
             // Derived parts sum to the accompaniment exactly, so they need not be derived.
@@ -335,32 +359,35 @@ impl Engine {
         self.stem_of(separator, audio, "vocals", progress)
     }
 
-    /// The four-track drums, bass and other, in that order: separated (or derived) from the
-    /// input with its detected noise removed.
+    /// The four-track drums, bass and other, in that order, handed to `on_stem` one by one:
+    /// separated (or derived) from the input with its detected noise removed.
     fn four_track_parts(
         &self,
         audio: &Audio,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<Vec<Stem>, EngineError> {
+        on_stem: &mut dyn FnMut(Stem) -> ControlFlow<()>,
+    ) -> Result<(), EngineError> {
         match &self.four_stems {
             FourStems::Installed(separator) => {
                 let clean = suppress_noise(audio, &self.noise);
                 let mut stems = self.run(separator, &clean, progress)?;
-                FOUR_STEMS[1..]
-                    .iter()
-                    .map(|name| take_stem(&mut stems, name, separator))
-                    .collect()
+                drop(clean);
+                for name in &FOUR_STEMS[1..] {
+                    if on_stem(take_stem(&mut stems, name, separator)?).is_break() {
+                        break;
+                    }
+                }
             }
             FourStems::Derived(derived) => {
                 let accompaniment = self.denoised_accompaniment(audio, progress)?;
-                let [drums, bass, other] = derive_stems(&accompaniment, derived);
-                Ok(vec![
-                    named("drums", drums),
-                    named("bass", bass),
-                    named("other", other),
-                ])
+                let mut names = FOUR_STEMS[1..].iter();
+                derive_stems_each(&accompaniment, derived, &mut |part| {
+                    let name = names.next().copied().unwrap_or("other");
+                    on_stem(named(name, part))
+                });
             }
         }
+        Ok(())
     }
 
     /// The 2-stem accompaniment of the input with its detected noise removed: the sum of the

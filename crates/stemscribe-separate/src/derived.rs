@@ -9,6 +9,8 @@
 //! instruments, and the percussive share is the drums. The three masks sum to one, so
 //! `drums + bass + other` is the accompaniment, to rounding.
 
+use std::ops::ControlFlow;
+
 use rayon::prelude::*;
 use stemscribe_audio::Audio;
 
@@ -50,6 +52,24 @@ impl Default for DerivedStemsOptions {
 
 /// Splits an accompaniment into `[drums, bass, other]`, each as long as the input.
 pub fn derive_stems(accompaniment: &Audio, options: &DerivedStemsOptions) -> [Audio; 3] {
+    let mut stems = Vec::with_capacity(3);
+    derive_stems_each(accompaniment, options, &mut |stem| {
+        stems.push(stem);
+        ControlFlow::Continue(())
+    });
+    let mut stems = stems.into_iter();
+    let mut next = || stems.next().expect("three stems were derived");
+    [next(), next(), next()]
+}
+
+/// As [`derive_stems`], but synthesises one stem at a time and hands it to `on_stem` (drums,
+/// then bass, then other), so that only one is held at once if the caller drops it; stops
+/// early when `on_stem` returns [`ControlFlow::Break`].
+pub fn derive_stems_each(
+    accompaniment: &Audio,
+    options: &DerivedStemsOptions,
+    on_stem: &mut dyn FnMut(Audio) -> ControlFlow<()>,
+) {
     let stft = Stft::new(options.fft_size, options.hop);
     let magnitude = spectrogram(&stft, accompaniment);
     let (frames, bins) = (magnitude.frames(), magnitude.bins);
@@ -69,21 +89,25 @@ pub fn derive_stems(accompaniment: &Audio, options: &DerivedStemsOptions) -> [Au
                 *value = median(window);
             }
         });
-    // Percussive medians, frame-major.
-    let mut percussive = vec![0.0_f32; frames * bins];
-    percussive
-        .par_chunks_mut(bins)
-        .enumerate()
-        .for_each_init(Vec::new, |window, (t, out)| {
-            let frame = magnitude.frame(t);
-            for (f, value) in out.iter_mut().enumerate() {
+    // Percussive medians frame by frame, each frame's tonal share `H² / (H² + P²)` written
+    // over its magnitudes: two spectrograms held at most, not three.
+    let mut tonal = magnitude.values;
+    tonal.par_chunks_mut(bins).enumerate().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(window, original), (t, frame)| {
+            original.clear();
+            original.extend_from_slice(frame);
+            for (f, value) in frame.iter_mut().enumerate() {
                 window.clear();
                 let range = f.saturating_sub(half_freq)..(f + half_freq + 1).min(bins);
-                window.extend_from_slice(&frame[range]);
-                *value = median(window);
+                window.extend_from_slice(&original[range]);
+                let p = median(window).powi(2);
+                let h = harmonic[f * frames + t].powi(2);
+                *value = (h + EPSILON / 2.0) / (h + p + EPSILON);
             }
-        });
-    drop(magnitude);
+        },
+    );
+    drop(harmonic);
 
     let hz_per_bin = accompaniment.sample_rate() as f32 / options.fft_size as f32;
     let bass_share: Vec<f32> = (0..bins)
@@ -99,23 +123,21 @@ pub fn derive_stems(accompaniment: &Audio, options: &DerivedStemsOptions) -> [Au
             }
         })
         .collect();
-    let stems = apply_masks(&stft, accompaniment, 3, |t, gains| {
-        for f in 0..bins {
-            let h = harmonic[f * frames + t].powi(2);
-            let p = percussive[t * bins + f].powi(2);
-            let tonal = (h + EPSILON / 2.0) / (h + p + EPSILON);
-            gains[0][f] = 1.0 - tonal;
-            gains[1][f] = tonal * bass_share[f];
-            gains[2][f] = tonal * (1.0 - bass_share[f]);
+    for stem in 0..3 {
+        let mut signals = apply_masks(&stft, accompaniment, 1, |t, gains| {
+            let shares = tonal[t * bins..(t + 1) * bins].iter().zip(&bass_share);
+            for (gain, (&tonal, &bass)) in gains[0].iter_mut().zip(shares) {
+                *gain = match stem {
+                    0 => 1.0 - tonal,
+                    1 => tonal * bass,
+                    _ => tonal * (1.0 - bass),
+                };
+            }
+        });
+        if on_stem(signals.remove(0)).is_break() {
+            return;
         }
-    });
-    let mut stems = stems.into_iter();
-    let mut next = || {
-        stems
-            .next()
-            .expect("apply_masks returns one signal per mask")
-    };
-    [next(), next(), next()]
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ mod stft;
 mod wiener;
 
 pub use denoise::{suppress_noise, NoiseOptions};
-pub use derived::{derive_stems, DerivedStemsOptions};
+pub use derived::{derive_stems, derive_stems_each, DerivedStemsOptions};
 pub use separator::{
     EndPadding, HighBand, Progress, SeparationError, SeparationOptions, Separator,
 };

@@ -21,11 +21,6 @@ impl Spectrogram {
     pub fn frames(&self) -> usize {
         self.values.len() / self.bins
     }
-
-    /// The magnitudes of frame `t`.
-    pub fn frame(&self, t: usize) -> &[f32] {
-        &self.values[t * self.bins..(t + 1) * self.bins]
-    }
 }
 
 /// The mean-of-sides magnitude spectrogram of `audio`.
