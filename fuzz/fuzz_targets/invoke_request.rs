@@ -1,12 +1,14 @@
 //! An invoke request as the server reads it: the first line is the query string
-//! (`key=value&...`), the rest the body. Credentials are required, so both paths are reached.
+//! (`key=value&...`), the rest the body, checked both as a whole body and as the start of a
+//! large one (the credential scan that runs before a large body is read on). Credentials are
+//! required, so every path is reached.
 
 #![no_main]
 
 use std::collections::HashMap;
 
 use libfuzzer_sys::fuzz_target;
-use stemscribe_server::{check_request, ServerConfig};
+use stemscribe_server::{check_large_request, check_request, ServerConfig};
 
 fuzz_target!(|input: &[u8]| {
     let (query, body) = match input.iter().position(|&b| b == b'\n') {
@@ -23,4 +25,5 @@ fuzz_target!(|input: &[u8]| {
         ..ServerConfig::default()
     };
     let _ = check_request(&config, &query, body);
+    let _ = check_large_request(&config, &query, body);
 });

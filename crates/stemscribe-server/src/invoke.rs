@@ -160,35 +160,14 @@ async fn handle(
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    let query_credentials = match (query.get("appkey"), query.get("token")) {
-        (Some(appkey), Some(token)) if !appkey.is_empty() && !token.is_empty() => {
-            authorise(
-                config.keys.as_ref(),
-                Some(appkey.clone()),
-                Some(token.clone()),
-            )?;
-            true
-        }
-        _ => false,
-    };
+    let query_credentials = check_query_credentials(config, query)?;
     let deadline = Instant::now() + config.body_timeout;
     let mut reader = BodyReader::new(body, deadline);
     reader.read_until(SMALL_BODY_BYTES).await?;
     let mut place = None;
     if !reader.finished {
-        if config.keys.is_some() && !query_credentials {
-            let found = prefix::credentials(&reader.bytes);
-            if found.appkey.is_none() || found.token.is_none() {
-                return Err(Failure::new(
-                    Status::InvalidAccess,
-                    format!(
-                        "a request body over {} MB must carry appkey and token in the query \
-                         string or before `data`",
-                        SMALL_BODY_BYTES >> 20
-                    ),
-                ));
-            }
-            authorise(config.keys.as_ref(), found.appkey, found.token)?;
+        if !query_credentials {
+            check_large_body_start(config, &reader.bytes)?;
         }
         place = Some(take_place(shared)?);
         reader.read_until(MAX_BODY_BYTES).await?;
@@ -248,6 +227,45 @@ async fn handle(
             ),
         )),
     }
+}
+
+/// Checks credentials given in the query string, before any of the body is read; true when
+/// they were given (and are right).
+pub(crate) fn check_query_credentials(
+    config: &ServerConfig,
+    query: &HashMap<String, String>,
+) -> Result<bool, Failure> {
+    match (query.get("appkey"), query.get("token")) {
+        (Some(appkey), Some(token)) if !appkey.is_empty() && !token.is_empty() => {
+            authorise(
+                config.keys.as_ref(),
+                Some(appkey.clone()),
+                Some(token.clone()),
+            )?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// For a body over [`SMALL_BODY_BYTES`] without credentials in the query: with keys
+/// configured, its start must carry them, before `data`.
+pub(crate) fn check_large_body_start(config: &ServerConfig, start: &[u8]) -> Result<(), Failure> {
+    if config.keys.is_none() {
+        return Ok(());
+    }
+    let found = prefix::credentials(start);
+    if found.appkey.is_none() || found.token.is_none() {
+        return Err(Failure::new(
+            Status::InvalidAccess,
+            format!(
+                "a request body over {} MB must carry appkey and token in the query string \
+                 or before `data`",
+                SMALL_BODY_BYTES >> 20
+            ),
+        ));
+    }
+    authorise(config.keys.as_ref(), found.appkey, found.token)
 }
 
 /// A place among the running and queued jobs, or 429 at once when every place is taken.

@@ -164,6 +164,22 @@ pub fn check_request(
         .map_err(|failure| failure.status)
 }
 
+/// Checks what the server checks of a request whose body is larger than a few MB before
+/// reading past its start: the credentials in the query string, or else (with keys
+/// configured) at the start of the body, before `data`. Reads nothing else.
+pub fn check_large_request(
+    config: &ServerConfig,
+    query: &HashMap<String, String>,
+    body_start: &[u8],
+) -> Result<(), Status> {
+    let result = match invoke::check_query_credentials(config, query) {
+        Ok(true) => Ok(()),
+        Ok(false) => invoke::check_large_body_start(config, body_start),
+        Err(failure) => Err(failure),
+    };
+    result.map_err(|failure| failure.status)
+}
+
 /// Reads a keys file: one `appkey:token` per line; blank lines and `#` comments skipped.
 /// An appkey listed twice is an error, so that one line cannot silently replace another.
 pub fn parse_keys(text: &str) -> Result<HashMap<String, String>, String> {
