@@ -28,6 +28,9 @@ pub enum Command {
     /// Mix a voice with looped accompaniment at a chosen level, to test transcription of
     /// songs whose notes are known.
     Mix(MixArgs),
+    /// The MIDI service over every clip of the development corpus and mixtures built from
+    /// it: decisions, note metrics and mix/stem agreement per category.
+    Corpus(crate::corpus::CorpusArgs),
 }
 
 /// Arguments of `stemscribe eval mix`.
@@ -144,6 +147,7 @@ pub fn run(command: &Command, threads: Option<usize>) -> Result<()> {
         Command::Noise(args) => noise(args, threads),
         Command::Transcription(args) => transcription(args),
         Command::Mix(args) => mix(args),
+        Command::Corpus(args) => crate::corpus::run(args, threads),
     }
 }
 

@@ -4,6 +4,7 @@
 //! Exit status: 0 on success, 1 when the work failed (the reason is one line on stderr),
 //! 2 when the command line is wrong, 3 when `midi` finds no sung melody.
 
+mod corpus;
 mod eval;
 mod io;
 mod midi;

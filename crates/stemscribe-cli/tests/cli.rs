@@ -457,3 +457,62 @@ fn impossible_options_fail_before_any_work() {
     }
     assert!(!out.exists());
 }
+
+#[test]
+fn eval_corpus_reports_decisions_and_notes_on_a_two_clip_corpus() {
+    // A corpus of one annotated sung clip and one spoken one, in the corpus's layout.
+    let corpus = temp_dir("corpus");
+    for folder in ["sung_solo", "speech"] {
+        std::fs::create_dir_all(corpus.join(folder)).unwrap();
+    }
+    std::fs::copy(
+        data("vocadito_1.flac"),
+        corpus.join("sung_solo/vocadito_1.flac"),
+    )
+    .unwrap();
+    let notes: String = std::fs::read_to_string(data("vocadito_1_notesA1.csv"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<f64> = line.split(',').map(|x| x.trim().parse().unwrap()).collect();
+            let midi = 69.0 + 12.0 * (f[1] / 440.0).log2();
+            format!("{}\t{}\t{midi}\n", f[0], f[0] + f[2])
+        })
+        .collect();
+    std::fs::write(corpus.join("sung_solo/vocadito_1.notes.txt"), notes).unwrap();
+    std::fs::copy(
+        data("speech_arctic_a0007.wav"),
+        corpus.join("speech/speech_arctic_a0007.wav"),
+    )
+    .unwrap();
+    let features = corpus.join("features.csv");
+    let result = stemscribe(&[
+        os("eval"),
+        os("corpus"),
+        os("--corpus"),
+        corpus.as_os_str(),
+        os("--features"),
+        features.as_os_str(),
+    ]);
+    let report = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(
+        report.contains("| solo | sung | 1 | 1 | 0 | 0 | 1/1 |"),
+        "{report}"
+    );
+    assert!(report.contains("| speech | speech | 1 | 0 |"), "{report}");
+    let solo = report
+        .lines()
+        .find(|l| l.starts_with("| solo | 1 |"))
+        .unwrap_or_else(|| panic!("{report}"));
+    let conp: f64 = solo.split('|').nth(4).unwrap().trim().parse().unwrap();
+    assert!(conp > 0.7, "{solo}");
+    // One feature line per clip: the two clips and their 2 s and 5 s excerpts.
+    let csv = std::fs::read_to_string(features).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 5, "{csv}");
+}

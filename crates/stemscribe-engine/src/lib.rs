@@ -41,7 +41,8 @@ pub use stemscribe_separate::{
     Separator,
 };
 pub use stemscribe_transcribe::{
-    NoOutput, PitchModelSpec, PitchTrack, Transcriber, TranscriptionError, TranscriptionOptions,
+    notes_from_track, NoOutput, PitchModelSpec, PitchTrack, Transcriber, TranscriptionError,
+    TranscriptionOptions,
 };
 
 /// Any failure of the engine, by stage.
@@ -224,6 +225,11 @@ impl Engine {
             FourStems::Installed(separator) => Some(separator.spec()),
             FourStems::Derived(_) => None,
         }
+    }
+
+    /// The loaded pitch tracker and note rules (for evaluations that inspect the contour).
+    pub fn transcriber(&self) -> &Transcriber {
+        &self.transcriber
     }
 
     /// The sung melody of 44.1 kHz stereo `audio`: its vocals are separated, then

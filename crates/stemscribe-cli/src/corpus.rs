@@ -1,0 +1,693 @@
+//! `stemscribe eval corpus`: the MIDI service over every clip of the development corpus
+//! (`shared/data/corpus`, see its README) and over mixtures built from it, reported per
+//! category: the sung / not sung decision as a confusion table, note metrics where notes are
+//! known, and the agreement between a mix's notes and its isolated vocal's.
+//!
+//! Clips: `sung_solo/` (annotated sight-singing), `songs/`, `speech/`, `instrumental/`,
+//! `stems/` (mixes with their vocal stem, and a classical duo without voice). Derived: 2 s and
+//! 5 s excerpts of every clip (from the first annotated note for solo singing), and every
+//! solo voice over accompaniments of the corpus (instrumental clips and the stems' backings,
+//! looped) at 0 and −6 dB, scored against the voice's annotation.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use stemscribe_engine::{
+    decode_file, notes_from_track, Audio, DecodeOptions, Engine, EngineConfig, NoOutput,
+    PitchTrack, SeparationModel, Transcription, TranscriptionOptions,
+};
+use stemscribe_eval::{rms, score_notes, EvalNote, Tolerances, TranscriptionScores};
+
+use crate::io::{load_engine, write_output};
+
+/// Arguments of `stemscribe eval corpus`.
+#[derive(Debug, clap::Args)]
+pub struct CorpusArgs {
+    /// The corpus directory.
+    #[arg(long, value_name = "DIR", default_value = "../shared/data/corpus")]
+    corpus: PathBuf,
+    /// Accompaniments each solo voice is mixed over (at 0 and −6 dB), taken in turn.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    backings_per_voice: usize,
+    /// Only the first N clips of each category (a quick run).
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Write one CSV line of decision features per clip (for fitting the decision).
+    #[arg(long, value_name = "OUT.csv")]
+    features: Option<PathBuf>,
+}
+
+/// What a clip is, as the decision should see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Sung,
+    Speech,
+    Instrumental,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sung => "sung",
+            Self::Speech => "speech",
+            Self::Instrumental => "instrumental",
+        }
+    }
+}
+
+/// One input to the service and what is known about it.
+struct Clip {
+    name: String,
+    /// Report group: solo, song, speech, instrumental, stems, excerpt 2 s, mix 0 dB, ...
+    group: String,
+    kind: Kind,
+    audio: Audio,
+    /// Annotated notes of the sung voice, in the clip's time.
+    reference: Option<Vec<EvalNote>>,
+    /// The isolated vocal, when the clip is a mix of stems.
+    vocal_stem: Option<Audio>,
+}
+
+/// What the service did with a clip.
+struct Outcome {
+    clip_name: String,
+    group: String,
+    kind: Kind,
+    seconds: f64,
+    result: Result<Transcription, NoOutput>,
+    scores: Option<TranscriptionScores>,
+    /// COnP F1 after the estimate is shifted by the clip's median pitch difference from the
+    /// reference over onset-matched notes (annotations and audio may differ in tuning).
+    aligned_conp: Option<f64>,
+    /// That median difference, reference minus estimate, in semitones.
+    tuning_offset: Option<f64>,
+    agreement: Option<f64>,
+    features: Features,
+}
+
+/// Measurable properties of a clip's separated vocal and its pitch contour.
+#[derive(Debug, Clone, Copy, Default)]
+struct Features {
+    vocal_to_mix_db: f64,
+    voiced_share: f64,
+    mean_voiced_confidence: f64,
+    stable_share: f64,
+    sung_secs: f64,
+    note_rate: f64,
+    median_note_secs: f64,
+    range_semitones: f64,
+    mean_slope: f64,
+}
+
+/// Runs the corpus evaluation and prints its report.
+pub fn run(args: &CorpusArgs, threads: Option<usize>) -> Result<()> {
+    let engine = load_engine(threads, EngineConfig::default())?;
+    let clips = gather(args)?;
+    eprintln!("{} clips", clips.len());
+    let mut outcomes = Vec::new();
+    for clip in clips {
+        outcomes.push(evaluate(&engine, clip)?);
+    }
+    print!("{}", report(&outcomes));
+    if let Some(path) = &args.features {
+        let mut csv = String::from(
+            "clip,group,kind,seconds,decision,vocal_to_mix_db,voiced_share,mean_voiced_confidence,\
+             stable_share,sung_secs,note_rate,median_note_secs,range_semitones,mean_slope\n",
+        );
+        for o in &outcomes {
+            let f = &o.features;
+            let decision = match &o.result {
+                Ok(_) => "notes",
+                Err(NoOutput::NoMelody { .. }) => "no_melody",
+                Err(NoOutput::NotSung { .. }) => "not_sung",
+            };
+            let _ = writeln!(
+                csv,
+                "{},{},{},{:.2},{decision},{:.2},{:.4},{:.4},{:.4},{:.2},{:.3},{:.3},{:.2},{:.2}",
+                o.clip_name,
+                o.group,
+                o.kind.name(),
+                o.seconds,
+                f.vocal_to_mix_db,
+                f.voiced_share,
+                f.mean_voiced_confidence,
+                f.stable_share,
+                f.sung_secs,
+                f.note_rate,
+                f.median_note_secs,
+                f.range_semitones,
+                f.mean_slope
+            );
+        }
+        write_output(path, |w| {
+            w.write_all(csv.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))
+        })?;
+    }
+    Ok(())
+}
+
+fn decode(path: &Path, track: Option<usize>) -> Result<Audio> {
+    let options = DecodeOptions {
+        track,
+        ..DecodeOptions::default()
+    };
+    decode_file(path, &options).with_context(|| format!("cannot decode {}", path.display()))
+}
+
+/// Audio files of a corpus folder, sorted, skipping annotations and licence files; none
+/// when the folder is absent (a partial corpus).
+fn audio_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("wav" | "flac" | "ogg" | "mp3" | "mp4")
+            )
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn stem_name(path: &Path) -> String {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+    name.split('.').next().unwrap_or(name).to_owned()
+}
+
+/// `onset offset midi` lines (the sight-singing annotations).
+fn read_midi_notes(path: &Path) -> Result<Vec<EvalNote>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let fields: Vec<f64> = line
+                .split_whitespace()
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("{}: bad line `{line}`", path.display()))?;
+            let [onset, offset, midi] = fields[..] else {
+                anyhow::bail!("{}: expected 3 fields in `{line}`", path.display());
+            };
+            Ok(EvalNote {
+                onset,
+                offset,
+                pitch_hz: 440.0 * 2f64.powf((midi - 69.0) / 12.0),
+            })
+        })
+        .collect()
+}
+
+/// `audio` from `start` for `seconds` (or to its end).
+fn excerpt(audio: &Audio, start: f64, seconds: f64) -> Result<Audio> {
+    let rate = f64::from(audio.sample_rate());
+    let from = ((start * rate) as usize).min(audio.frames());
+    let to = (((start + seconds) * rate) as usize).min(audio.frames());
+    Ok(Audio::new(
+        audio.sample_rate(),
+        audio
+            .channels()
+            .iter()
+            .map(|c| c[from..to].to_vec())
+            .collect(),
+    )?)
+}
+
+/// `voice` plus `backing` looped to its length, the voice `voice_db` above the backing (RMS).
+fn mix(voice: &Audio, backing: &Audio, voice_db: f64) -> Result<Audio> {
+    let frames = voice.frames();
+    let looped: Vec<Vec<f32>> = backing
+        .channels()
+        .iter()
+        .map(|c| c.iter().copied().cycle().take(frames).collect())
+        .collect();
+    let gain = (rms(voice.channels()) / rms(&looped) / 10f64.powf(voice_db / 20.0)) as f32;
+    Ok(Audio::new(
+        voice.sample_rate(),
+        voice
+            .channels()
+            .iter()
+            .zip(&looped)
+            .map(|(v, a)| v.iter().zip(a).map(|(&v, &a)| v + gain * a).collect())
+            .collect(),
+    )?)
+}
+
+/// Notes of `reference` inside `[start, start + seconds)`, shifted to the excerpt's time.
+fn notes_within(reference: &[EvalNote], start: f64, seconds: f64) -> Vec<EvalNote> {
+    reference
+        .iter()
+        .filter(|n| n.onset >= start && n.offset <= start + seconds)
+        .map(|n| EvalNote {
+            onset: n.onset - start,
+            offset: n.offset - start,
+            ..*n
+        })
+        .collect()
+}
+
+/// Every clip of the corpus and every clip derived from it.
+fn gather(args: &CorpusArgs) -> Result<Vec<Clip>> {
+    let limit = |mut files: Vec<PathBuf>| {
+        if let Some(n) = args.limit {
+            files.truncate(n);
+        }
+        files
+    };
+    let corpus = &args.corpus;
+    let mut clips = Vec::new();
+    let mut voices = Vec::new();
+    for path in limit(audio_files(&corpus.join("sung_solo"))?) {
+        let audio = decode(&path, None)?;
+        let notes = read_midi_notes(&path.with_extension("notes.txt"))?;
+        voices.push((stem_name(&path), audio.clone(), notes.clone()));
+        clips.push(Clip {
+            name: stem_name(&path),
+            group: "solo".into(),
+            kind: Kind::Sung,
+            audio,
+            reference: Some(notes),
+            vocal_stem: None,
+        });
+    }
+    for (folder, kind) in [
+        ("songs", Kind::Sung),
+        ("speech", Kind::Speech),
+        ("instrumental", Kind::Instrumental),
+    ] {
+        for path in limit(audio_files(&corpus.join(folder))?) {
+            clips.push(Clip {
+                name: stem_name(&path),
+                group: folder.trim_end_matches('s').into(),
+                kind,
+                audio: decode(&path, None)?,
+                reference: None,
+                vocal_stem: None,
+            });
+        }
+    }
+    let stems = corpus.join("stems");
+    let mut backings: Vec<(String, Audio)> = clips
+        .iter()
+        .filter(|c| c.kind == Kind::Instrumental)
+        .map(|c| (c.name.clone(), c.audio.clone()))
+        .collect();
+    let multitrack = ["musdb7_TheEastonEllises_Falcon69", "jdc_test_audio_file"]
+        .iter()
+        .map(|name| stems.join(format!("{name}.stem.mp4")))
+        .filter(|path| path.is_file())
+        .collect();
+    for path in limit(multitrack) {
+        let name = stem_name(&path);
+        let parts = (1..=3)
+            .map(|t| decode(&path, Some(t)))
+            .collect::<Result<Vec<_>>>()?;
+        backings.push((format!("{name} backing"), Audio::sum(&parts)?));
+        clips.push(Clip {
+            name: name.clone(),
+            group: "stems".into(),
+            kind: Kind::Sung,
+            audio: decode(&path, Some(0))?,
+            reference: None,
+            vocal_stem: Some(decode(&path, Some(4))?),
+        });
+    }
+    let tky823 = ["sample3_jpop__mixture", "sample2_classical__mixture"]
+        .iter()
+        .all(|name| stems.join(format!("tky823_{name}_16000.wav")).is_file());
+    if args.limit.is_none_or(|n| n > 2) && tky823 {
+        let jpop = |part: &str| {
+            decode(
+                &stems.join(format!("tky823_sample3_jpop__{part}_16000.wav")),
+                None,
+            )
+        };
+        backings.push((
+            "tky823 jpop backing".into(),
+            Audio::sum(&[jpop("piano")?, jpop("bass")?])?,
+        ));
+        clips.push(Clip {
+            name: "tky823_sample3_jpop".into(),
+            group: "stems".into(),
+            kind: Kind::Sung,
+            audio: jpop("mixture")?,
+            reference: None,
+            vocal_stem: Some(jpop("vocal")?),
+        });
+        let classical = decode(
+            &stems.join("tky823_sample2_classical__mixture_16000.wav"),
+            None,
+        )?;
+        backings.push(("tky823 classical".into(), classical.clone()));
+        clips.push(Clip {
+            name: "tky823_sample2_classical".into(),
+            group: "instrumental".into(),
+            kind: Kind::Instrumental,
+            audio: classical,
+            reference: None,
+            vocal_stem: None,
+        });
+    }
+
+    // Short excerpts: solo singing from its first note, everything else from its start.
+    let mut excerpts = Vec::new();
+    for clip in &clips {
+        let start = clip
+            .reference
+            .as_ref()
+            .and_then(|r| r.first())
+            .map_or(0.0, |n| (n.onset - 0.1).max(0.0));
+        for seconds in [2.0, 5.0] {
+            if clip.audio.duration_secs() < start + seconds {
+                continue;
+            }
+            excerpts.push(Clip {
+                name: format!("{} {seconds:.0} s", clip.name),
+                group: format!("{seconds:.0} s excerpt"),
+                kind: clip.kind,
+                audio: excerpt(&clip.audio, start, seconds)?,
+                reference: clip
+                    .reference
+                    .as_ref()
+                    .map(|r| notes_within(r, start, seconds)),
+                vocal_stem: None,
+            });
+        }
+    }
+    clips.extend(excerpts);
+
+    // Annotated mixtures: each voice over the next backings in turn, at 0 and −6 dB.
+    let mut turn = 0;
+    for (name, voice, notes) in &voices {
+        for _ in 0..args.backings_per_voice.min(backings.len()) {
+            let (backing_name, backing) = &backings[turn % backings.len()];
+            turn += 1;
+            for db in [0.0, -6.0] {
+                clips.push(Clip {
+                    name: format!("{name} over {backing_name} at {db:.0} dB"),
+                    group: format!("mix {db:.0} dB"),
+                    kind: Kind::Sung,
+                    audio: mix(voice, backing, db)?,
+                    reference: Some(notes.clone()),
+                    vocal_stem: None,
+                });
+            }
+        }
+    }
+    Ok(clips)
+}
+
+/// Runs the service's steps on one clip, keeping what the report and the features need.
+fn evaluate(engine: &Engine, clip: Clip) -> Result<Outcome> {
+    let vocals = engine.separate(&clip.audio, SeparationModel::TwoTrackVocal, &mut |_| {})?;
+    let track = engine.transcriber().track(&vocals, &mut |_| {})?;
+    let options = TranscriptionOptions::default();
+    let result = notes_from_track(&track, &options);
+    let features = features(&clip.audio, &vocals, &track, &result);
+    let estimate: Vec<EvalNote> = match &result {
+        Ok(t) => t.notes.iter().map(EvalNote::from).collect(),
+        Err(_) => Vec::new(),
+    };
+    let tolerances = Tolerances::default();
+    let scores = clip
+        .reference
+        .as_ref()
+        .filter(|r| !r.is_empty())
+        .map(|reference| score_notes(reference, &estimate, &tolerances));
+    let (aligned_conp, tuning_offset) = match clip.reference.as_ref().filter(|r| !r.is_empty()) {
+        Some(reference) => match tuning_offset(reference, &estimate, &tolerances) {
+            Some(offset) => {
+                let factor = 2f64.powf(offset / 12.0);
+                let shifted: Vec<EvalNote> = estimate
+                    .iter()
+                    .map(|n| EvalNote {
+                        pitch_hz: n.pitch_hz * factor,
+                        ..*n
+                    })
+                    .collect();
+                (
+                    Some(score_notes(reference, &shifted, &tolerances).conp.f1),
+                    Some(offset),
+                )
+            }
+            None => (None, None),
+        },
+        None => (None, None),
+    };
+    let agreement = match &clip.vocal_stem {
+        Some(stem) => {
+            let stem_track = engine.transcriber().track(stem, &mut |_| {})?;
+            notes_from_track(&stem_track, &options).ok().map(|t| {
+                let reference: Vec<EvalNote> = t.notes.iter().map(EvalNote::from).collect();
+                score_notes(&reference, &estimate, &tolerances).conp.f1
+            })
+        }
+        None => None,
+    };
+    eprintln!(
+        "{:<60} {:>12} {}",
+        clip.name,
+        clip.kind.name(),
+        match &result {
+            Ok(t) => format!("{} notes, confidence {:.2}", t.notes.len(), t.confidence),
+            Err(e) => e.to_string(),
+        }
+    );
+    Ok(Outcome {
+        clip_name: clip.name,
+        group: clip.group,
+        kind: clip.kind,
+        seconds: clip.audio.duration_secs(),
+        result,
+        scores,
+        aligned_conp,
+        tuning_offset,
+        agreement,
+        features,
+    })
+}
+
+/// The median pitch difference (reference minus estimate, semitones) over notes whose onsets
+/// match; `None` without matches.
+fn tuning_offset(
+    reference: &[EvalNote],
+    estimate: &[EvalNote],
+    tolerances: &Tolerances,
+) -> Option<f64> {
+    let semitones = |hz: f64| 12.0 * (hz / 440.0).log2();
+    let mut differences: Vec<f64> = reference
+        .iter()
+        .filter_map(|r| {
+            estimate
+                .iter()
+                .filter(|e| (e.onset - r.onset).abs() <= tolerances.onset_secs)
+                .min_by(|a, b| {
+                    (a.onset - r.onset)
+                        .abs()
+                        .total_cmp(&(b.onset - r.onset).abs())
+                })
+                .map(|e| semitones(r.pitch_hz) - semitones(e.pitch_hz))
+        })
+        .collect();
+    if differences.is_empty() {
+        return None;
+    }
+    differences.sort_by(f64::total_cmp);
+    Some(differences[differences.len() / 2])
+}
+
+fn features(
+    mix: &Audio,
+    vocals: &Audio,
+    track: &PitchTrack,
+    result: &Result<Transcription, NoOutput>,
+) -> Features {
+    let voiced: Vec<usize> = (0..track.len())
+        .filter(|&t| track.confidence[t] >= 0.5)
+        .collect();
+    let n = track.len().max(1) as f64;
+    let midi = |hz: f32| 69.0 + 12.0 * (f64::from(hz) / 440.0).log2();
+    let mut pitches: Vec<f64> = voiced.iter().map(|&t| midi(track.pitch_hz[t])).collect();
+    pitches.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        pitches
+            .get(((pitches.len().saturating_sub(1)) as f64 * q) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let slopes: Vec<f64> = voiced
+        .windows(2)
+        .filter(|w| w[1] == w[0] + 1)
+        .map(|w| {
+            (midi(track.pitch_hz[w[1]]) - midi(track.pitch_hz[w[0]])).abs() / track.frame_period
+        })
+        .collect();
+    let (notes, confidence) = match result {
+        Ok(t) => (t.notes.as_slice(), t.confidence),
+        Err(NoOutput::NotSung { confidence }) => (&[][..], *confidence),
+        Err(NoOutput::NoMelody { .. }) => (&[][..], 0.0),
+    };
+    let sung_secs = match result {
+        Ok(t) => t.notes.iter().map(|n| n.end - n.start).sum(),
+        Err(NoOutput::NoMelody { sung_secs }) => *sung_secs,
+        Err(NoOutput::NotSung { .. }) => 0.0,
+    };
+    let mut durations: Vec<f64> = notes.iter().map(|n| n.end - n.start).collect();
+    durations.sort_by(f64::total_cmp);
+    Features {
+        vocal_to_mix_db: 20.0
+            * (rms(vocals.channels()) / rms(mix.channels()).max(1e-12))
+                .max(1e-12)
+                .log10(),
+        voiced_share: voiced.len() as f64 / n,
+        mean_voiced_confidence: voiced
+            .iter()
+            .map(|&t| f64::from(track.confidence[t]))
+            .sum::<f64>()
+            / voiced.len().max(1) as f64,
+        stable_share: confidence,
+        sung_secs,
+        note_rate: notes.len() as f64 / sung_secs.max(1e-9),
+        median_note_secs: durations.get(durations.len() / 2).copied().unwrap_or(0.0),
+        range_semitones: quantile(0.95) - quantile(0.05),
+        mean_slope: slopes.iter().sum::<f64>() / slopes.len().max(1) as f64,
+    }
+}
+
+/// The report: decisions per group and kind, note metrics and agreement per group.
+fn report(outcomes: &[Outcome]) -> String {
+    let mut out = String::new();
+    let mut groups: Vec<&str> = Vec::new();
+    for o in outcomes {
+        if !groups.contains(&o.group.as_str()) {
+            groups.push(&o.group);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n## Decision (notes / no melody / not sung) by group\n"
+    );
+    let _ = writeln!(
+        out,
+        "| group | kind | clips | notes | NoOutput: no melody | NoOutput: not sung | right |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    let mut right_total = 0;
+    for group in &groups {
+        for kind in [Kind::Sung, Kind::Speech, Kind::Instrumental] {
+            let of: Vec<&Outcome> = outcomes
+                .iter()
+                .filter(|o| o.group == *group && o.kind == kind)
+                .collect();
+            if of.is_empty() {
+                continue;
+            }
+            let notes = of.iter().filter(|o| o.result.is_ok()).count();
+            let melody = of
+                .iter()
+                .filter(|o| matches!(o.result, Err(NoOutput::NoMelody { .. })))
+                .count();
+            let not_sung = of.len() - notes - melody;
+            let right = if kind == Kind::Sung {
+                notes
+            } else {
+                of.len() - notes
+            };
+            right_total += right;
+            let _ = writeln!(
+                out,
+                "| {group} | {} | {} | {notes} | {melody} | {not_sung} | {right}/{} |",
+                kind.name(),
+                of.len(),
+                of.len()
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nright decisions: {right_total} of {}",
+        outcomes.len()
+    );
+    let wrong: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.result.is_ok() != (o.kind == Kind::Sung))
+        .collect();
+    for o in &wrong {
+        let _ = writeln!(
+            out,
+            "- wrong: {} ({}): {}",
+            o.clip_name,
+            o.kind.name(),
+            match &o.result {
+                Ok(t) => format!("{} notes, confidence {:.2}", t.notes.len(), t.confidence),
+                Err(e) => e.to_string(),
+            }
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "\n## Notes against annotations (F1; mean and worst clip)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| group | clips | COn | COnP | COnPOff | worst COnP (clip) | COnP tuning-aligned | median |tuning offset| |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    for group in &groups {
+        let scored: Vec<(&Outcome, &TranscriptionScores)> = outcomes
+            .iter()
+            .filter(|o| o.group == *group)
+            .filter_map(|o| o.scores.as_ref().map(|s| (o, s)))
+            .collect();
+        if scored.is_empty() {
+            continue;
+        }
+        let mean = |f: fn(&TranscriptionScores) -> f64| {
+            scored.iter().map(|(_, s)| f(s)).sum::<f64>() / scored.len() as f64
+        };
+        let worst = scored
+            .iter()
+            .min_by(|a, b| a.1.conp.f1.total_cmp(&b.1.conp.f1))
+            .map(|(o, s)| format!("{:.3} ({})", s.conp.f1, o.clip_name))
+            .unwrap_or_default();
+        let aligned: Vec<f64> = scored
+            .iter()
+            .map(|(o, _)| o.aligned_conp.unwrap_or(0.0))
+            .collect();
+        let mut offsets: Vec<f64> = scored
+            .iter()
+            .filter_map(|(o, _)| o.tuning_offset.map(f64::abs))
+            .collect();
+        offsets.sort_by(f64::total_cmp);
+        let _ = writeln!(
+            out,
+            "| {group} | {} | {:.3} | {:.3} | {:.3} | {worst} | {:.3} | {:.2} st |",
+            scored.len(),
+            mean(|s| s.con.f1),
+            mean(|s| s.conp.f1),
+            mean(|s| s.conpoff.f1),
+            aligned.iter().sum::<f64>() / aligned.len() as f64,
+            offsets.get(offsets.len() / 2).copied().unwrap_or(0.0)
+        );
+    }
+
+    let agreements: Vec<&Outcome> = outcomes.iter().filter(|o| o.agreement.is_some()).collect();
+    if !agreements.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## Mix against its isolated vocal (COnP F1 of the mix's notes, the vocal stem's notes as reference)\n"
+        );
+        for o in agreements {
+            let _ = writeln!(out, "- {}: {:.3}", o.clip_name, o.agreement.unwrap_or(0.0));
+        }
+    }
+    out
+}
