@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use stemscribe_engine::{
-    decode_file, notes_from_track, Audio, DecodeOptions, Engine, EngineConfig, NoOutput,
-    PitchTrack, SeparationModel, Transcription, TranscriptionOptions,
+    decode_file, evidence, kept_segments, notes_from_track, Audio, DecodeOptions, Engine,
+    EngineConfig, Evidence, NoOutput, PitchTrack, SeparationModel, Transcription,
+    TranscriptionOptions,
 };
 use stemscribe_eval::{rms, score_notes, EvalNote, Tolerances, TranscriptionScores};
 
@@ -86,18 +87,12 @@ struct Outcome {
     features: Features,
 }
 
-/// Measurable properties of a clip's separated vocal and its pitch contour.
+/// What the decision sees of a clip: the level of its separated vocal against the mix, and
+/// the evidence of its pitch contour.
 #[derive(Debug, Clone, Copy, Default)]
 struct Features {
     vocal_to_mix_db: f64,
-    voiced_share: f64,
-    mean_voiced_confidence: f64,
-    stable_share: f64,
-    sung_secs: f64,
-    note_rate: f64,
-    median_note_secs: f64,
-    range_semitones: f64,
-    mean_slope: f64,
+    evidence: Evidence,
 }
 
 /// Runs the corpus evaluation and prints its report.
@@ -112,11 +107,11 @@ pub fn run(args: &CorpusArgs, threads: Option<usize>) -> Result<()> {
     print!("{}", report(&outcomes));
     if let Some(path) = &args.features {
         let mut csv = String::from(
-            "clip,group,kind,seconds,decision,vocal_to_mix_db,voiced_share,mean_voiced_confidence,\
-             stable_share,sung_secs,note_rate,median_note_secs,range_semitones,mean_slope\n",
+            "clip,group,kind,seconds,decision,vocal_to_mix_db,voiced_share,stable_share,\
+             sung_secs,median_note_secs,mean_slope,range_semitones\n",
         );
         for o in &outcomes {
-            let f = &o.features;
+            let (f, e) = (&o.features, &o.features.evidence);
             let decision = match &o.result {
                 Ok(_) => "notes",
                 Err(NoOutput::NoMelody { .. }) => "no_melody",
@@ -124,20 +119,18 @@ pub fn run(args: &CorpusArgs, threads: Option<usize>) -> Result<()> {
             };
             let _ = writeln!(
                 csv,
-                "{},{},{},{:.2},{decision},{:.2},{:.4},{:.4},{:.4},{:.2},{:.3},{:.3},{:.2},{:.2}",
+                "{},{},{},{:.2},{decision},{:.2},{:.4},{:.4},{:.2},{:.3},{:.2},{:.2}",
                 o.clip_name,
                 o.group,
                 o.kind.name(),
                 o.seconds,
                 f.vocal_to_mix_db,
-                f.voiced_share,
-                f.mean_voiced_confidence,
-                f.stable_share,
-                f.sung_secs,
-                f.note_rate,
-                f.median_note_secs,
-                f.range_semitones,
-                f.mean_slope
+                e.voiced_share,
+                e.stable_share,
+                e.sung_secs,
+                e.median_note_secs,
+                e.mean_slope,
+                e.range_semitones
             );
         }
         write_output(path, |w| {
@@ -253,6 +246,29 @@ fn notes_within(reference: &[EvalNote], start: f64, seconds: f64) -> Vec<EvalNot
         .collect()
 }
 
+/// Where the voice comes in in the corpus's song (its README: "vocals audible from about 10 s").
+const SONG_VOICE_ONSET_SECS: f64 = 10.0;
+
+/// The start of the first half second of `stem` within 20 dB of its loudest half second.
+fn voice_onset(stem: &Audio) -> f64 {
+    let block = stem.sample_rate() as usize / 2;
+    let levels: Vec<f64> = (0..stem.frames() / block.max(1))
+        .map(|i| {
+            let parts: Vec<Vec<f32>> = stem
+                .channels()
+                .iter()
+                .map(|c| c[i * block..(i + 1) * block].to_vec())
+                .collect();
+            rms(&parts)
+        })
+        .collect();
+    let loudest = levels.iter().copied().fold(0.0, f64::max);
+    levels
+        .iter()
+        .position(|&l| l > loudest / 10.0)
+        .map_or(0.0, |i| i as f64 * 0.5)
+}
+
 /// Every clip of the corpus and every clip derived from it.
 fn gather(args: &CorpusArgs) -> Result<Vec<Clip>> {
     let limit = |mut files: Vec<PathBuf>| {
@@ -356,14 +372,16 @@ fn gather(args: &CorpusArgs) -> Result<Vec<Clip>> {
         });
     }
 
-    // Short excerpts: solo singing from its first note, everything else from its start.
+    // Short excerpts from where the voice starts: the first annotated note, the vocal stem's
+    // first loud second, 10 s into the corpus song (its README), else the clip's start.
     let mut excerpts = Vec::new();
     for clip in &clips {
-        let start = clip
-            .reference
-            .as_ref()
-            .and_then(|r| r.first())
-            .map_or(0.0, |n| (n.onset - 0.1).max(0.0));
+        let start = match (&clip.reference, &clip.vocal_stem) {
+            (Some(reference), _) => reference.first().map_or(0.0, |n| (n.onset - 0.1).max(0.0)),
+            (None, Some(stem)) => voice_onset(stem),
+            (None, None) if clip.group == "song" => SONG_VOICE_ONSET_SECS,
+            (None, None) => 0.0,
+        };
         for seconds in [2.0, 5.0] {
             if clip.audio.duration_secs() < start + seconds {
                 continue;
@@ -410,7 +428,7 @@ fn evaluate(engine: &Engine, clip: Clip) -> Result<Outcome> {
     let track = engine.transcriber().track(&vocals, &mut |_| {})?;
     let options = TranscriptionOptions::default();
     let result = notes_from_track(&track, &options);
-    let features = features(&clip.audio, &vocals, &track, &result);
+    let features = features(&clip.audio, &vocals, &track);
     let estimate: Vec<EvalNote> = match &result {
         Ok(t) => t.notes.iter().map(EvalNote::from).collect(),
         Err(_) => Vec::new(),
@@ -503,61 +521,12 @@ fn tuning_offset(
     Some(differences[differences.len() / 2])
 }
 
-fn features(
-    mix: &Audio,
-    vocals: &Audio,
-    track: &PitchTrack,
-    result: &Result<Transcription, NoOutput>,
-) -> Features {
-    let voiced: Vec<usize> = (0..track.len())
-        .filter(|&t| track.confidence[t] >= 0.5)
-        .collect();
-    let n = track.len().max(1) as f64;
-    let midi = |hz: f32| 69.0 + 12.0 * (f64::from(hz) / 440.0).log2();
-    let mut pitches: Vec<f64> = voiced.iter().map(|&t| midi(track.pitch_hz[t])).collect();
-    pitches.sort_by(f64::total_cmp);
-    let quantile = |q: f64| {
-        pitches
-            .get(((pitches.len().saturating_sub(1)) as f64 * q) as usize)
-            .copied()
-            .unwrap_or(0.0)
-    };
-    let slopes: Vec<f64> = voiced
-        .windows(2)
-        .filter(|w| w[1] == w[0] + 1)
-        .map(|w| {
-            (midi(track.pitch_hz[w[1]]) - midi(track.pitch_hz[w[0]])).abs() / track.frame_period
-        })
-        .collect();
-    let (notes, confidence) = match result {
-        Ok(t) => (t.notes.as_slice(), t.confidence),
-        Err(NoOutput::NotSung { confidence }) => (&[][..], *confidence),
-        Err(NoOutput::NoMelody { .. }) => (&[][..], 0.0),
-    };
-    let sung_secs = match result {
-        Ok(t) => t.notes.iter().map(|n| n.end - n.start).sum(),
-        Err(NoOutput::NoMelody { sung_secs }) => *sung_secs,
-        Err(NoOutput::NotSung { .. }) => 0.0,
-    };
-    let mut durations: Vec<f64> = notes.iter().map(|n| n.end - n.start).collect();
-    durations.sort_by(f64::total_cmp);
+fn features(mix: &Audio, vocals: &Audio, track: &PitchTrack) -> Features {
+    let segments = kept_segments(track, &TranscriptionOptions::default());
+    let level = rms(vocals.channels()) / rms(mix.channels()).max(1e-12);
     Features {
-        vocal_to_mix_db: 20.0
-            * (rms(vocals.channels()) / rms(mix.channels()).max(1e-12))
-                .max(1e-12)
-                .log10(),
-        voiced_share: voiced.len() as f64 / n,
-        mean_voiced_confidence: voiced
-            .iter()
-            .map(|&t| f64::from(track.confidence[t]))
-            .sum::<f64>()
-            / voiced.len().max(1) as f64,
-        stable_share: confidence,
-        sung_secs,
-        note_rate: notes.len() as f64 / sung_secs.max(1e-9),
-        median_note_secs: durations.get(durations.len() / 2).copied().unwrap_or(0.0),
-        range_semitones: quantile(0.95) - quantile(0.05),
-        mean_slope: slopes.iter().sum::<f64>() / slopes.len().max(1) as f64,
+        vocal_to_mix_db: 20.0 * level.max(1e-12).log10(),
+        evidence: evidence(track, &segments),
     }
 }
 

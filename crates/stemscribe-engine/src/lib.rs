@@ -41,8 +41,8 @@ pub use stemscribe_separate::{
     Separator,
 };
 pub use stemscribe_transcribe::{
-    notes_from_track, NoOutput, PitchModelSpec, PitchTrack, Transcriber, TranscriptionError,
-    TranscriptionOptions,
+    evidence, kept_segments, notes_from_track, Evidence, NoOutput, PitchModelSpec, PitchTrack,
+    Transcriber, TranscriptionError, TranscriptionOptions,
 };
 
 /// Any failure of the engine, by stage.

@@ -25,8 +25,11 @@ pub struct TranscriptionOptions {
     /// Notes shorter than this are dropped.
     pub min_note_secs: f64,
     /// Less than this much sung time in notes means there is no melody
-    /// ([`NoOutput::NoMelody`]).
+    /// ([`NoOutput::NoMelody`])...
     pub min_melody_secs: f64,
+    /// ...unless the notes cover at least this share of a shorter input, so that a short
+    /// sung clip is not refused for being short.
+    pub min_melody_share: f64,
     /// A confidence below this means the voice speaks or raps rather than sings
     /// ([`NoOutput::NotSung`]).
     pub min_confidence: f64,
@@ -38,28 +41,38 @@ impl Default for TranscriptionOptions {
             hold_secs: 0.100,
             min_note_secs: 0.080,
             min_melody_secs: 1.0,
+            min_melody_share: 0.3,
             min_confidence: 0.65,
         }
     }
 }
 
-/// The notes of `track`, or why it holds no sung melody.
-///
-/// Confidence is the share of voiced frames (confidence ≥ 0.5) that lie inside a kept note
-/// and within 50 cents of its pitch: near 0.9 for singing, below 0.5 for speech and rap,
-/// whose pitch glides instead of settling on notes.
-pub fn notes_from_track(
-    track: &PitchTrack,
-    options: &TranscriptionOptions,
-) -> Result<Transcription, NoOutput> {
-    let period = track.frame_period;
-    let min_frames = (options.min_note_secs / period).round() as usize;
-    let segments: Vec<Segment> = segment(track, options.hold_secs)
-        .into_iter()
-        .filter(|s| s.end - s.start >= min_frames.max(1))
-        .collect();
+/// Measurable properties of a pitch contour and the notes found in it, on which the
+/// decision between singing, speech and no voice rests.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Evidence {
+    /// Length of the contour in seconds.
+    pub duration_secs: f64,
+    /// Share of frames that are voiced (confidence ≥ 0.5).
+    pub voiced_share: f64,
+    /// Share of voiced frames inside a kept note and within 50 cents of its pitch.
+    pub stable_share: f64,
+    /// Seconds covered by kept notes.
+    pub sung_secs: f64,
+    /// Median length of the kept notes in seconds (0 without notes).
+    pub median_note_secs: f64,
+    /// Mean absolute pitch slope over pairs of consecutive voiced frames, semitones per second.
+    pub mean_slope: f64,
+    /// Spread of the voiced pitches, 5th to 95th percentile, in semitones.
+    pub range_semitones: f64,
+}
 
-    let voiced = track.confidence.iter().filter(|&&c| c >= VOICED).count();
+/// The evidence `track` and its kept `segments` give.
+pub fn evidence(track: &PitchTrack, segments: &[Segment]) -> Evidence {
+    let period = track.frame_period;
+    let voiced: Vec<usize> = (0..track.len())
+        .filter(|&t| track.confidence[t] >= VOICED)
+        .collect();
     let stable: usize = segments
         .iter()
         .map(|s| {
@@ -72,14 +85,76 @@ pub fn notes_from_track(
                 .count()
         })
         .sum();
-    let confidence = if voiced == 0 {
-        0.0
-    } else {
-        stable as f64 / voiced as f64
+    let mut durations: Vec<f64> = segments
+        .iter()
+        .map(|s| (s.end - s.start) as f64 * period)
+        .collect();
+    durations.sort_by(f64::total_cmp);
+    let slopes: Vec<f64> = voiced
+        .windows(2)
+        .filter(|w| w[1] == w[0] + 1)
+        .filter_map(|w| {
+            let (a, b) = (
+                semitones(track.pitch_hz[w[0]])?,
+                semitones(track.pitch_hz[w[1]])?,
+            );
+            Some((b - a).abs() / period)
+        })
+        .collect();
+    let mut pitches: Vec<f64> = voiced
+        .iter()
+        .filter_map(|&t| semitones(track.pitch_hz[t]))
+        .collect();
+    pitches.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        let last = pitches.len().saturating_sub(1);
+        pitches
+            .get((last as f64 * q) as usize)
+            .copied()
+            .unwrap_or(0.0)
     };
+    Evidence {
+        duration_secs: track.len() as f64 * period,
+        voiced_share: voiced.len() as f64 / track.len().max(1) as f64,
+        stable_share: if voiced.is_empty() {
+            0.0
+        } else {
+            stable as f64 / voiced.len() as f64
+        },
+        sung_secs: durations.iter().sum(),
+        median_note_secs: durations.get(durations.len() / 2).copied().unwrap_or(0.0),
+        mean_slope: slopes.iter().sum::<f64>() / slopes.len().max(1) as f64,
+        range_semitones: quantile(0.95) - quantile(0.05),
+    }
+}
 
-    let sung_secs = segments.iter().map(|s| s.end - s.start).sum::<usize>() as f64 * period;
-    if sung_secs < options.min_melody_secs {
+/// The notes of a contour long enough to keep (at least `min_note_secs`).
+pub fn kept_segments(track: &PitchTrack, options: &TranscriptionOptions) -> Vec<Segment> {
+    let min_frames = (options.min_note_secs / track.frame_period).round() as usize;
+    segment(track, options.hold_secs)
+        .into_iter()
+        .filter(|s| s.end - s.start >= min_frames.max(1))
+        .collect()
+}
+
+/// The notes of `track`, or why it holds no sung melody.
+///
+/// Confidence is the share of voiced frames (confidence ≥ 0.5) that lie inside a kept note
+/// and within 50 cents of its pitch: near 0.9 for singing, below 0.5 for speech and rap,
+/// whose pitch glides instead of settling on notes.
+pub fn notes_from_track(
+    track: &PitchTrack,
+    options: &TranscriptionOptions,
+) -> Result<Transcription, NoOutput> {
+    let period = track.frame_period;
+    let segments = kept_segments(track, options);
+    let found = evidence(track, &segments);
+    let (sung_secs, confidence) = (found.sung_secs, found.stable_share);
+    if sung_secs
+        < options
+            .min_melody_secs
+            .min(options.min_melody_share * found.duration_secs)
+    {
         return Err(NoOutput::NoMelody { sung_secs });
     }
     if confidence < options.min_confidence {

@@ -193,6 +193,30 @@ fn silence_and_short_blips_are_no_melody() {
 }
 
 #[test]
+fn a_short_sung_clip_is_not_refused_for_being_short() {
+    // 2 s with two held notes of 0.35 s: under 1 s of notes, but 35% of the clip.
+    let short = Contour::new()
+        .rest(0.5)
+        .sing(0.35, -20.0, |_| 60.0)
+        .rest(0.1)
+        .sing(0.35, -20.0, |_| 62.0)
+        .rest(0.7);
+    let melody = notes_from_track(&short.0, &TranscriptionOptions::default()).expect("sung");
+    assert_eq!(melody.notes.len(), 2, "{melody:?}");
+    // The same notes in 10 s are a few blips in silence: no melody.
+    let long = Contour::new()
+        .rest(4.5)
+        .sing(0.35, -20.0, |_| 60.0)
+        .rest(0.1)
+        .sing(0.35, -20.0, |_| 62.0)
+        .rest(4.7);
+    assert!(matches!(
+        notes_from_track(&long.0, &TranscriptionOptions::default()),
+        Err(NoOutput::NoMelody { .. })
+    ));
+}
+
+#[test]
 fn speech_like_gliding_pitch_is_not_sung() {
     // Syllables of 150 ms whose pitch falls 4 semitones across each, as in speech.
     let mut contour = Contour::new();
