@@ -6,6 +6,7 @@
 //! to both sides, more than two channels are downmixed, and other rates are resampled
 //! with rubato. Every failure is a [`DecodeError`]; no input makes this crate panic.
 
+mod edit_list;
 mod symphonia_source;
 
 use stemscribe_audio::{Audio, AudioError};

@@ -14,6 +14,7 @@ use symphonia::core::formats::{FormatOptions, FormatReader, Track, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
 
+use crate::edit_list::{track_edit, Edit};
 use crate::{DecodeError, DecodeOptions};
 
 /// A stream is called truncated when fewer than this share of its declared frames decode.
@@ -49,6 +50,19 @@ impl AsRef<[u8]> for Shared {
 }
 
 impl Input {
+    /// The MP4 edit of track `track_id` (see [`crate::edit_list`]).
+    fn mp4_edit(&self, track_id: u32, sample_rate: u32) -> Option<Edit> {
+        match self {
+            Self::Memory(bytes) => {
+                track_edit(&mut Cursor::new(bytes.as_slice()), track_id, sample_rate)
+            }
+            Self::File(path) => {
+                let mut file = std::io::BufReader::new(File::open(path).ok()?);
+                track_edit(&mut file, track_id, sample_rate)
+            }
+        }
+    }
+
     fn media(&self, seekable: bool) -> Result<Box<dyn MediaSource>, DecodeError> {
         Ok(match (self, seekable) {
             (Self::Memory(bytes), true) => Box::new(Cursor::new(Shared(bytes.clone()))),
@@ -177,6 +191,13 @@ pub(crate) fn decode_into(
     let mut decoder = symphonia::default::get_codecs()
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
         .map_err(|e| DecodeError::Unsupported(e.to_string()))?;
+    let edit = match (format.format_info().short_name, params.sample_rate) {
+        ("isomp4", Some(rate)) => input.mp4_edit(track_id, rate),
+        _ => None,
+    };
+    // Native frames still to drop at the start, and the last one to keep.
+    let mut skip = edit.map_or(0, |e| e.skip);
+    let keep_until = edit.and_then(|e| e.keep);
 
     let mut planes: Vec<Vec<f32>> = Vec::new();
     let mut layout: Option<(u32, usize)> = None;
@@ -224,6 +245,15 @@ pub(crate) fn decode_into(
             Some(_) => {}
         }
         buffer.copy_to_vecs_planar(&mut planes);
+        let dropped = (skip as usize).min(planes.first().map_or(0, Vec::len));
+        if dropped > 0 {
+            planes.iter_mut().for_each(|p| drop(p.drain(..dropped)));
+            skip -= dropped as u64;
+        }
+        if let Some(last) = keep_until {
+            let room = last.saturating_sub(decoded) as usize;
+            planes.iter_mut().for_each(|p| p.truncate(room));
+        }
         let frames = planes.first().map_or(0, Vec::len);
         if frames == 0 {
             continue;
@@ -243,6 +273,14 @@ pub(crate) fn decode_into(
         };
     }
     if let Some((declared, _)) = declared {
+        // What the edit list leaves of the declared frames.
+        let declared = match edit {
+            Some(Edit {
+                keep: Some(keep), ..
+            }) => keep.min(declared),
+            Some(Edit { skip, keep: None }) => declared.saturating_sub(skip),
+            None => declared,
+        };
         if (decoded as f64) < declared as f64 * TRUNCATION_TOLERANCE {
             return Err(DecodeError::Truncated { decoded, declared });
         }

@@ -111,3 +111,23 @@ fn exactly_ten_minutes_is_accepted_in_every_lossy_format() {
     let error = decode(aac, &hinted("aac", Some(599.0))).unwrap_err();
     assert!(matches!(error, DecodeError::TooLong { .. }), "{error:?}");
 }
+
+#[test]
+fn m4a_priming_is_skipped_as_its_edit_list_says() {
+    // A 1 s tone made by ffmpeg: its AAC starts with 1024 frames of encoder priming that the
+    // MP4 edit list marks to skip, and the edit keeps exactly 1 s.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/tone_440hz_44k_mono.m4a");
+    let audio = decode_native(std::fs::read(path).unwrap(), &hinted("m4a", None)).unwrap();
+    assert_eq!(audio.frames(), 44_100);
+    // The tone starts at once instead of after 23 ms of near silence.
+    let rms = |part: &[f32]| (part.iter().map(|s| s * s).sum::<f32>() / part.len() as f32).sqrt();
+    let (start, middle) = (
+        rms(&audio.channel(0)[..256]),
+        rms(&audio.channel(0)[20_000..30_000]),
+    );
+    assert!(
+        start > 0.8 * middle,
+        "rms {start} at the start, {middle} in the middle"
+    );
+}
