@@ -17,8 +17,9 @@ pub const NO_OUTPUT_STATUS: u8 = 3;
 #[command(
     group(ArgGroup::new("destination").required(true).multiple(true).args(["output", "json"])),
     after_help = "Exit status 3 with `error: no singing melody found: ...` when the input has no \
-sung melody: instrumental music (less than 1 s of sung notes) or speech and rap (the voice glides \
-instead of holding notes: under 65% of its voiced frames lie within 50 cents of a note)."
+sung melody: instrumental music (notes covering less than 1 s, or less than 30% of a shorter \
+input) or speech and rap (the voice glides instead of holding notes: under 65% of its voiced \
+frames lie within 50 cents of a note)."
 )]
 pub struct Args {
     #[command(flatten)]
