@@ -175,7 +175,7 @@ fn every_client_error_has_its_code() {
             40_000_012,
         ),
         (
-            json!({"namespace": "MIDI", "data": STANDARD.encode(data("tone_440hz_44k_stereo.ogg"))}),
+            json!({"namespace": "MIDI", "data": STANDARD.encode(data("speech_arctic_a0007.wav"))}),
             400,
             40_000_010,
         ),
