@@ -18,7 +18,7 @@ use stemscribe_engine::{
     EngineConfig, Evidence, NoOutput, PitchTrack, SeparationModel, Transcription,
     TranscriptionOptions,
 };
-use stemscribe_eval::{rms, score_notes, EvalNote, Tolerances, TranscriptionScores};
+use stemscribe_eval::{mix_over, rms, score_notes, EvalNote, Tolerances, TranscriptionScores};
 
 use crate::io::{load_engine, write_output};
 
@@ -213,26 +213,6 @@ fn excerpt(audio: &Audio, start: f64, seconds: f64) -> Result<Audio> {
     )?)
 }
 
-/// `voice` plus `backing` looped to its length, the voice `voice_db` above the backing (RMS).
-fn mix(voice: &Audio, backing: &Audio, voice_db: f64) -> Result<Audio> {
-    let frames = voice.frames();
-    let looped: Vec<Vec<f32>> = backing
-        .channels()
-        .iter()
-        .map(|c| c.iter().copied().cycle().take(frames).collect())
-        .collect();
-    let gain = (rms(voice.channels()) / rms(&looped) / 10f64.powf(voice_db / 20.0)) as f32;
-    Ok(Audio::new(
-        voice.sample_rate(),
-        voice
-            .channels()
-            .iter()
-            .zip(&looped)
-            .map(|(v, a)| v.iter().zip(a).map(|(&v, &a)| v + gain * a).collect())
-            .collect(),
-    )?)
-}
-
 /// Notes of `reference` inside `[start, start + seconds)`, shifted to the excerpt's time.
 fn notes_within(reference: &[EvalNote], start: f64, seconds: f64) -> Vec<EvalNote> {
     reference
@@ -412,7 +392,7 @@ fn gather(args: &CorpusArgs) -> Result<Vec<Clip>> {
                     name: format!("{name} over {backing_name} at {db:.0} dB"),
                     group: format!("mix {db:.0} dB"),
                     kind: Kind::Sung,
-                    audio: mix(voice, backing, db)?,
+                    audio: mix_over(voice, backing, db)?.0,
                     reference: Some(notes.clone()),
                     vocal_stem: None,
                 });

@@ -10,7 +10,7 @@ use stemscribe_engine::{
     PROCESSING_RATE,
 };
 use stemscribe_eval::{
-    add_noise, global_sdr, read_notes_csv, rms, score_notes, EvalNote, NoiseKind, Tolerances,
+    add_noise, global_sdr, mix_over, read_notes_csv, score_notes, EvalNote, NoiseKind, Tolerances,
 };
 
 /// Evaluations.
@@ -170,32 +170,14 @@ fn mix(args: &MixArgs) -> Result<()> {
             .collect::<Result<Vec<_>>>()?;
         Audio::sum(&parts)?
     };
-    let frames = vocals.frames();
-    let looped: Vec<Vec<f32>> = accompaniment
-        .channels()
-        .iter()
-        .map(|c| c.iter().copied().cycle().take(frames).collect())
-        .collect();
-    let (voice_rms, backing_rms) = (rms(vocals.channels()), rms(&looped));
-    anyhow::ensure!(
-        voice_rms > 0.0 && backing_rms > 0.0,
-        "the vocals or the accompaniment are silent"
-    );
-    let gain = (voice_rms / backing_rms / 10f64.powf(args.vocals_db / 20.0)) as f32;
-    let channels = vocals
-        .channels()
-        .iter()
-        .zip(&looped)
-        .map(|(v, a)| v.iter().zip(a).map(|(&v, &a)| v + gain * a).collect())
-        .collect();
+    let (mix, gain) = mix_over(&vocals, &accompaniment, args.vocals_db)?;
     let spec = OutputSpec {
         sample_rate: PROCESSING_RATE,
         channels: 2,
         format: OutputFormat::Wav(WavSampleFormat::Float32),
     };
     write_output(&args.output, |w| {
-        encode(Audio::new(PROCESSING_RATE, channels)?, &spec, w)
-            .with_context(|| format!("cannot write {}", args.output.display()))
+        encode(mix, &spec, w).with_context(|| format!("cannot write {}", args.output.display()))
     })?;
     println!(
         "wrote {} ({:.1} s, accompaniment gain {gain:.4})",

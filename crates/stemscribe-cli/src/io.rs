@@ -103,15 +103,24 @@ pub fn write_output<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result
                 .write(true)
                 .open(&target)
                 .with_context(|| format!("cannot open {}", path.display()))?;
-            let mut writer = BufWriter::new(file);
-            let value = write(&mut writer)?;
-            writer
-                .flush()
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            Ok(value)
+            write_buffered(file, path, write)
         }
         _ => write_atomically(&target, write),
     }
+}
+
+/// Runs `write` on `file` through a buffer and flushes it; errors name `path`.
+fn write_buffered<T>(
+    file: File,
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<T>,
+) -> Result<T> {
+    let mut writer = BufWriter::new(file);
+    let value = write(&mut writer)?;
+    writer
+        .flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(value)
 }
 
 /// The file `path` names once every symbolic link on the way is followed (the link itself
@@ -150,14 +159,7 @@ fn write_atomically<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result
     }
     let result = File::create(&partial)
         .with_context(|| format!("cannot create {}", partial.display()))
-        .and_then(|file| {
-            let mut writer = BufWriter::new(file);
-            let value = write(&mut writer)?;
-            writer
-                .flush()
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            Ok(value)
-        })
+        .and_then(|file| write_buffered(file, path, write))
         .and_then(|value| {
             std::fs::rename(&partial, path)
                 .with_context(|| format!("cannot move output to {}", path.display()))?;

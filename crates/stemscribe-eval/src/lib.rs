@@ -1,11 +1,13 @@
 //! Quality metrics, implemented as the field's reference tools define them: global SDR
 //! (music demixing challenges) for separation, mir_eval's note metrics for transcription;
-//! and the test noise of the denoising evaluation.
+//! the test noise of the denoising evaluation, and voices mixed over accompaniments.
 
+mod mixing;
 mod noise;
 mod separation;
 mod transcription;
 
+pub use mixing::{mix_over, MixError};
 pub use noise::{add_noise, rms, NoiseKind};
 pub use separation::global_sdr;
 pub use transcription::{
