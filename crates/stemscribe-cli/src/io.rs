@@ -32,12 +32,34 @@ pub struct Input {
     /// Channel count of headerless PCM input.
     #[arg(long, value_name = "N", requires = "pcm_rate")]
     pub pcm_channels: Option<u16>,
+    /// Refuse inputs longer than this, in seconds, as soon as decoding passes it (memory grows
+    /// by about 100 MB per minute of audio).
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_DURATION_SECS,
+          value_parser = positive_seconds)]
+    pub max_duration: f64,
+}
+
+/// The default of `--max-duration`: the invoke API's limit.
+const DEFAULT_MAX_DURATION_SECS: f64 = 600.0;
+
+/// A positive, finite number of seconds.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds > 0.0 => Ok(seconds),
+        _ => Err(format!("`{text}` is not a positive number of seconds")),
+    }
 }
 
 impl Input {
     /// Decodes the input to 44.1 kHz stereo.
     pub fn decode(&self) -> Result<Audio> {
-        let context = || format!("cannot decode {}", self.input.display());
+        let context = || {
+            format!(
+                "cannot decode {} (--max-duration raises the {} s limit)",
+                self.input.display(),
+                self.max_duration
+            )
+        };
         match (self.pcm_rate, self.pcm_channels) {
             (Some(sample_rate), Some(channels)) => {
                 let bytes = std::fs::read(&self.input)
@@ -48,11 +70,18 @@ impl Input {
                         sample_rate,
                         channels,
                     },
-                    None,
+                    Some(self.max_duration),
                 )
                 .with_context(context)
             }
-            _ => decode_file(&self.input, &DecodeOptions::default()).with_context(context),
+            _ => decode_file(
+                &self.input,
+                &DecodeOptions {
+                    max_duration_secs: Some(self.max_duration),
+                    ..DecodeOptions::default()
+                },
+            )
+            .with_context(context),
         }
     }
 }

@@ -47,9 +47,9 @@ pub enum DecodeError {
     #[error("invalid stream parameters: {0}")]
     InvalidParameters(#[from] AudioError),
     /// The audio is longer than the limit given in [`DecodeOptions::max_duration_secs`].
-    #[error("the audio lasts {seconds:.1} s, more than the limit of {limit:.0} s")]
+    #[error("the audio is longer than the limit of {limit:.0} s (at least {seconds:.1} s)")]
     TooLong {
-        /// The (possibly partial) duration found.
+        /// The duration the header declares, or what was decoded when decoding stopped.
         seconds: f64,
         /// The limit.
         limit: f64,
