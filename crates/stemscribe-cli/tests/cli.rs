@@ -517,3 +517,18 @@ fn eval_corpus_reports_decisions_and_notes_on_a_two_clip_corpus() {
     let csv = std::fs::read_to_string(features).unwrap();
     assert_eq!(csv.lines().count(), 1 + 5, "{csv}");
 }
+
+#[test]
+fn inputs_over_max_duration_are_refused() {
+    let dir = temp_dir("max-duration");
+    let out = dir.join("out.wav");
+    // rock_mix.wav lasts 3 s.
+    let result = separate_to(&out, &["--max-duration", "1"]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("longer than the limit of 1 s"), "{stderr}");
+    assert!(stderr.contains("--max-duration"), "{stderr}");
+    assert!(!out.exists());
+    let result = separate_to(&out, &["--max-duration", "0"]);
+    assert_eq!(result.status.code(), Some(2));
+}
