@@ -40,10 +40,10 @@ pub struct Input {
 }
 
 /// The default of `--max-duration`: the invoke API's limit.
-const DEFAULT_MAX_DURATION_SECS: f64 = 600.0;
+pub(crate) const DEFAULT_MAX_DURATION_SECS: f64 = 600.0;
 
 /// A positive, finite number of seconds.
-fn positive_seconds(text: &str) -> Result<f64, String> {
+pub(crate) fn positive_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(seconds) if seconds.is_finite() && seconds > 0.0 => Ok(seconds),
         _ => Err(format!("`{text}` is not a positive number of seconds")),

@@ -4,6 +4,7 @@
 //! Exit status: 0 on success, 1 when the work failed (the reason is one line on stderr),
 //! 2 when the command line is wrong, 3 when `midi` finds no sung melody.
 
+mod batch;
 mod corpus;
 mod eval;
 mod io;
@@ -38,6 +39,8 @@ enum Command {
     Separate(separate::Args),
     /// Transcribe the sung melody of a song to MIDI and/or a JSON note list.
     Midi(midi::Args),
+    /// Separate or transcribe every audio file under a folder, resumably, with a summary.
+    Batch(batch::Args),
     /// Serve the invoke API (POST /api/v1/invoke) on this machine.
     Serve(serve::Args),
     /// List the models this installation serves and their model cards.
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Separate(args) => separate::run(&args, threads, cli.quiet),
         Command::Midi(args) => midi::run(&args, threads, cli.quiet),
+        Command::Batch(args) => batch::run(&args, threads, cli.quiet),
         Command::Serve(args) => serve::run(&args, threads, cli.quiet),
         Command::Models => models::run(),
         Command::Eval(command) => eval::run(&command, threads),

@@ -532,3 +532,50 @@ fn inputs_over_max_duration_are_refused() {
     let result = separate_to(&out, &["--max-duration", "0"]);
     assert_eq!(result.status.code(), Some(2));
 }
+
+#[test]
+fn batch_separates_a_folder_resumes_and_reports_failures() {
+    let root = temp_dir("batch");
+    let (inputs, outputs) = (root.join("in"), root.join("out"));
+    std::fs::create_dir_all(inputs.join("album")).unwrap();
+    std::fs::copy(data("rock_mix.wav"), inputs.join("album/rock.wav")).unwrap();
+    std::fs::write(inputs.join("broken.mp3"), b"not audio at all").unwrap();
+    std::fs::write(inputs.join("notes.txt"), b"not an input").unwrap();
+    let batch = || {
+        stemscribe(&[
+            os("batch"),
+            inputs.as_os_str(),
+            outputs.as_os_str(),
+            os("-q"),
+        ])
+    };
+
+    let result = batch();
+    assert_eq!(result.status.code(), Some(1), "one input is broken");
+    let summary = std::fs::read_to_string(outputs.join("summary.csv")).unwrap();
+    let lines: Vec<&str> = summary.lines().collect();
+    assert_eq!(lines[0], "file,status,seconds,error");
+    assert_eq!(lines.len(), 3, "{summary}");
+    assert!(
+        lines.iter().any(|l| l.contains("broken.mp3,failed,")),
+        "{summary}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("rock.wav,ok,")),
+        "{summary}"
+    );
+    for stem in ["vocals.wav", "accompaniment.wav"] {
+        assert_eq!(wav_shape(&outputs.join("album/rock").join(stem)).1, 132_300);
+    }
+
+    // The second run skips what is done and retries what failed.
+    std::fs::remove_file(inputs.join("broken.mp3")).unwrap();
+    let result = batch();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let summary = std::fs::read_to_string(outputs.join("summary.csv")).unwrap();
+    assert!(summary.contains("rock.wav,skipped,"), "{summary}");
+}

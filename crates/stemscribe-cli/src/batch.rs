@@ -1,0 +1,339 @@
+//! `stemscribe batch`: every audio file under a folder through one engine, a few at a time,
+//! resumable, with one progress bar and a summary.
+//!
+//! Each input `IN/a/song.mp3` gets its own folder `OUT/a/song/` holding what `--stems` writes
+//! (every stem of the model's family) or, with `--midi`, `song.mid` and `song.json`. A file
+//! `OUT/a/song/stemscribe.json` is written last and records the result; inputs whose record
+//! says `ok` or `no_output` are skipped on the next run, so an interrupted batch resumes
+//! where it stopped. A failing input is recorded and the batch goes on; the exit status is 1
+//! if any input failed.
+
+use std::fmt::Write as _;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use stemscribe_engine::{
+    decode_file, encode, to_json, to_smf, DecodeOptions, Engine, EngineConfig, EngineError,
+    OutputFormat, OutputSpec, SeparationModel, SmfOptions, WavSampleFormat, PROCESSING_RATE,
+};
+
+use crate::io::{load_engine, positive_seconds, write_output, DEFAULT_MAX_DURATION_SECS};
+
+/// File name extensions read as audio.
+const AUDIO_EXTENSIONS: [&str; 9] = [
+    "wav", "mp3", "flac", "ogg", "m4a", "aac", "mp4", "oga", "opus",
+];
+/// The per-input record, written last.
+const RECORD: &str = "stemscribe.json";
+
+/// Arguments of `stemscribe batch`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Folder of inputs (searched recursively).
+    input_dir: PathBuf,
+    /// Folder of outputs: one sub-folder per input, mirroring the input tree.
+    output_dir: PathBuf,
+    /// Separation model whose stems are written (as --stems writes them).
+    #[arg(long, short, default_value = "2track_vocal", conflicts_with = "midi")]
+    model: SeparationModel,
+    /// Transcribe the sung melody instead: NAME.mid and NAME.json.
+    #[arg(long)]
+    midi: bool,
+    /// Stem format: wav (32-bit float), mp3 or aac.
+    #[arg(long, value_name = "wav|mp3|aac", conflicts_with = "midi")]
+    format: Option<OutputFormat>,
+    /// Inputs processed at once (each already uses every core; more overlaps decoding and
+    /// writing with inference, at the cost of memory).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// Where to write the summary CSV (`file,status,seconds,error`).
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+    /// Refuse inputs longer than this, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_DURATION_SECS,
+          value_parser = positive_seconds)]
+    max_duration: f64,
+}
+
+/// How one input ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Ok,
+    NoOutput,
+    Skipped,
+    Failed,
+}
+
+impl Status {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::NoOutput => "no_output",
+            Self::Skipped => "skipped",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One line of the summary.
+#[derive(Debug)]
+struct Row {
+    file: PathBuf,
+    status: Status,
+    seconds: f64,
+    error: String,
+}
+
+/// Runs `stemscribe batch`.
+pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
+    anyhow::ensure!(
+        args.input_dir.is_dir(),
+        "{} is not a folder",
+        args.input_dir.display()
+    );
+    let mut inputs = Vec::new();
+    find_audio(&args.input_dir, &mut inputs)?;
+    inputs.sort();
+    let engine = load_engine(threads, EngineConfig::default())?;
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(inputs.len() as u64);
+        if let Ok(style) = ProgressStyle::with_template(
+            "batch {bar:40} {pos}/{len} files ({elapsed} / ~{duration}) {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    };
+    let queue = Arc::new(Mutex::new(inputs.into_iter()));
+    let rows = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs {
+            let (queue, rows, bar, engine) = (queue.clone(), rows.clone(), &bar, &engine);
+            scope.spawn(move || loop {
+                let next = queue.lock().ok().and_then(|mut q| q.next());
+                let Some(input) = next else { break };
+                let row = process(engine, args, &input);
+                bar.inc(1);
+                if row.status == Status::Failed {
+                    bar.suspend(|| eprintln!("failed: {}: {}", row.file.display(), row.error));
+                }
+                if let Ok(mut rows) = rows.lock() {
+                    rows.push(row);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let mut rows = std::mem::take(
+        &mut *rows
+            .lock()
+            .map_err(|_| anyhow::anyhow!("a worker panicked"))?,
+    );
+    rows.sort_by(|a, b| a.file.cmp(&b.file));
+    let summary = args
+        .summary
+        .clone()
+        .unwrap_or_else(|| args.output_dir.join("summary.csv"));
+    std::fs::create_dir_all(&args.output_dir)
+        .with_context(|| format!("cannot create {}", args.output_dir.display()))?;
+    write_output(&summary, |w| {
+        w.write_all(summary_csv(&rows).as_bytes())
+            .with_context(|| format!("cannot write {}", summary.display()))
+    })?;
+    let count = |status| rows.iter().filter(|r| r.status == status).count();
+    let failed = count(Status::Failed);
+    if !quiet {
+        eprintln!(
+            "{} files: {} done, {} without a sung melody, {} skipped (done before), {failed} failed; summary in {}",
+            rows.len(),
+            count(Status::Ok),
+            count(Status::NoOutput),
+            count(Status::Skipped),
+            summary.display()
+        );
+    }
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {} files failed (see {})",
+        rows.len(),
+        summary.display()
+    );
+    Ok(())
+}
+
+/// Every audio file under `dir`, recursively (symbolic links to folders are not followed).
+fn find_audio(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+        let kind = entry.file_type()?;
+        let path = entry.path();
+        if kind.is_dir() {
+            find_audio(&path, found)?;
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The output folder of `input`: its path under the input folder, without its extension.
+fn output_folder(args: &Args, input: &Path) -> PathBuf {
+    let relative = input.strip_prefix(&args.input_dir).unwrap_or(input);
+    args.output_dir.join(relative.with_extension(""))
+}
+
+/// Runs one input unless its record says it is done; never fails, the row says how it went.
+fn process(engine: &Engine, args: &Args, input: &Path) -> Row {
+    let started = Instant::now();
+    let folder = output_folder(args, input);
+    let row = |status, error: String| Row {
+        file: input.to_owned(),
+        status,
+        seconds: started.elapsed().as_secs_f64(),
+        error,
+    };
+    if finished_before(&folder.join(RECORD)) {
+        return row(Status::Skipped, String::new());
+    }
+    let result = run_one(engine, args, input, &folder);
+    let (status, error) = match result {
+        Ok(status) => (status, String::new()),
+        Err(error) => (Status::Failed, format!("{error:#}")),
+    };
+    let record = format!(
+        "{{\"status\":\"{}\",\"seconds\":{:.3},\"error\":{}}}\n",
+        status.name(),
+        started.elapsed().as_secs_f64(),
+        serde_json_string(&error)
+    );
+    let written = std::fs::create_dir_all(&folder)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| {
+            let path = folder.join(RECORD);
+            write_output(&path, |w| {
+                w.write_all(record.as_bytes())
+                    .with_context(|| format!("cannot write {}", path.display()))
+            })
+        });
+    match written {
+        Ok(()) => row(status, error),
+        Err(e) => row(Status::Failed, format!("{error} (and the record: {e:#})")),
+    }
+}
+
+/// Whether the record at `path` says the input was done (sung notes or none, not a failure).
+fn finished_before(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| {
+        text.contains("\"status\":\"ok\"") || text.contains("\"status\":\"no_output\"")
+    })
+}
+
+/// Decodes, separates or transcribes, and writes the outputs of one input.
+fn run_one(engine: &Engine, args: &Args, input: &Path, folder: &Path) -> Result<Status> {
+    let audio = decode_file(
+        input,
+        &DecodeOptions {
+            max_duration_secs: Some(args.max_duration),
+            ..DecodeOptions::default()
+        },
+    )
+    .with_context(|| format!("cannot decode {}", input.display()))?;
+    std::fs::create_dir_all(folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    if args.midi {
+        let melody = match engine.transcribe(&audio, &mut |_| {}) {
+            Ok(melody) => melody,
+            Err(EngineError::NoOutput(_)) => return Ok(Status::NoOutput),
+            Err(other) => return Err(other.into()),
+        };
+        let name = input
+            .file_stem()
+            .map_or_else(|| "melody".into(), |s| s.to_string_lossy().into_owned());
+        let smf = to_smf(&melody, &SmfOptions::default());
+        let mid = folder.join(format!("{name}.mid"));
+        write_output(&mid, |w| {
+            w.write_all(&smf)
+                .with_context(|| format!("cannot write {}", mid.display()))
+        })?;
+        let json = folder.join(format!("{name}.json"));
+        let text = to_json(&melody);
+        return write_output(&json, |w| {
+            writeln!(w, "{text}").with_context(|| format!("cannot write {}", json.display()))
+        })
+        .map(|()| Status::Ok);
+    }
+    let spec = OutputSpec {
+        sample_rate: PROCESSING_RATE,
+        channels: 2,
+        format: args
+            .format
+            .unwrap_or(OutputFormat::Wav(WavSampleFormat::Float32)),
+    };
+    let mut failure = None;
+    engine.separate_each(&audio, args.model, &mut |_| {}, &mut |stem| {
+        let path = folder.join(format!("{}.{}", stem.name, spec.format.extension()));
+        match write_output(&path, |w| {
+            encode(stem.audio, &spec, w).with_context(|| format!("cannot write {}", path.display()))
+        }) {
+            Ok(_) => ControlFlow::Continue(()),
+            Err(error) => {
+                failure = Some(error);
+                ControlFlow::Break(())
+            }
+        }
+    })?;
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(Status::Ok),
+    }
+}
+
+/// `text` as a JSON string literal.
+fn serde_json_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The summary as CSV: `file,status,seconds,error`, fields quoted where needed.
+fn summary_csv(rows: &[Row]) -> String {
+    let quote = |field: &str| {
+        if field.contains([',', '"', '\n']) {
+            format!("\"{}\"", field.replace('"', "\"\""))
+        } else {
+            field.to_owned()
+        }
+    };
+    let mut csv = String::from("file,status,seconds,error\n");
+    for row in rows {
+        let _ = writeln!(
+            csv,
+            "{},{},{:.3},{}",
+            quote(&row.file.to_string_lossy()),
+            row.status.name(),
+            row.seconds,
+            quote(&row.error)
+        );
+    }
+    csv
+}
