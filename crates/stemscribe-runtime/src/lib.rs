@@ -11,7 +11,11 @@
 //! The models directory, first match wins:
 //! 1. [`RuntimeConfig::models_dir`];
 //! 2. the environment variable [`MODELS_ENV`] (`STEMSCRIBE_MODELS_DIR`);
-//! 3. the project's `models/installed/`, where `scripts/setup.sh` puts everything.
+//! 3. the `models/installed/` of the checkout this crate was built from, where
+//!    `scripts/setup.sh` puts everything, if that checkout still exists;
+//! 4. the user's data directory, `$XDG_DATA_HOME/stemscribe/models` (by default
+//!    `~/.local/share/stemscribe/models`), where `scripts/setup.sh --user` installs, so that
+//!    a binary installed with `cargo install` works without the source tree.
 //!
 //! ONNX Runtime is loaded once per process and its one environment is shared: a second
 //! [`Runtime`] reuses the library the first one loaded, whatever path it names. That
@@ -29,8 +33,9 @@ use thiserror::Error;
 pub const LIBRARY_ENV: &str = "STEMSCRIBE_ORT_LIB";
 /// Environment variable naming the directory of installed models.
 pub const MODELS_ENV: &str = "STEMSCRIBE_MODELS_DIR";
-/// The command that installs the runtime and the models.
-pub const SETUP_COMMAND: &str = "scripts/setup.sh";
+/// The command that installs the runtime and the models (from a stemscribe checkout).
+pub const SETUP_COMMAND: &str =
+    "scripts/setup.sh, or scripts/setup.sh --user for the user's data directory";
 
 /// Why the runtime or a model could not be loaded.
 #[derive(Debug, Error)]
@@ -94,7 +99,13 @@ impl Runtime {
             .models_dir
             .clone()
             .or_else(|| std::env::var_os(MODELS_ENV).map(PathBuf::from))
-            .unwrap_or_else(project_models_dir);
+            .unwrap_or_else(|| {
+                default_models_dir(
+                    &project_models_dir(),
+                    std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
+                    std::env::var_os("HOME").map(PathBuf::from),
+                )
+            });
         let library = config
             .library
             .clone()
@@ -169,9 +180,47 @@ fn shared_environment(library: &Path) -> Result<Environment, RuntimeError> {
 }
 
 /// `models/installed/` of the workspace this crate was built in.
+/// The checkout's models directory if it exists, else the user's (see the [crate docs](crate));
+/// the checkout's when neither can be named.
+fn default_models_dir(
+    project: &Path,
+    xdg_data_home: Option<PathBuf>,
+    home: Option<PathBuf>,
+) -> PathBuf {
+    if project.is_dir() {
+        return project.to_owned();
+    }
+    xdg_data_home
+        .filter(|dir| dir.is_absolute())
+        .or_else(|| home.map(|home| home.join(".local/share")))
+        .map_or_else(|| project.to_owned(), |data| data.join("stemscribe/models"))
+}
+
 fn project_models_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../models/installed")
         .components()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checkout_comes_first_then_the_user_data_directory() {
+        let existing = std::env::temp_dir();
+        let gone = Path::new("/nonexistent/stemscribe/models/installed");
+        assert_eq!(default_models_dir(&existing, None, None), existing);
+        assert_eq!(
+            default_models_dir(gone, Some("/data".into()), Some("/home/u".into())),
+            PathBuf::from("/data/stemscribe/models")
+        );
+        // A relative XDG_DATA_HOME is invalid by the specification and ignored.
+        assert_eq!(
+            default_models_dir(gone, Some("data".into()), Some("/home/u".into())),
+            PathBuf::from("/home/u/.local/share/stemscribe/models")
+        );
+        assert_eq!(default_models_dir(gone, None, None), gone);
+    }
 }
