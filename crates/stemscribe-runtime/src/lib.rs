@@ -41,7 +41,7 @@ pub const SETUP_COMMAND: &str =
 #[derive(Debug, Error)]
 pub enum RuntimeError {
     /// No ONNX Runtime library at the path that was looked up.
-    #[error("ONNX Runtime library not found at {0} (install it with `{SETUP_COMMAND}`, or set {LIBRARY_ENV})")]
+    #[error("ONNX Runtime library not found at {0} (install it with `{SETUP_COMMAND}` in a stemscribe checkout, `--user` for the user's data directory, or set {LIBRARY_ENV})")]
     LibraryMissing(PathBuf),
     /// The library exists but could not be loaded.
     #[error("cannot load ONNX Runtime from {path}: {reason}")]
@@ -53,7 +53,7 @@ pub enum RuntimeError {
     },
     /// A model file is not installed.
     #[error(
-        "model file {0} not found (install the models with `{SETUP_COMMAND}`, or set {MODELS_ENV})"
+        "model file {0} not found (install the models with `{SETUP_COMMAND}` in a stemscribe checkout, `--user` for the user's data directory, or set {MODELS_ENV})"
     )]
     ModelMissing(PathBuf),
     /// ONNX Runtime refused to build a session or run a model.
