@@ -110,3 +110,39 @@ fn a_few_samples_are_no_output_not_a_panic() {
         );
     }
 }
+
+/// `seconds` of `audio` from `start`.
+fn excerpt(audio: &Audio, start: f64, seconds: f64) -> Audio {
+    let rate = f64::from(audio.sample_rate());
+    let (from, to) = ((start * rate) as usize, ((start + seconds) * rate) as usize);
+    Audio::new(
+        audio.sample_rate(),
+        audio
+            .channels()
+            .iter()
+            .map(|c| c[from..to].to_vec())
+            .collect(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn two_second_excerpts_are_decided_like_the_whole() {
+    // Sung: two seconds of vocadito from just before its first annotated note (0.66 s).
+    let sung = excerpt(&load("vocadito_1.flac", None), 0.5, 2.0);
+    let melody = engine().transcribe(&sung, &mut |_| {});
+    assert!(
+        melody.as_ref().is_ok_and(|m| !m.notes.is_empty()),
+        "{melody:?}"
+    );
+    // Spoken and instrumental: two seconds each.
+    let speech = excerpt(&load("speech_arctic_a0007.wav", None), 0.5, 2.0);
+    let backing = excerpt(&load("music_delta_80s_rock.stem.mp4", Some(1)), 0.0, 2.0);
+    for (what, audio) in [("speech", speech), ("drums", backing)] {
+        let result = engine().transcribe(&audio, &mut |_| {});
+        assert!(
+            matches!(result, Err(EngineError::NoOutput(_))),
+            "{what}: {result:?}"
+        );
+    }
+}
