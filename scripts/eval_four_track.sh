@@ -2,7 +2,8 @@
 # Regenerates the four-track quality tables: per-stem global SDR of bs_4track on the musdb7
 # clip (tests/data/music_delta_80s_rock.stem.mp4, the MUSDB18 sample also in ../shared/data),
 # and the denoising table (2-track vs 4-track on the clip's mix with white, pink and 50 Hz hum
-# noise at 20 and 10 dB SNR against the mix, and clean). Needs scripts/setup.sh to have run.
+# noise at 20 and 10 dB SNR against the mix, and clean, with how much of each noise reaches each
+# output). Needs scripts/setup.sh to have run.
 #
 # usage: scripts/eval_four_track.sh [STEMS_FILE]
 set -euo pipefail

@@ -20,7 +20,8 @@ pub enum Command {
     /// bass, other, vocals), as in the music demixing challenges.
     Separation(SeparationArgs),
     /// Global SDR of the 2-track and the 4-track models on the stems file's mix with added
-    /// white, pink and hum noise at 20 and 10 dB SNR, and on the clean mix.
+    /// white, pink and hum noise at 20 and 10 dB SNR, and on the clean mix; and how much of
+    /// each noise reaches each model's output.
     Noise(NoiseArgs),
     /// mir_eval note metrics (COn, COnP, COnPOff) of a JSON note list against reference
     /// notes.
@@ -303,22 +304,66 @@ fn noise(args: &NoiseArgs, threads: Option<usize>) -> Result<()> {
             conditions.push((format!("{} {snr} dB", kind.name()), noisy));
         }
     }
-    println!(
-        "{:<16} {:>13} {:>16} {:>11} {:>14}",
-        "input", "2track_vocal", "bs_4track_vocal", "2track_acc", "bs_4track_acc"
-    );
+    let header = || {
+        println!(
+            "{:<16} {:>13} {:>16} {:>11} {:>14}",
+            "input", "2track_vocal", "bs_4track_vocal", "2track_acc", "bs_4track_acc"
+        )
+    };
+    println!("global SDR (dB) against the clean stems");
+    header();
+    let mut clean_outputs: Vec<Audio> = Vec::new();
+    let mut passed_rows = Vec::new();
     for (name, mix) in &conditions {
         let mut row = Vec::new();
-        for model in SeparationModel::ALL {
+        let mut passed = Vec::new();
+        for (index, model) in SeparationModel::ALL.into_iter().enumerate() {
             let estimate = engine.separate(mix, model, &mut |_| {})?;
             row.push(global_sdr(references.stem(model.stem())?, &estimate));
+            match clean_outputs.get(index) {
+                Some(clean) => passed.push(noise_passed_db(mix, &references.mix, &estimate, clean)),
+                None => clean_outputs.push(estimate),
+            }
         }
         println!(
             "{name:<16} {:>13.2} {:>16.2} {:>11.2} {:>14.2}",
             row[0], row[2], row[1], row[3]
         );
+        if !passed.is_empty() {
+            passed_rows.push((name.clone(), passed));
+        }
+    }
+    println!(
+        "\nnoise passed (dB): energy of output(noisy) - output(clean) against the added noise's"
+    );
+    header();
+    for (name, passed) in passed_rows {
+        println!(
+            "{name:<16} {:>13.1} {:>16.1} {:>11.1} {:>14.1}",
+            passed[0], passed[2], passed[1], passed[3]
+        );
     }
     Ok(())
+}
+
+/// How much of the noise added to `clean_mix` (giving `noisy_mix`) reaches a model's output:
+/// the energy of `noisy_out - clean_out` over the noise's, in dB.
+fn noise_passed_db(
+    noisy_mix: &Audio,
+    clean_mix: &Audio,
+    noisy_out: &Audio,
+    clean_out: &Audio,
+) -> f64 {
+    let energy = |a: &Audio, b: &Audio| -> f64 {
+        a.channels()
+            .iter()
+            .zip(b.channels())
+            .flat_map(|(x, y)| x.iter().zip(y).map(|(&x, &y)| f64::from(x - y).powi(2)))
+            .sum()
+    };
+    10.0 * (energy(noisy_out, clean_out) / energy(noisy_mix, clean_mix).max(1e-20))
+        .max(1e-20)
+        .log10()
 }
 
 /// The streams of a NI stems file: the mix and each reference stem.
