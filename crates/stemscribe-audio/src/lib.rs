@@ -119,6 +119,20 @@ impl Audio {
             .fold(0.0f32, |peak, s| peak.max(s.abs()))
     }
 
+    /// A copy of the frames in `range` (clamped to the buffer; empty when it lies past it).
+    pub fn section(&self, range: std::ops::Range<usize>) -> Self {
+        let end = range.end.min(self.frames());
+        let start = range.start.min(end);
+        Self {
+            sample_rate: self.sample_rate,
+            channels: self
+                .channels
+                .iter()
+                .map(|c| c[start..end].to_vec())
+                .collect(),
+        }
+    }
+
     /// Adds buffers sample by sample (e.g. stems back into a mix); all must share rate,
     /// channel count and length.
     pub fn sum(parts: &[Audio]) -> Result<Self, AudioError> {
@@ -200,6 +214,14 @@ mod tests {
             Audio::new(44_100, vec![vec![0.0], vec![]]),
             Err(AudioError::RaggedChannels)
         );
+    }
+
+    #[test]
+    fn sections_are_clamped() {
+        let audio = Audio::new(8_000, vec![vec![1.0, 2.0, 3.0]; 2]).unwrap();
+        assert_eq!(audio.section(1..2).channel(1), &[2.0]);
+        assert_eq!(audio.section(2..10).channel(0), &[3.0]);
+        assert_eq!(audio.section(5..9).frames(), 0);
     }
 
     #[test]

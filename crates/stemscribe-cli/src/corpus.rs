@@ -199,18 +199,9 @@ fn read_midi_notes(path: &Path) -> Result<Vec<EvalNote>> {
 }
 
 /// `audio` from `start` for `seconds` (or to its end).
-fn excerpt(audio: &Audio, start: f64, seconds: f64) -> Result<Audio> {
+fn excerpt(audio: &Audio, start: f64, seconds: f64) -> Audio {
     let rate = f64::from(audio.sample_rate());
-    let from = ((start * rate) as usize).min(audio.frames());
-    let to = (((start + seconds) * rate) as usize).min(audio.frames());
-    Ok(Audio::new(
-        audio.sample_rate(),
-        audio
-            .channels()
-            .iter()
-            .map(|c| c[from..to].to_vec())
-            .collect(),
-    )?)
+    audio.section((start * rate) as usize..((start + seconds) * rate) as usize)
 }
 
 /// Notes of `reference` inside `[start, start + seconds)`, shifted to the excerpt's time.
@@ -370,7 +361,7 @@ fn gather(args: &CorpusArgs) -> Result<Vec<Clip>> {
                 name: format!("{} {seconds:.0} s", clip.name),
                 group: format!("{seconds:.0} s excerpt"),
                 kind: clip.kind,
-                audio: excerpt(&clip.audio, start, seconds)?,
+                audio: excerpt(&clip.audio, start, seconds),
                 reference: clip
                     .reference
                     .as_ref()

@@ -114,16 +114,7 @@ fn a_few_samples_are_no_output_not_a_panic() {
 /// `seconds` of `audio` from `start`.
 fn excerpt(audio: &Audio, start: f64, seconds: f64) -> Audio {
     let rate = f64::from(audio.sample_rate());
-    let (from, to) = ((start * rate) as usize, ((start + seconds) * rate) as usize);
-    Audio::new(
-        audio.sample_rate(),
-        audio
-            .channels()
-            .iter()
-            .map(|c| c[from..to].to_vec())
-            .collect(),
-    )
-    .unwrap()
+    audio.section((start * rate) as usize..((start + seconds) * rate) as usize)
 }
 
 #[test]
