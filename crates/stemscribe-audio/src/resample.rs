@@ -71,11 +71,6 @@ impl StreamResampler {
         })
     }
 
-    /// Input frames pushed so far.
-    pub fn frames_in(&self) -> u64 {
-        self.frames_in
-    }
-
     /// Converts `chunk` (one slice per channel, all the same length) and appends the result.
     pub fn push(&mut self, chunk: &[Vec<f32>]) -> Result<(), AudioError> {
         if chunk.len() != self.output.len() {

@@ -135,8 +135,10 @@ pub fn decode_raw_pcm(
         return Err(DecodeError::Empty);
     }
     let channels = usize::from(format.channels);
-    let probe = Audio::new(format.sample_rate, vec![Vec::new(); channels])?;
-    let frame_bytes = 2 * probe.num_channels();
+    let mut sink = ProcessingSink::default();
+    // Validates the rate and channel count before anything is sized by them.
+    sink.start(format.sample_rate, channels)?;
+    let frame_bytes = 2 * channels;
     if bytes.len() % frame_bytes != 0 {
         return Err(DecodeError::Malformed(format!(
             "{} bytes is not a whole number of {}-channel 16-bit frames",
@@ -145,9 +147,7 @@ pub fn decode_raw_pcm(
         )));
     }
     let seconds = (bytes.len() / frame_bytes) as f64 / f64::from(format.sample_rate);
-    check_duration(seconds, max_duration_secs)?;
-    let mut sink = ProcessingSink::default();
-    sink.start(format.sample_rate, channels)?;
+    check_duration(seconds, max_duration_secs, 0.0)?;
     for block in bytes.chunks(frame_bytes * RAW_BLOCK_FRAMES) {
         let mut planes: Vec<Vec<f32>> = (0..channels)
             .map(|c| {
@@ -168,9 +168,10 @@ pub fn decode_raw_pcm(
 /// Frames of raw PCM converted at a time.
 const RAW_BLOCK_FRAMES: usize = 65_536;
 
-fn check_duration(seconds: f64, limit: Option<f64>) -> Result<(), DecodeError> {
+/// Refuses `seconds` past `limit` plus `allowance` (room for codec padding; none for raw PCM).
+fn check_duration(seconds: f64, limit: Option<f64>, allowance: f64) -> Result<(), DecodeError> {
     match limit {
-        Some(limit) if seconds > limit => Err(DecodeError::TooLong { seconds, limit }),
+        Some(limit) if seconds > limit + allowance => Err(DecodeError::TooLong { seconds, limit }),
         _ => Ok(()),
     }
 }

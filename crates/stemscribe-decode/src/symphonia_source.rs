@@ -15,7 +15,7 @@ use symphonia::core::io::{MediaSource, MediaSourceStream, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
 
 use crate::edit_list::{track_edit, Edit};
-use crate::{DecodeError, DecodeOptions};
+use crate::{check_duration, DecodeError, DecodeOptions};
 
 /// A stream is called truncated when fewer than this share of its declared frames decode.
 const TRUNCATION_TOLERANCE: f64 = 0.98;
@@ -180,7 +180,11 @@ pub(crate) fn decode_into(
     let track_id = track.id;
     let declared = declared_duration(track);
     if let Some((_, seconds)) = declared {
-        check_length(seconds, options.max_duration_secs)?;
+        check_duration(
+            seconds,
+            options.max_duration_secs,
+            CODEC_PADDING_ALLOWANCE_SECS,
+        )?;
     }
     let params = track
         .codec_params
@@ -259,9 +263,10 @@ pub(crate) fn decode_into(
             continue;
         }
         decoded += frames as u64;
-        check_length(
+        check_duration(
             decoded as f64 / f64::from(this.0),
             options.max_duration_secs,
+            CODEC_PADDING_ALLOWANCE_SECS,
         )?;
         sink.push(&mut planes)?;
     }
@@ -286,16 +291,6 @@ pub(crate) fn decode_into(
         }
     }
     Ok(())
-}
-
-/// Refuses a length past the limit and its allowance for codec padding.
-fn check_length(seconds: f64, limit: Option<f64>) -> Result<(), DecodeError> {
-    match limit {
-        Some(limit) if seconds > limit + CODEC_PADDING_ALLOWANCE_SECS => {
-            Err(DecodeError::TooLong { seconds, limit })
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Probes the container; formats whose length symphonia would estimate are reopened as
