@@ -10,7 +10,8 @@ use stemscribe_engine::{
     PROCESSING_RATE,
 };
 use stemscribe_eval::{
-    add_noise, global_sdr, mix_over, read_notes_csv, score_notes, EvalNote, NoiseKind, Tolerances,
+    add_noise, global_sdr, mix_over, noise_passed_db, read_notes_csv, score_notes, EvalNote,
+    NoiseKind, Tolerances,
 };
 
 /// Evaluations.
@@ -344,26 +345,6 @@ fn noise(args: &NoiseArgs, threads: Option<usize>) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// How much of the noise added to `clean_mix` (giving `noisy_mix`) reaches a model's output:
-/// the energy of `noisy_out - clean_out` over the noise's, in dB.
-fn noise_passed_db(
-    noisy_mix: &Audio,
-    clean_mix: &Audio,
-    noisy_out: &Audio,
-    clean_out: &Audio,
-) -> f64 {
-    let energy = |a: &Audio, b: &Audio| -> f64 {
-        a.channels()
-            .iter()
-            .zip(b.channels())
-            .flat_map(|(x, y)| x.iter().zip(y).map(|(&x, &y)| f64::from(x - y).powi(2)))
-            .sum()
-    };
-    10.0 * (energy(noisy_out, clean_out) / energy(noisy_mix, clean_mix).max(1e-20))
-        .max(1e-20)
-        .log10()
 }
 
 /// The streams of a NI stems file: the mix and each reference stem.

@@ -4,7 +4,7 @@
 use stemscribe_audio::{Audio, AudioError};
 use thiserror::Error;
 
-use crate::rms;
+use crate::noise::{add_scaled, level_gain};
 
 /// Why a voice and an accompaniment could not be mixed.
 #[derive(Debug, Error, PartialEq)]
@@ -33,18 +33,10 @@ pub fn mix_over(voice: &Audio, backing: &Audio, voice_db: f64) -> Result<(Audio,
         .iter()
         .map(|c| c.iter().copied().cycle().take(frames).collect())
         .collect();
-    let (voice_rms, backing_rms) = (rms(voice.channels()), rms(&looped));
-    if voice_rms == 0.0 || backing_rms == 0.0 {
-        return Err(MixError::Silent);
-    }
-    let gain = (voice_rms / backing_rms / 10f64.powf(voice_db / 20.0)) as f32;
-    let channels = voice
-        .channels()
-        .iter()
-        .zip(&looped)
-        .map(|(v, a)| v.iter().zip(a).map(|(&v, &a)| v + gain * a).collect())
-        .collect();
-    Ok((Audio::new(voice.sample_rate(), channels)?, gain))
+    let gain = level_gain(voice.channels(), &looped, voice_db)
+        .filter(|&gain| gain > 0.0)
+        .ok_or(MixError::Silent)?;
+    Ok((add_scaled(voice, &looped, gain)?, gain))
 }
 
 #[cfg(test)]

@@ -89,17 +89,27 @@ pub fn add_noise(
                 .collect(),
         })
         .collect();
-    let (signal_rms, noise_rms) = (rms(signal.channels()), rms(&noise));
-    let gain = if noise_rms > 0.0 {
-        (signal_rms / noise_rms / 10f64.powf(snr_db / 20.0)) as f32
-    } else {
-        0.0
-    };
+    let gain = level_gain(signal.channels(), &noise, snr_db).unwrap_or(0.0);
+    add_scaled(signal, &noise, gain)
+}
+
+/// The gain that puts `other` `level_db` below `signal` in RMS; `None` when `other` is silent.
+pub(crate) fn level_gain(signal: &[Vec<f32>], other: &[Vec<f32>], level_db: f64) -> Option<f32> {
+    let other_rms = rms(other);
+    (other_rms > 0.0).then(|| (rms(signal) / other_rms / 10f64.powf(level_db / 20.0)) as f32)
+}
+
+/// `signal` plus `gain` times `other` (one channel each, as long as the signal).
+pub(crate) fn add_scaled(
+    signal: &Audio,
+    other: &[Vec<f32>],
+    gain: f32,
+) -> Result<Audio, AudioError> {
     let channels = signal
         .channels()
         .iter()
-        .zip(&noise)
-        .map(|(s, n)| s.iter().zip(n).map(|(&s, &n)| s + gain * n).collect())
+        .zip(other)
+        .map(|(s, o)| s.iter().zip(o).map(|(&s, &o)| s + gain * o).collect())
         .collect();
     Audio::new(signal.sample_rate(), channels)
 }
