@@ -98,15 +98,12 @@ struct Shared {
     fetcher: Option<Fetcher>,
 }
 
-/// Why the server could not start or stopped.
+/// Why the server could not start (once serving, a failed accept is retried, not fatal).
 #[derive(Debug, Error)]
 pub enum ServeError {
     /// The url fetcher could not be set up.
     #[error(transparent)]
     Fetch(#[from] FetchError),
-    /// Accepting connections failed.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
 }
 
 /// The service's routes: `POST /api/v1/invoke` and `GET /healthz`.
