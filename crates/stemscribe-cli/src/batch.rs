@@ -9,7 +9,6 @@
 //! if any input failed.
 
 use std::fmt::Write as _;
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -17,16 +16,16 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use stemscribe_engine::{
-    decode_file, encode, to_json, to_smf, DecodeOptions, Engine, EngineConfig, EngineError,
-    OutputFormat, OutputSpec, SeparationModel, SmfOptions, WavSampleFormat, PROCESSING_RATE,
+    decode_file, to_smf, DecodeOptions, Engine, EngineConfig, EngineError, OutputFormat,
+    OutputSpec, SeparationModel, SmfOptions, WavSampleFormat, PROCESSING_RATE,
 };
 
-use crate::io::{load_engine, positive_seconds, write_output, DEFAULT_MAX_DURATION_SECS};
+use crate::io::{
+    find_audio, load_engine, positive_seconds, write_bytes, DEFAULT_MAX_DURATION_SECS,
+};
+use crate::midi::write_json;
+use crate::separate::write_stems;
 
-/// File name extensions read as audio.
-const AUDIO_EXTENSIONS: [&str; 9] = [
-    "wav", "mp3", "flac", "ogg", "m4a", "aac", "mp4", "oga", "opus",
-];
 /// The per-input record, written last.
 const RECORD: &str = "stemscribe.json";
 
@@ -95,9 +94,7 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
         "{} is not a folder",
         args.input_dir.display()
     );
-    let mut inputs = Vec::new();
-    find_audio(&args.input_dir, &mut inputs)?;
-    inputs.sort();
+    let inputs = find_audio(&args.input_dir)?;
     let engine = load_engine(threads, EngineConfig::default())?;
     let bar = if quiet {
         ProgressBar::hidden()
@@ -142,10 +139,7 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
         .unwrap_or_else(|| args.output_dir.join("summary.csv"));
     std::fs::create_dir_all(&args.output_dir)
         .with_context(|| format!("cannot create {}", args.output_dir.display()))?;
-    write_output(&summary, |w| {
-        w.write_all(summary_csv(&rows).as_bytes())
-            .with_context(|| format!("cannot write {}", summary.display()))
-    })?;
+    write_bytes(&summary, summary_csv(&rows).as_bytes())?;
     let count = |status| rows.iter().filter(|r| r.status == status).count();
     let failed = count(Status::Failed);
     if !quiet {
@@ -164,25 +158,6 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
         rows.len(),
         summary.display()
     );
-    Ok(())
-}
-
-/// Every audio file under `dir`, recursively (symbolic links to folders are not followed).
-fn find_audio(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
-        let kind = entry.file_type()?;
-        let path = entry.path();
-        if kind.is_dir() {
-            find_audio(&path, found)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        {
-            found.push(path);
-        }
-    }
     Ok(())
 }
 
@@ -210,21 +185,14 @@ fn process(engine: &Engine, args: &Args, input: &Path) -> Row {
         Ok(status) => (status, String::new()),
         Err(error) => (Status::Failed, format!("{error:#}")),
     };
-    let record = format!(
-        "{{\"status\":\"{}\",\"seconds\":{:.3},\"error\":{}}}\n",
-        status.name(),
-        started.elapsed().as_secs_f64(),
-        serde_json_string(&error)
-    );
+    let record = serde_json::json!({
+        "status": status.name(),
+        "seconds": (started.elapsed().as_secs_f64() * 1e3).round() / 1e3,
+        "error": error,
+    });
     let written = std::fs::create_dir_all(&folder)
         .map_err(anyhow::Error::from)
-        .and_then(|()| {
-            let path = folder.join(RECORD);
-            write_output(&path, |w| {
-                w.write_all(record.as_bytes())
-                    .with_context(|| format!("cannot write {}", path.display()))
-            })
-        });
+        .and_then(|()| write_bytes(&folder.join(RECORD), format!("{record}\n").as_bytes()));
     match written {
         Ok(()) => row(status, error),
         Err(e) => row(Status::Failed, format!("{error} (and the record: {e:#})")),
@@ -233,9 +201,13 @@ fn process(engine: &Engine, args: &Args, input: &Path) -> Row {
 
 /// Whether the record at `path` says the input was done (sung notes or none, not a failure).
 fn finished_before(path: &Path) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|text| {
-        text.contains("\"status\":\"ok\"") || text.contains("\"status\":\"no_output\"")
-    })
+    let status = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|record| record["status"].as_str().map(str::to_owned));
+    [Status::Ok, Status::NoOutput]
+        .iter()
+        .any(|done| status.as_deref() == Some(done.name()))
 }
 
 /// Decodes, separates or transcribes, and writes the outputs of one input.
@@ -259,18 +231,12 @@ fn run_one(engine: &Engine, args: &Args, input: &Path, folder: &Path) -> Result<
         let name = input
             .file_stem()
             .map_or_else(|| "melody".into(), |s| s.to_string_lossy().into_owned());
-        let smf = to_smf(&melody, &SmfOptions::default());
-        let mid = folder.join(format!("{name}.mid"));
-        write_output(&mid, |w| {
-            w.write_all(&smf)
-                .with_context(|| format!("cannot write {}", mid.display()))
-        })?;
-        let json = folder.join(format!("{name}.json"));
-        let text = to_json(&melody);
-        return write_output(&json, |w| {
-            writeln!(w, "{text}").with_context(|| format!("cannot write {}", json.display()))
-        })
-        .map(|()| Status::Ok);
+        write_bytes(
+            &folder.join(format!("{name}.mid")),
+            &to_smf(&melody, &SmfOptions::default()),
+        )?;
+        write_json(&folder.join(format!("{name}.json")), &melody)?;
+        return Ok(Status::Ok);
     }
     let spec = OutputSpec {
         sample_rate: PROCESSING_RATE,
@@ -279,40 +245,16 @@ fn run_one(engine: &Engine, args: &Args, input: &Path, folder: &Path) -> Result<
             .format
             .unwrap_or(OutputFormat::Wav(WavSampleFormat::Float32)),
     };
-    let mut failure = None;
-    engine.separate_each(&audio, args.model, &mut |_| {}, &mut |stem| {
-        let path = folder.join(format!("{}.{}", stem.name, spec.format.extension()));
-        match write_output(&path, |w| {
-            encode(stem.audio, &spec, w).with_context(|| format!("cannot write {}", path.display()))
-        }) {
-            Ok(_) => ControlFlow::Continue(()),
-            Err(error) => {
-                failure = Some(error);
-                ControlFlow::Break(())
-            }
-        }
-    })?;
-    match failure {
-        Some(error) => Err(error),
-        None => Ok(Status::Ok),
-    }
-}
-
-/// `text` as a JSON string literal.
-fn serde_json_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    write_stems(
+        engine,
+        &audio,
+        args.model,
+        &spec,
+        folder,
+        &mut |_| {},
+        &mut |_| {},
+    )?;
+    Ok(Status::Ok)
 }
 
 /// The summary as CSV: `file,status,seconds,error`, fields quoted where needed.

@@ -14,13 +14,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use stemscribe_engine::{
-    decode_file, evidence, kept_segments, notes_from_track, Audio, DecodeOptions, Engine,
-    EngineConfig, Evidence, NoOutput, PitchTrack, SeparationModel, Transcription,
-    TranscriptionOptions,
+    evidence, kept_segments, notes_from_track, Audio, Engine, EngineConfig, Evidence, NoOutput,
+    PitchTrack, SeparationModel, Transcription, TranscriptionOptions,
 };
 use stemscribe_eval::{mix_over, rms, score_notes, EvalNote, Tolerances, TranscriptionScores};
 
-use crate::io::{load_engine, write_output};
+use crate::io::{decode_track, find_audio, load_engine, write_bytes};
 
 /// Arguments of `stemscribe eval corpus`.
 #[derive(Debug, clap::Args)]
@@ -133,40 +132,9 @@ pub fn run(args: &CorpusArgs, threads: Option<usize>) -> Result<()> {
                 e.range_semitones
             );
         }
-        write_output(path, |w| {
-            w.write_all(csv.as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))
-        })?;
+        write_bytes(path, csv.as_bytes())?;
     }
     Ok(())
-}
-
-fn decode(path: &Path, track: Option<usize>) -> Result<Audio> {
-    let options = DecodeOptions {
-        track,
-        ..DecodeOptions::default()
-    };
-    decode_file(path, &options).with_context(|| format!("cannot decode {}", path.display()))
-}
-
-/// Audio files of a corpus folder, sorted, skipping annotations and licence files; none
-/// when the folder is absent (a partial corpus).
-fn audio_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    if !dir.is_dir() {
-        return Ok(Vec::new());
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("wav" | "flac" | "ogg" | "mp3" | "mp4")
-            )
-        })
-        .collect();
-    files.sort();
-    Ok(files)
 }
 
 fn stem_name(path: &Path) -> String {
@@ -251,8 +219,8 @@ fn gather(args: &CorpusArgs) -> Result<Vec<Clip>> {
     let corpus = &args.corpus;
     let mut clips = Vec::new();
     let mut voices = Vec::new();
-    for path in limit(audio_files(&corpus.join("sung_solo"))?) {
-        let audio = decode(&path, None)?;
+    for path in limit(find_audio(&corpus.join("sung_solo"))?) {
+        let audio = decode_track(&path, None)?;
         let notes = read_midi_notes(&path.with_extension("notes.txt"))?;
         voices.push((stem_name(&path), audio.clone(), notes.clone()));
         clips.push(Clip {
@@ -269,12 +237,12 @@ fn gather(args: &CorpusArgs) -> Result<Vec<Clip>> {
         ("speech", Kind::Speech),
         ("instrumental", Kind::Instrumental),
     ] {
-        for path in limit(audio_files(&corpus.join(folder))?) {
+        for path in limit(find_audio(&corpus.join(folder))?) {
             clips.push(Clip {
                 name: stem_name(&path),
                 group: folder.trim_end_matches('s').into(),
                 kind,
-                audio: decode(&path, None)?,
+                audio: decode_track(&path, None)?,
                 reference: None,
                 vocal_stem: None,
             });
@@ -294,16 +262,16 @@ fn gather(args: &CorpusArgs) -> Result<Vec<Clip>> {
     for path in limit(multitrack) {
         let name = stem_name(&path);
         let parts = (1..=3)
-            .map(|t| decode(&path, Some(t)))
+            .map(|t| decode_track(&path, Some(t)))
             .collect::<Result<Vec<_>>>()?;
         backings.push((format!("{name} backing"), Audio::sum(&parts)?));
         clips.push(Clip {
             name: name.clone(),
             group: "stems".into(),
             kind: Kind::Sung,
-            audio: decode(&path, Some(0))?,
+            audio: decode_track(&path, Some(0))?,
             reference: None,
-            vocal_stem: Some(decode(&path, Some(4))?),
+            vocal_stem: Some(decode_track(&path, Some(4))?),
         });
     }
     let tky823 = ["sample3_jpop__mixture", "sample2_classical__mixture"]
@@ -311,7 +279,7 @@ fn gather(args: &CorpusArgs) -> Result<Vec<Clip>> {
         .all(|name| stems.join(format!("tky823_{name}_16000.wav")).is_file());
     if args.limit.is_none_or(|n| n > 2) && tky823 {
         let jpop = |part: &str| {
-            decode(
+            decode_track(
                 &stems.join(format!("tky823_sample3_jpop__{part}_16000.wav")),
                 None,
             )
@@ -328,7 +296,7 @@ fn gather(args: &CorpusArgs) -> Result<Vec<Clip>> {
             reference: None,
             vocal_stem: Some(jpop("vocal")?),
         });
-        let classical = decode(
+        let classical = decode_track(
             &stems.join("tky823_sample2_classical__mixture_16000.wav"),
             None,
         )?;

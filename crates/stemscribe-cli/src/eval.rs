@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::io::{load_engine, write_output};
+use crate::io::{decode_track, load_engine, write_output};
 use anyhow::{Context, Result};
 use stemscribe_engine::{
     decode_file, encode, from_json, Audio, DecodeOptions, EndPadding, EngineConfig, HighBand,
@@ -154,21 +154,14 @@ pub fn run(command: &Command, threads: Option<usize>) -> Result<()> {
 }
 
 fn mix(args: &MixArgs) -> Result<()> {
-    let decode = |path: &PathBuf, track| {
-        let options = DecodeOptions {
-            track,
-            ..DecodeOptions::default()
-        };
-        decode_file(path, &options).with_context(|| format!("cannot decode {}", path.display()))
-    };
-    let vocals = decode(&args.vocals, None)?;
+    let vocals = decode_track(&args.vocals, None)?;
     let accompaniment = if args.accompaniment_tracks.is_empty() {
-        decode(&args.accompaniment, None)?
+        decode_track(&args.accompaniment, None)?
     } else {
         let parts = args
             .accompaniment_tracks
             .iter()
-            .map(|&track| decode(&args.accompaniment, Some(track)))
+            .map(|&track| decode_track(&args.accompaniment, Some(track)))
             .collect::<Result<Vec<_>>>()?;
         Audio::sum(&parts)?
     };

@@ -86,6 +86,50 @@ impl Input {
     }
 }
 
+/// Decodes `path` (stream `track` of a multi-stream file, else its audio track) to 44.1 kHz
+/// stereo, without a duration limit: for the evaluations' known clips.
+pub fn decode_track(path: &Path, track: Option<usize>) -> Result<Audio> {
+    let options = DecodeOptions {
+        track,
+        ..DecodeOptions::default()
+    };
+    decode_file(path, &options).with_context(|| format!("cannot decode {}", path.display()))
+}
+
+/// File name extensions read as audio when a folder is searched.
+const AUDIO_EXTENSIONS: [&str; 9] = [
+    "wav", "mp3", "flac", "ogg", "m4a", "aac", "mp4", "oga", "opus",
+];
+
+/// Every audio file under `dir`, recursively and sorted (symbolic links to folders are not
+/// followed); none when `dir` does not exist.
+pub fn find_audio(dir: &Path) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                walk(&path, found)?;
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            {
+                found.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut found = Vec::new();
+    if dir.is_dir() {
+        walk(dir, &mut found)?;
+    }
+    found.sort();
+    Ok(found)
+}
+
 /// A progress bar on a terminal for inputs long enough to need one; hidden otherwise.
 pub fn progress_bar(audio: &Audio, quiet: bool, task: &str) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() || audio.duration_secs() < PROGRESS_MIN_SECS {
@@ -136,6 +180,14 @@ pub fn write_output<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result
         }
         _ => write_atomically(&target, write),
     }
+}
+
+/// Writes `bytes` to `path` as [`write_output`] does.
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_output(path, |w| {
+        w.write_all(bytes)
+            .with_context(|| format!("cannot write {}", path.display()))
+    })
 }
 
 /// Runs `write` on `file` through a buffer and flushes it; errors name `path`.

@@ -1,13 +1,13 @@
 //! `stemscribe midi`: decode, separate the vocals, transcribe, write SMF and/or JSON.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::ArgGroup;
-use stemscribe_engine::{to_json, to_smf, EngineConfig, Progress, SmfOptions};
+use stemscribe_engine::{to_json, to_smf, EngineConfig, Progress, SmfOptions, Transcription};
 
-use crate::io::{load_engine, progress_bar, write_output, Input};
+use crate::io::{load_engine, progress_bar, write_bytes, Input};
 
 /// Exit status when nothing is sung (the API's `40000010 InvalidData:NoOutput`).
 pub const NO_OUTPUT_STATUS: u8 = 3;
@@ -38,6 +38,11 @@ pub struct Args {
     isolated_voice: bool,
 }
 
+/// Writes the API's JSON note list of `melody` to `path`, one line.
+pub(crate) fn write_json(path: &Path, melody: &Transcription) -> Result<()> {
+    write_bytes(path, format!("{}\n", to_json(melody)).as_bytes())
+}
+
 /// Runs `stemscribe midi`.
 pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     let started = Instant::now();
@@ -59,20 +64,13 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
         let options = SmfOptions {
             pitch_bend: !args.no_pitch_bend,
         };
-        let bytes = to_smf(&melody, &options);
-        write_output(path, |w| {
-            w.write_all(&bytes)
-                .with_context(|| format!("cannot write {}", path.display()))
-        })?;
+        write_bytes(path, &to_smf(&melody, &options))?;
         if !quiet {
             eprintln!("wrote {}", path.display());
         }
     }
     if let Some(path) = &args.json {
-        let text = to_json(&melody);
-        write_output(path, |w| {
-            writeln!(w, "{text}").with_context(|| format!("cannot write {}", path.display()))
-        })?;
+        write_json(path, &melody)?;
         if !quiet {
             eprintln!("wrote {}", path.display());
         }

@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::ArgGroup;
 use stemscribe_engine::{
-    encode, Audio, EncodeReport, EngineConfig, OutputFormat, OutputSpec, Progress, SeparationModel,
-    SeparationOptions, WavSampleFormat, PROCESSING_RATE,
+    encode, Audio, EncodeReport, Engine, EngineConfig, OutputFormat, OutputSpec, Progress,
+    SeparationModel, SeparationOptions, WavSampleFormat, PROCESSING_RATE,
 };
 
 use crate::io::{load_engine, progress_bar, write_output, Input};
@@ -89,27 +89,21 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     if let Some(dir) = &args.stems {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create directory {}", dir.display()))?;
-        // Each stem is written and dropped as soon as it exists.
-        let mut failure = None;
-        engine.separate_each(&audio, args.model, &mut on_progress, &mut |stem| {
-            let path = dir.join(format!("{}.{}", stem.name, spec.format.extension()));
-            match write_file(stem.audio, &spec, &path) {
-                Ok(_) => {
-                    if !quiet {
-                        bar.suspend(|| eprintln!("wrote {}", path.display()));
-                    }
-                    ControlFlow::Continue(())
+        let written = write_stems(
+            &engine,
+            &audio,
+            args.model,
+            &spec,
+            dir,
+            &mut on_progress,
+            &mut |path| {
+                if !quiet {
+                    bar.suspend(|| eprintln!("wrote {}", path.display()));
                 }
-                Err(error) => {
-                    failure = Some(error);
-                    ControlFlow::Break(())
-                }
-            }
-        })?;
+            },
+        );
         bar.finish_and_clear();
-        if let Some(error) = failure {
-            return Err(error);
-        }
+        written?;
     } else if let Some(path) = &args.output {
         let stem = engine.separate(&audio, args.model, &mut on_progress)?;
         bar.finish_and_clear();
@@ -175,6 +169,35 @@ impl Args {
             }
         })
     }
+}
+
+/// Separates `audio` into every stem of `model`'s family and writes each into `dir` as
+/// `<stem>.<extension>` as soon as it exists (so only one is held), calling `written` with its
+/// path; stops at the first stem that cannot be written.
+pub(crate) fn write_stems(
+    engine: &Engine,
+    audio: &Audio,
+    model: SeparationModel,
+    spec: &OutputSpec,
+    dir: &Path,
+    progress: &mut dyn FnMut(Progress),
+    written: &mut dyn FnMut(&Path),
+) -> Result<()> {
+    let mut failure = None;
+    engine.separate_each(audio, model, progress, &mut |stem| {
+        let path = dir.join(format!("{}.{}", stem.name, spec.format.extension()));
+        match write_file(stem.audio, spec, &path) {
+            Ok(_) => {
+                written(&path);
+                ControlFlow::Continue(())
+            }
+            Err(error) => {
+                failure = Some(error);
+                ControlFlow::Break(())
+            }
+        }
+    })?;
+    failure.map_or(Ok(()), Err)
 }
 
 fn write_file(audio: Audio, spec: &OutputSpec, path: &Path) -> Result<EncodeReport> {
