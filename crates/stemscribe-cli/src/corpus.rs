@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use stemscribe_engine::{
-    evidence, kept_segments, notes_from_track, Audio, Engine, EngineConfig, Evidence, NoOutput,
-    PitchTrack, SeparationModel, Transcription, TranscriptionOptions,
+    notes_from_track, notes_with_evidence, Audio, Engine, EngineConfig, Evidence, NoOutput,
+    SeparationModel, Transcription, TranscriptionOptions,
 };
 use stemscribe_eval::{mix_over, rms, score_notes, EvalNote, Tolerances, TranscriptionScores};
 
@@ -366,8 +366,12 @@ fn evaluate(engine: &Engine, clip: Clip) -> Result<Outcome> {
     let vocals = engine.separate(&clip.audio, SeparationModel::TwoTrackVocal, &mut |_| {})?;
     let track = engine.transcriber().track(&vocals, &mut |_| {})?;
     let options = TranscriptionOptions::default();
-    let result = notes_from_track(&track, &options);
-    let features = features(&clip.audio, &vocals, &track);
+    let (evidence, result) = notes_with_evidence(&track, &options);
+    let level = rms(vocals.channels()) / rms(clip.audio.channels()).max(1e-12);
+    let features = Features {
+        vocal_to_mix_db: 20.0 * level.max(1e-12).log10(),
+        evidence,
+    };
     let estimate: Vec<EvalNote> = match &result {
         Ok(t) => t.notes.iter().map(EvalNote::from).collect(),
         Err(_) => Vec::new(),
@@ -458,15 +462,6 @@ fn tuning_offset(
     }
     differences.sort_by(f64::total_cmp);
     Some(differences[differences.len() / 2])
-}
-
-fn features(mix: &Audio, vocals: &Audio, track: &PitchTrack) -> Features {
-    let segments = kept_segments(track, &TranscriptionOptions::default());
-    let level = rms(vocals.channels()) / rms(mix.channels()).max(1e-12);
-    Features {
-        vocal_to_mix_db: 20.0 * level.max(1e-12).log10(),
-        evidence: evidence(track, &segments),
-    }
 }
 
 /// The report: decisions per group and kind, note metrics and agreement per group.

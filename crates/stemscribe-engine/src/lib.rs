@@ -41,7 +41,7 @@ pub use stemscribe_separate::{
     Separator,
 };
 pub use stemscribe_transcribe::{
-    evidence, kept_segments, notes_from_track, Evidence, NoOutput, PitchModelSpec, PitchTrack,
+    notes_from_track, notes_with_evidence, Evidence, NoOutput, PitchModelSpec, PitchTrack,
     Transcriber, TranscriptionError, TranscriptionOptions,
 };
 

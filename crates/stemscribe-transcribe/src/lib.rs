@@ -7,7 +7,9 @@ mod notes;
 mod pitch;
 mod segment;
 
-pub use notes::{evidence, kept_segments, notes_from_track, Evidence, TranscriptionOptions};
+pub use notes::{
+    evidence, kept_segments, notes_from_track, notes_with_evidence, Evidence, TranscriptionOptions,
+};
 pub use pitch::{PitchModelSpec, PitchTrack, PitchTracker};
 pub use segment::{segment, Segment};
 pub use stemscribe_midi::{Note, Transcription};

@@ -47,8 +47,9 @@ impl Default for TranscriptionOptions {
     }
 }
 
-/// Measurable properties of a pitch contour and the notes found in it, on which the
-/// decision between singing, speech and no voice rests.
+/// Measurable properties of a pitch contour and the notes found in it. The decision between
+/// singing and not singing uses `sung_secs`, `duration_secs` and `stable_share`; the others
+/// are measured so that other rules can be compared (`stemscribe eval corpus --features`).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Evidence {
     /// Length of the contour in seconds.
@@ -146,9 +147,28 @@ pub fn notes_from_track(
     track: &PitchTrack,
     options: &TranscriptionOptions,
 ) -> Result<Transcription, NoOutput> {
-    let period = track.frame_period;
+    notes_with_evidence(track, options).1
+}
+
+/// As [`notes_from_track`], with the [`Evidence`] the decision was made on (for
+/// evaluations, which would otherwise segment the contour twice).
+pub fn notes_with_evidence(
+    track: &PitchTrack,
+    options: &TranscriptionOptions,
+) -> (Evidence, Result<Transcription, NoOutput>) {
     let segments = kept_segments(track, options);
     let found = evidence(track, &segments);
+    (found, decide(track, &segments, &found, options))
+}
+
+/// The decision on `segments` of `track` and, for singing, its notes.
+fn decide(
+    track: &PitchTrack,
+    segments: &[Segment],
+    found: &Evidence,
+    options: &TranscriptionOptions,
+) -> Result<Transcription, NoOutput> {
+    let period = track.frame_period;
     let (sung_secs, confidence) = (found.sung_secs, found.stable_share);
     if sung_secs
         < options
