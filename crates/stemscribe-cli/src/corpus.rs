@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use stemscribe_engine::{
-    notes_from_track, notes_with_evidence, Audio, Engine, EngineConfig, Evidence, NoOutput,
-    SeparationModel, Transcription, TranscriptionOptions,
+    notes_from_track, notes_with_evidence, Audio, Engine, Evidence, NoOutput, SeparationModel,
+    Transcription, TranscriptionOptions,
 };
 use stemscribe_eval::{mix_over, rms, score_notes, EvalNote, Tolerances, TranscriptionScores};
 
-use crate::io::{decode_track, find_audio, load_engine, write_bytes};
+use crate::io::{decode_track, find_audio, load_engine, write_bytes, PitchArgs};
 
 /// Arguments of `stemscribe eval corpus`.
 #[derive(Debug, clap::Args)]
@@ -36,6 +36,8 @@ pub struct CorpusArgs {
     /// Write one CSV line of decision features per clip (for fitting the decision).
     #[arg(long, value_name = "OUT.csv")]
     features: Option<PathBuf>,
+    #[command(flatten)]
+    pitch: PitchArgs,
 }
 
 /// What a clip is, as the decision should see it.
@@ -96,7 +98,7 @@ struct Features {
 
 /// Runs the corpus evaluation and prints its report.
 pub fn run(args: &CorpusArgs, threads: Option<usize>) -> Result<()> {
-    let engine = load_engine(threads, EngineConfig::default())?;
+    let engine = load_engine(threads, args.pitch.config())?;
     let clips = gather(args)?;
     eprintln!("{} clips", clips.len());
     let mut outcomes = Vec::new();

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use stemscribe_engine::{
-    decode_file, decode_raw_pcm, Audio, DecodeOptions, Engine, EngineConfig, RawPcm,
+    decode_file, decode_raw_pcm, Audio, DecodeOptions, Engine, EngineConfig, PitchModel, RawPcm,
 };
 
 /// Inputs shorter than this get no progress bar.
@@ -19,6 +19,25 @@ const PROGRESS_MIN_SECS: f64 = 5.0;
 pub fn load_engine(threads: Option<usize>, mut config: EngineConfig) -> Result<Engine> {
     config.runtime.threads = threads;
     Ok(Engine::new(&config)?)
+}
+
+/// The pitch-tracker choice of the commands that transcribe.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct PitchArgs {
+    /// Pitch tracker: swift-f0, crepe-tiny or crepe-full (all installed by scripts/setup.sh;
+    /// README.md compares them).
+    #[arg(long, value_name = "MODEL", default_value_t = PitchModel::default())]
+    pub pitch_model: PitchModel,
+}
+
+impl PitchArgs {
+    /// The engine configuration that runs this tracker, everything else at its default.
+    pub fn config(self) -> EngineConfig {
+        EngineConfig {
+            pitch_model: self.pitch_model,
+            ..EngineConfig::default()
+        }
+    }
 }
 
 /// The input file and how to read it.

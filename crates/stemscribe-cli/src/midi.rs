@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::ArgGroup;
-use stemscribe_engine::{to_json, to_smf, EngineConfig, Progress, SmfOptions, Transcription};
+use stemscribe_engine::{to_json, to_smf, Progress, SmfOptions, Transcription};
 
-use crate::io::{load_engine, progress_bar, write_bytes, Input};
+use crate::io::{load_engine, progress_bar, write_bytes, Input, PitchArgs};
 
 /// Exit status when nothing is sung (the API's `40000010 InvalidData:NoOutput`).
 pub const NO_OUTPUT_STATUS: u8 = 3;
@@ -36,6 +36,8 @@ pub struct Args {
     /// The input is an isolated voice: skip vocal separation.
     #[arg(long)]
     isolated_voice: bool,
+    #[command(flatten)]
+    pitch: PitchArgs,
 }
 
 /// Writes the API's JSON note list of `melody` to `path`, one line.
@@ -47,7 +49,7 @@ pub(crate) fn write_json(path: &Path, melody: &Transcription) -> Result<()> {
 pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     let started = Instant::now();
     let audio = args.input.decode()?;
-    let engine = load_engine(threads, EngineConfig::default())?;
+    let engine = load_engine(threads, args.pitch.config())?;
     let bar = progress_bar(&audio, quiet, "transcribing");
     let mut on_progress = |p: Progress| {
         bar.set_length(p.total as u64);

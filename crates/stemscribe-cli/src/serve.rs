@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use stemscribe_engine::EngineConfig;
 use stemscribe_server::{parse_keys, serve, FetchConfig, ServerConfig};
 
-use crate::io::load_engine;
+use crate::io::{load_engine, PitchArgs};
 
 /// Arguments of `stemscribe serve`.
 #[derive(Debug, clap::Args)]
@@ -65,6 +64,8 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "fetch_hosts",
           value_parser = clap::value_parser!(u16).range(1..=600))]
     fetch_timeout: u16,
+    #[command(flatten)]
+    pitch: PitchArgs,
 }
 
 /// Runs `stemscribe serve` until a shutdown signal, finishing requests in flight.
@@ -87,7 +88,7 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
             args.listen
         );
     }
-    let engine = Arc::new(load_engine(threads, EngineConfig::default())?);
+    let engine = Arc::new(load_engine(threads, args.pitch.config())?);
     let fetch = (!args.fetch_hosts.is_empty()).then(|| FetchConfig {
         allowed_hosts: args.fetch_hosts.clone(),
         allow_private: args.fetch_private,

