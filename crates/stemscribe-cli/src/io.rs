@@ -24,7 +24,7 @@ pub fn load_engine(threads: Option<usize>, mut config: EngineConfig) -> Result<E
 /// The pitch-tracker choice of the commands that transcribe.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct PitchArgs {
-    /// Pitch tracker: swift-f0, crepe-tiny, crepe-full or pesto (all installed by scripts/setup.sh;
+    /// Pitch tracker: swift-f0, crepe-tiny, crepe-full, pesto or fcpe (installed by scripts/setup.sh;
     /// README.md compares them).
     #[arg(long, value_name = "MODEL", default_value_t = PitchModel::default())]
     pub pitch_model: PitchModel,

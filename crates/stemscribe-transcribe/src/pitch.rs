@@ -100,6 +100,25 @@ impl PitchModelSpec {
         }
     }
 
+    /// FCPE (MIT) `fcpe_c_v001` from `torchfcpe==0.0.4`, as `scripts/convert_fcpe.py`
+    /// converts it: a 10 ms step, confidence the strongest bin's activation. Its group norm
+    /// takes statistics over each 30 s window, so windows are not seamless as for the others.
+    pub fn fcpe() -> Self {
+        Self {
+            name: "FCPE fcpe_c_v001 (torchfcpe 0.0.4)".into(),
+            file: "fcpe.onnx".into(),
+            sample_rate: 16_000,
+            hop: 160,
+            fmin: 46.875,
+            fmax: 2093.75,
+            window_frames: 3000,
+            // Six depth-wise convolutions of 31 frames and two of 3 reach 92 frames each way.
+            left_frames: 100,
+            lookahead_frames: 100,
+            silence_peak: 1e-3,
+        }
+    }
+
     /// Seconds between frames.
     pub fn frame_period(&self) -> f64 {
         self.hop as f64 / f64::from(self.sample_rate)
@@ -127,16 +146,24 @@ pub enum PitchModel {
     CrepeFull,
     /// PESTO.
     Pesto,
+    /// FCPE.
+    Fcpe,
 }
 
 /// A pitch model name that is not one of [`PitchModel::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown pitch model `{0}` (known: swift-f0, crepe-tiny, crepe-full, pesto)")]
+#[error("unknown pitch model `{0}` (known: swift-f0, crepe-tiny, crepe-full, pesto, fcpe)")]
 pub struct UnknownPitchModel(pub String);
 
 impl PitchModel {
     /// Every pitch model, the default first.
-    pub const ALL: [Self; 4] = [Self::SwiftF0, Self::CrepeTiny, Self::CrepeFull, Self::Pesto];
+    pub const ALL: [Self; 5] = [
+        Self::SwiftF0,
+        Self::CrepeTiny,
+        Self::CrepeFull,
+        Self::Pesto,
+        Self::Fcpe,
+    ];
 
     /// Its command-line name.
     pub fn name(self) -> &'static str {
@@ -145,6 +172,7 @@ impl PitchModel {
             Self::CrepeTiny => "crepe-tiny",
             Self::CrepeFull => "crepe-full",
             Self::Pesto => "pesto",
+            Self::Fcpe => "fcpe",
         }
     }
 
@@ -155,6 +183,7 @@ impl PitchModel {
             Self::CrepeTiny => PitchModelSpec::crepe(CrepeCapacity::Tiny),
             Self::CrepeFull => PitchModelSpec::crepe(CrepeCapacity::Full),
             Self::Pesto => PitchModelSpec::pesto(),
+            Self::Fcpe => PitchModelSpec::fcpe(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The trackers converted from PyTorch (CREPE, PESTO) against the numpy forward passes their
+//! The trackers converted from PyTorch (CREPE, PESTO, FCPE) against the numpy forward passes their
 //! conversion scripts wrote beside them (a one-second glide from 220 to 330 Hz). Needs the
 //! models from `scripts/setup.sh`.
 
@@ -25,15 +25,16 @@ fn check(spec: PitchModelSpec, dir: &str, window_frames: usize) {
         window_frames,
         ..spec
     };
+    let hop = spec.hop;
     let tracker = PitchTracker::new(&runtime, spec).unwrap();
     let track = tracker.track(&input, &mut |_| {}).unwrap();
     // The reference has one more frame, centred on the last sample.
-    assert_eq!(track.len(), input.len() / 256);
+    assert_eq!(track.len(), input.len() / hop);
     assert_eq!(pitch.len(), track.len() + 1);
     let mut compared = 0;
     for t in 0..track.len() {
         // The tracker silences frames whose own hop is digital silence.
-        let silent = input[t * 256..(t + 1) * 256].iter().all(|&s| s == 0.0);
+        let silent = input[t * hop..(t + 1) * hop].iter().all(|&s| s == 0.0);
         let expected = if silent { 0.0 } else { confidence[t] };
         assert!(
             (track.confidence[t] - expected).abs() < 1e-3,
@@ -53,17 +54,29 @@ fn check(spec: PitchModelSpec, dir: &str, window_frames: usize) {
 
 #[test]
 fn crepe_tiny_matches_its_reference_in_one_window() {
-    check(PitchModelSpec::crepe(CrepeCapacity::Tiny), "crepe-tiny.reference", 512);
+    check(
+        PitchModelSpec::crepe(CrepeCapacity::Tiny),
+        "crepe-tiny.reference",
+        512,
+    );
 }
 
 #[test]
 fn crepe_tiny_matches_its_reference_in_small_windows() {
-    check(PitchModelSpec::crepe(CrepeCapacity::Tiny), "crepe-tiny.reference", 5);
+    check(
+        PitchModelSpec::crepe(CrepeCapacity::Tiny),
+        "crepe-tiny.reference",
+        5,
+    );
 }
 
 #[test]
 fn crepe_full_matches_its_reference() {
-    check(PitchModelSpec::crepe(CrepeCapacity::Full), "crepe-full.reference", 24);
+    check(
+        PitchModelSpec::crepe(CrepeCapacity::Full),
+        "crepe-full.reference",
+        24,
+    );
 }
 
 #[test]
@@ -74,4 +87,10 @@ fn pesto_matches_its_reference_in_one_window() {
 #[test]
 fn pesto_matches_its_reference_in_small_windows() {
     check(PitchModelSpec::pesto(), "pesto.reference", 7);
+}
+
+/// FCPE's group norm spans its whole input, so it is checked in one window only.
+#[test]
+fn fcpe_matches_its_reference() {
+    check(PitchModelSpec::fcpe(), "fcpe.reference", 3000);
 }

@@ -95,7 +95,10 @@ fn a_last_window_shorter_than_the_look_ahead_is_tracked() {
     let spec = tracker.spec().clone();
     // Three frames (and a partial hop) after the first window: its look-ahead of ten frames
     // reaches past the end of the signal.
-    let signal = voice(220.0, ((spec.window_frames + 3) * spec.hop + 100) as f64 / 16_000.0);
+    let signal = voice(
+        220.0,
+        ((spec.window_frames + 3) * spec.hop + 100) as f64 / 16_000.0,
+    );
     let track = tracker.track(&signal, &mut |_| {}).unwrap();
     assert_eq!(track.len(), signal.len() / spec.hop);
 }
