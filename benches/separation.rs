@@ -1,5 +1,9 @@
 //! Separation speed: a 30 s clip, decode (WAV) + separation + WAV encode, end to end, for
-//! `2track_vocal` and `bs_4track_vocal`, and every four-track stem (`--stems`).
+//! `2track_vocal` and `bs_4track_vocal`, and every four-track stem (`--stems`); and the
+//! separation alone by Spleeter and by a random-weight UVR MDX-Net twin at full tensor size
+//! (`scripts/make_mdx_twin.py`: n_fft 6144, dim_f 3072, dim_t 256, as UVR-MDX-NET-Inst_HQ_3),
+//! side by side. The twin's network is small, so its time is mostly MDX's STFTs and chunking;
+//! a real MDX-Net adds its network's time.
 //!
 //! After criterion's measurement the benchmark checks the targets on this machine (≥ 20×
 //! real time for 2-track, ≥ 10× for each 4-track model, ≥ 6× for every 4-track stem) and
@@ -10,8 +14,8 @@ use std::time::Duration;
 use criterion::{criterion_group, Criterion, Throughput};
 use stemscribe_benches::{assert_real_time, song_clip_wav, CLIP_SECS};
 use stemscribe_engine::{
-    decode, encode_to_vec, DecodeOptions, Engine, EngineConfig, OutputFormat, OutputSpec,
-    SeparationModel, WavSampleFormat,
+    decode, encode_to_vec, DecodeOptions, Engine, EngineConfig, MdxModel, MdxOptions, MdxParams,
+    OutputFormat, OutputSpec, Runtime, RuntimeConfig, SeparationModel, WavSampleFormat,
 };
 
 /// Real-time factor the end-to-end 2-stem path must reach.
@@ -58,6 +62,28 @@ fn separation(c: &mut Criterion) {
             .len()
     };
     group.bench_function("bs_4track_all_stems_30s", |b| b.iter(every_stem));
+    group.bench_function("families/spleeter_30s", |b| {
+        b.iter(|| {
+            engine
+                .separate_all(&song, SeparationModel::TwoTrackVocal, &mut |_| {})
+                .expect("separates")
+                .len()
+        })
+    });
+    let runtime = Runtime::new(&RuntimeConfig::default()).expect("run scripts/setup.sh first");
+    let twin = runtime
+        .models_dir()
+        .join("mdx-twin/full/mdx-full-twin.onnx");
+    let params = MdxParams::for_model(&twin).expect("scripts/setup.sh makes the twin");
+    let mdx = MdxModel::new(&runtime, &twin, params).expect("the twin loads");
+    group.bench_function("families/mdx_full_twin_30s", |b| {
+        b.iter(|| {
+            mdx.separate(&song, &MdxOptions::default(), &mut |_| {})
+                .expect("separates")
+                .primary
+                .frames()
+        })
+    });
     group.finish();
 
     assert_real_time("2track", TARGET_REAL_TIME_FACTOR, || {

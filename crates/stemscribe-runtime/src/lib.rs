@@ -147,12 +147,19 @@ impl Runtime {
 
     /// Builds a CPU session for an installed model file, fully optimised.
     pub fn session(&self, file_name: &str) -> Result<Session, RuntimeError> {
-        let path = self.model_path(file_name)?;
+        self.session_at(&self.model_path(file_name)?)
+    }
+
+    /// Builds a CPU session for the model file at `path` (anywhere), fully optimised.
+    pub fn session_at(&self, path: &Path) -> Result<Session, RuntimeError> {
+        if !path.is_file() {
+            return Err(RuntimeError::ModelMissing(path.to_path_buf()));
+        }
         let session = Session::builder(&self.environment)?
             .with_optimization_level(GraphOptimizationLevel::All)?
             .with_intra_threads(self.threads)?
             .with_inter_threads(1)?
-            .commit_from_file(&path)?;
+            .commit_from_file(path)?;
         Ok(session)
     }
 }

@@ -2,10 +2,12 @@
 //! estimates become ratio masks, and the masked spectra are inverted back to audio.
 //!
 //! [`ModelSpec`] says what a model reads and returns, [`Separator`] runs one through ONNX
-//! Runtime, and [`Stft`] is the transform both sides of the network share.
+//! Runtime, and [`Stft`] is the transform both sides of the network share. [`MdxModel`] runs
+//! UVR's MDX-Net models, which estimate a stem's complex spectrogram instead of a mask.
 
 mod denoise;
 mod derived;
+mod mdx;
 mod separator;
 mod spec;
 mod spectral;
@@ -14,6 +16,10 @@ mod wiener;
 
 pub use denoise::{suppress_noise, NoiseOptions};
 pub use derived::{derive_stems, derive_stems_each, DerivedStemsOptions};
+pub use mdx::{
+    uvr_hash, MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem, MdxStems, MDX_HOP,
+    UVR_HASH_BYTES,
+};
 pub use separator::{
     EndPadding, HighBand, Progress, SeparationError, SeparationOptions, Separator,
 };

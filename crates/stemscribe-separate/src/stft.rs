@@ -76,6 +76,18 @@ impl Stft {
         out: &mut [Complex32],
     ) {
         let start = (index * self.hop) as isize - (self.fft_size / 2) as isize;
+        self.forward_frame_at(signal, start, scratch, out);
+    }
+
+    /// Writes the spectrum of the windowed `fft_size` samples of `signal` from `start` on
+    /// (zero outside the signal) into `out`. `scratch` must hold `fft_size` samples.
+    pub fn forward_frame_at(
+        &self,
+        signal: &[f32],
+        start: isize,
+        scratch: &mut [f32],
+        out: &mut [Complex32],
+    ) {
         for (n, value) in scratch.iter_mut().enumerate() {
             let position = start + n as isize;
             let sample = if position >= 0 && (position as usize) < signal.len() {
