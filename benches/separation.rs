@@ -1,9 +1,11 @@
 //! Separation speed: a 30 s clip, decode (WAV) + separation + WAV encode, end to end, for
 //! `2track_vocal` and `bs_4track_vocal`, and every four-track stem (`--stems`); and the
-//! separation alone by Spleeter and by a random-weight UVR MDX-Net twin at full tensor size
-//! (`scripts/make_mdx_twin.py`: n_fft 6144, dim_f 3072, dim_t 256, as UVR-MDX-NET-Inst_HQ_3),
-//! side by side. The twin's network is small, so its time is mostly MDX's STFTs and chunking;
-//! a real MDX-Net adds its network's time.
+//! separation alone by Spleeter and by random-weight twins at full tensor size of a UVR
+//! MDX-Net model (`scripts/make_mdx_twin.py`: n_fft 6144, dim_f 3072, dim_t 256, as
+//! UVR-MDX-NET-Inst_HQ_3) and of an HT-Demucs ONNX export (`scripts/make_demucs_twin.py`:
+//! 343,980-sample segments, four stems), side by side. The twins' networks are small, so their
+//! time is mostly each family's framing, transforms and chunking; a real model adds its
+//! network's time.
 //!
 //! After criterion's measurement the benchmark checks the targets on this machine (≥ 20×
 //! real time for 2-track, ≥ 10× for each 4-track model, ≥ 6× for every 4-track stem) and
@@ -15,7 +17,7 @@ use criterion::{criterion_group, Criterion, Throughput};
 use stemscribe_benches::{assert_real_time, song_clip_wav, CLIP_SECS};
 use stemscribe_engine::{
     decode, encode_to_vec, DecodeOptions, Engine, EngineConfig, MdxModel, MdxOptions, MdxParams,
-    OutputFormat, OutputSpec, Runtime, RuntimeConfig, SeparationModel, WavSampleFormat,
+    ModelFile, OutputFormat, OutputSpec, Runtime, RuntimeConfig, SeparationModel, WavSampleFormat,
 };
 
 /// Real-time factor the end-to-end 2-stem path must reach.
@@ -76,6 +78,21 @@ fn separation(c: &mut Criterion) {
         .join("mdx-twin/full/mdx-full-twin.onnx");
     let params = MdxParams::for_model(&twin).expect("scripts/setup.sh makes the twin");
     let mdx = MdxModel::new(&runtime, &twin, params).expect("the twin loads");
+    let demucs = ModelFile::open(
+        &runtime,
+        &runtime
+            .models_dir()
+            .join("demucs-twin/full/demucs-full-twin.onnx"),
+    )
+    .expect("scripts/setup.sh makes the twin");
+    group.bench_function("families/demucs_full_twin_30s", |b| {
+        b.iter(|| {
+            demucs
+                .separate(&song, &MdxOptions::default(), &mut |_| {})
+                .expect("separates")
+                .len()
+        })
+    });
     group.bench_function("families/mdx_full_twin_30s", |b| {
         b.iter(|| {
             mdx.separate(&song, &MdxOptions::default(), &mut |_| {})

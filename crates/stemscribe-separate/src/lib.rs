@@ -3,10 +3,14 @@
 //!
 //! [`ModelSpec`] says what a model reads and returns, [`Separator`] runs one through ONNX
 //! Runtime, and [`Stft`] is the transform both sides of the network share. [`MdxModel`] runs
-//! UVR's MDX-Net models, which estimate a stem's complex spectrogram instead of a mask.
+//! UVR's MDX-Net models, which estimate a stem's complex spectrogram instead of a mask, and
+//! [`DemucsModel`] HT-Demucs exported to ONNX (waveform in, stems out); [`ModelFile`] opens
+//! either from a file users bring.
 
+mod demucs;
 mod denoise;
 mod derived;
+mod family;
 mod mdx;
 mod separator;
 mod spec;
@@ -14,8 +18,10 @@ mod spectral;
 mod stft;
 mod wiener;
 
+pub use demucs::{DemucsModel, DEMUCS_SEGMENT};
 pub use denoise::{suppress_noise, NoiseOptions};
 pub use derived::{derive_stems, derive_stems_each, DerivedStemsOptions};
+pub use family::{ModelFile, ModelFileError, SourceStem};
 pub use mdx::{
     uvr_hash, MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem, MdxStems, MDX_HOP,
     UVR_HASH_BYTES,

@@ -66,28 +66,6 @@ impl MdxStem {
             _ => None,
         }
     }
-
-    /// The file name (without extension) of this stem.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Vocals => "vocals",
-            Self::Instrumental => "instrumental",
-            Self::Drums => "drums",
-            Self::Bass => "bass",
-            Self::Other => "other",
-        }
-    }
-
-    /// The file name (without extension) of the rest of the mix.
-    pub fn secondary_name(self) -> &'static str {
-        match self {
-            Self::Vocals => "instrumental",
-            Self::Instrumental => "vocals",
-            Self::Drums => "no_drums",
-            Self::Bass => "no_bass",
-            Self::Other => "no_other",
-        }
-    }
 }
 
 /// How an MDX-Net model must be run: UVR's parameters for it.
@@ -318,7 +296,15 @@ pub struct MdxModel {
 impl MdxModel {
     /// Loads `file` with `params` and checks that its input is `[batch, 4, dim_f, dim_t]`.
     pub fn new(runtime: &Runtime, file: &Path, params: MdxParams) -> Result<Self, SeparationError> {
-        let session = runtime.session_at(file)?;
+        Self::from_session(runtime.session_at(file)?, file, params)
+    }
+
+    /// Wraps a session already built from `file`.
+    pub(crate) fn from_session(
+        session: Session,
+        file: &Path,
+        params: MdxParams,
+    ) -> Result<Self, SeparationError> {
         let mismatch = |reason: String| SeparationError::ModelMismatch {
             file: file.display().to_string(),
             reason,

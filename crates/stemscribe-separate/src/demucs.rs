@@ -1,0 +1,258 @@
+//! HT-Demucs exported to ONNX in demucs-onnx's layout: input `mix` `[1, 2, segment]` of
+//! 44.1 kHz stereo, output `stems` `[1, S, 2, segment]`, waveform in and out.
+//!
+//! Run as demucs-onnx 0.3.4 runs a single-file model: chunks of one segment every three
+//! quarters of a segment, the last one zero-padded, each weighted by a triangular window
+//! (a linear fade over the first and last quarter; the last chunk takes the window's first
+//! samples only) and overlap-added, then divided by the summed weights (at least 1e-8).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use ort::session::Session;
+use ort::value::TensorRef;
+use serde::Deserialize;
+use stemscribe_audio::{Audio, PROCESSING_RATE};
+
+use crate::family::SourceStem;
+use crate::{Progress, SeparationError};
+
+/// Samples per segment of demucs-onnx's exports (7.8 s).
+pub const DEMUCS_SEGMENT: usize = 343_980;
+
+/// A loaded HT-Demucs ONNX model, shareable across threads; calls are serialised.
+#[derive(Debug)]
+pub struct DemucsModel {
+    file: String,
+    segment: usize,
+    sources: Vec<SourceStem>,
+    session: Mutex<Session>,
+}
+
+/// `{"sources": [...]}` beside a Demucs model.
+#[derive(Debug, Deserialize)]
+struct SourcesFile {
+    sources: Vec<String>,
+}
+
+impl DemucsModel {
+    /// Wraps a session built from `file`, whose input is `mix` and output `stems`; the stem
+    /// names come from `NAME.json` or `MODEL.json` beside it, or demucs-onnx's default order
+    /// (drums, bass, other, vocals, and guitar, piano for six stems).
+    pub(crate) fn from_session(session: Session, file: &Path) -> Result<Self, SeparationError> {
+        let name = file.display().to_string();
+        let mismatch = |reason: String| SeparationError::ModelMismatch {
+            file: name.clone(),
+            reason,
+        };
+        let input = session
+            .inputs()
+            .iter()
+            .find(|i| i.name() == "mix")
+            .ok_or_else(|| mismatch("no input `mix`".into()))?;
+        let output = session
+            .outputs()
+            .iter()
+            .find(|o| o.name() == "stems")
+            .ok_or_else(|| mismatch("no output `stems`".into()))?;
+        let segment = match input.dtype().tensor_shape().map(|s| s.to_vec()) {
+            Some(shape) if shape.len() == 3 && shape[1] == 2 => {
+                usize::try_from(shape[2]).unwrap_or(DEMUCS_SEGMENT)
+            }
+            other => {
+                return Err(mismatch(format!(
+                    "input `mix` is {other:?}, not [1, 2, samples]"
+                )))
+            }
+        };
+        let count = match output.dtype().tensor_shape().map(|s| s.to_vec()) {
+            Some(shape) if shape.len() == 4 && shape[2] == 2 => usize::try_from(shape[1]).ok(),
+            other => {
+                return Err(mismatch(format!(
+                    "output `stems` is {other:?}, not [1, stems, 2, samples]"
+                )))
+            }
+        };
+        let sources = sources_for(file, count).map_err(mismatch)?;
+        Ok(Self {
+            file: name,
+            segment,
+            sources,
+            session: Mutex::new(session),
+        })
+    }
+
+    /// The stems, in the model's output order.
+    pub fn sources(&self) -> &[SourceStem] {
+        &self.sources
+    }
+
+    /// Samples per network call.
+    pub fn segment(&self) -> usize {
+        self.segment
+    }
+
+    /// Network calls [`DemucsModel::separate`] makes for `samples` samples.
+    pub fn chunks(&self, samples: usize) -> usize {
+        samples.div_ceil(self.stride()).max(1)
+    }
+
+    fn stride(&self) -> usize {
+        self.segment - self.segment / 4
+    }
+
+    /// Separates 44.1 kHz stereo `audio` into the model's stems.
+    pub fn separate(
+        &self,
+        audio: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
+        if audio.sample_rate() != PROCESSING_RATE || audio.num_channels() != 2 {
+            return Err(SeparationError::InputFormat {
+                rate: audio.sample_rate(),
+                channels: audio.num_channels(),
+            });
+        }
+        let total = audio.frames();
+        let chunks = self.chunks(total);
+        let window = transition_window(self.segment);
+        let mut out = vec![[vec![0.0f32; total], vec![0.0f32; total]]; self.sources.len()];
+        let mut weight = vec![0.0f32; total];
+        let mut input = vec![0.0f32; 2 * self.segment];
+        for k in 0..chunks {
+            let start = k * self.stride();
+            let end = (start + self.segment).min(total);
+            let len = end - start;
+            for c in 0..2 {
+                let side = &mut input[c * self.segment..(c + 1) * self.segment];
+                side[..len].copy_from_slice(&audio.channel(c)[start..end]);
+                side[len..].fill(0.0);
+            }
+            let stems = self.run_network(&input)?;
+            for (s, stem_out) in out.iter_mut().enumerate() {
+                for (c, side) in stem_out.iter_mut().enumerate() {
+                    let offset = (s * 2 + c) * self.segment;
+                    for n in 0..len {
+                        side[start + n] += stems[offset + n] * window[n];
+                    }
+                }
+            }
+            for n in 0..len {
+                weight[start + n] += window[n];
+            }
+            progress(Progress {
+                done: k + 1,
+                total: chunks,
+            });
+        }
+        self.sources
+            .iter()
+            .zip(out)
+            .map(|(&stem, sides)| {
+                let sides: Vec<Vec<f32>> = sides
+                    .into_iter()
+                    .map(|side| {
+                        side.iter()
+                            .zip(&weight)
+                            .map(|(v, w)| v / w.max(1e-8))
+                            .collect()
+                    })
+                    .collect();
+                Audio::new(PROCESSING_RATE, sides)
+                    .map(|audio| (stem, audio))
+                    .map_err(|e| SeparationError::Inference(e.to_string()))
+            })
+            .collect()
+    }
+
+    fn run_network(&self, input: &[f32]) -> Result<Vec<f32>, SeparationError> {
+        let shape = [1usize, 2, self.segment];
+        let inputs = ort::inputs!["mix" => TensorRef::from_array_view((shape, input))?];
+        let mut session = self
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let outputs = session.run(inputs)?;
+        let (_, data) = outputs["stems"].try_extract_tensor::<f32>()?;
+        let wanted = self.sources.len() * 2 * self.segment;
+        if data.len() != wanted {
+            return Err(SeparationError::ModelMismatch {
+                file: self.file.clone(),
+                reason: format!("`stems` has {} values, expected {wanted}", data.len()),
+            });
+        }
+        Ok(data.to_vec())
+    }
+}
+
+/// The stem names of a Demucs model file: its JSON, or the default order for its count.
+fn sources_for(file: &Path, count: Option<usize>) -> Result<Vec<SourceStem>, String> {
+    for json in [
+        file.with_extension("json"),
+        file.with_file_name("MODEL.json"),
+    ] {
+        if json.is_file() {
+            let text = std::fs::read_to_string(&json)
+                .map_err(|e| format!("cannot read {}: {e}", json.display()))?;
+            let parsed: SourcesFile = serde_json::from_str(&text)
+                .map_err(|e| format!("{} is not {{\"sources\": [...]}}: {e}", json.display()))?;
+            let sources = parsed
+                .sources
+                .iter()
+                .map(|name| {
+                    SourceStem::from_name(name)
+                        .ok_or_else(|| format!("{}: unknown stem {name:?}", json.display()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if count.is_some_and(|n| n != sources.len()) {
+                return Err(format!(
+                    "{} names {} stems, the model returns {count:?}",
+                    json.display(),
+                    sources.len()
+                ));
+            }
+            return Ok(sources);
+        }
+    }
+    use SourceStem::{Bass, Drums, Guitar, Other, Piano, Vocals};
+    match count {
+        Some(4) => Ok(vec![Drums, Bass, Other, Vocals]),
+        Some(6) => Ok(vec![Drums, Bass, Other, Vocals, Guitar, Piano]),
+        other => Err(format!(
+            "{other:?} stems and no MODEL.json naming them ({{\"sources\": [...]}})"
+        )),
+    }
+}
+
+/// demucs-onnx's window: ones, with linear fades over the first and last quarter.
+fn transition_window(segment: usize) -> Vec<f32> {
+    let transition = segment / 4;
+    let mut window = vec![1.0f32; segment];
+    for i in 0..transition {
+        // np.linspace(0, 1, transition)
+        let fade = if transition > 1 {
+            i as f32 / (transition - 1) as f32
+        } else {
+            0.0
+        };
+        window[i] = fade;
+        window[segment - 1 - i] = fade;
+    }
+    window
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_fades_over_a_quarter() {
+        let w = transition_window(8);
+        assert_eq!(w, [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]);
+        let w = transition_window(12);
+        assert_eq!(
+            w,
+            [0.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.0]
+        );
+    }
+}
