@@ -43,8 +43,9 @@ enum Command {
     Batch(batch::Args),
     /// Serve the invoke API (POST /api/v1/invoke) on this machine.
     Serve(serve::Args),
-    /// List the models this installation serves and their model cards.
-    Models,
+    /// List the models this installation serves and their model cards; `models add FILE`
+    /// installs a model file.
+    Models(models::Args),
     /// Measure quality against ground truth.
     #[command(subcommand)]
     Eval(eval::Command),
@@ -80,7 +81,7 @@ fn main() -> ExitCode {
         Command::Midi(args) => midi::run(&args, threads, cli.quiet),
         Command::Batch(args) => batch::run(&args, threads, cli.quiet),
         Command::Serve(args) => serve::run(&args, threads, cli.quiet),
-        Command::Models => models::run(),
+        Command::Models(args) => models::run(&args, cli.quiet),
         Command::Eval(command) => eval::run(&command, threads),
     };
     match result {

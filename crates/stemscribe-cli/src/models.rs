@@ -1,13 +1,62 @@
 //! `stemscribe models`: the models this installation serves and the cards that describe them.
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use stemscribe_engine::{
-    installed_cards, ModelCard, Runtime, RuntimeConfig, SeparationModel, FOUR_STEMS,
+    install_model_file, installed_cards, user_model_files, ModelCard, ModelFile, Runtime,
+    RuntimeConfig, SeparationModel, FOUR_STEMS,
 };
 
-/// Prints every API model with the card that serves it, then every installed card.
-pub fn run() -> Result<()> {
+/// Arguments of `stemscribe models`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Subcommand>,
+}
+
+/// What `stemscribe models` can do besides listing.
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Install a model file (UVR MDX-Net or HT-Demucs ONNX) into the models directory's
+    /// `user/` folder with its card; a four-stem HT-Demucs model then serves bs_4track_*.
+    Add {
+        /// The ONNX file (an MDX-Net file needs NAME.json or MODEL.json beside it unless UVR's
+        /// hash is known).
+        file: PathBuf,
+        /// Name to install it under [default: the file's name].
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// Runs `stemscribe models` or `stemscribe models add`.
+pub fn run(args: &Args, quiet: bool) -> Result<()> {
     let runtime = Runtime::new(&RuntimeConfig::default())?;
+    match &args.command {
+        None => list(&runtime),
+        Some(Subcommand::Add { file, name }) => {
+            let name = match name {
+                Some(name) => name.clone(),
+                None => file
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .map(str::to_owned)
+                    .context("the file has no usable name; give --name")?,
+            };
+            let installed = install_model_file(&runtime, file, &name)
+                .with_context(|| format!("cannot install {}", file.display()))?;
+            if !quiet {
+                eprintln!("installed {}", installed.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Prints every API model with the card or file that serves it, then every installed card
+/// and model file.
+fn list(runtime: &Runtime) -> Result<()> {
     let dir = runtime.models_dir();
     let cards = installed_cards(dir);
     let broken = cards.iter().any(Result::is_err);
@@ -15,6 +64,24 @@ pub fn run() -> Result<()> {
         .iter()
         .flatten()
         .find(|card| card.has_stems(&FOUR_STEMS));
+    let users: Vec<(PathBuf, Result<ModelFile, String>)> = user_model_files(dir)
+        .into_iter()
+        .map(|file| {
+            let model = ModelFile::open(runtime, &file).map_err(|e| e.to_string());
+            (file, model)
+        })
+        .collect();
+    let four_stem_file = users
+        .iter()
+        .filter(|_| four_stem.is_none())
+        .find_map(|(file, model)| {
+            let model = model.as_ref().ok()?;
+            let mut names: Vec<&str> = model.stems().iter().map(|s| s.name()).collect();
+            names.sort_unstable();
+            let mut wanted = FOUR_STEMS.to_vec();
+            wanted.sort_unstable();
+            (names == wanted).then(|| file.file_stem().unwrap_or_default().to_string_lossy())
+        });
     let spleeter = ModelCard::spleeter_2stems();
     println!("models directory: {}", dir.display());
     println!();
@@ -29,6 +96,14 @@ pub fn run() -> Result<()> {
             (Some(card), SeparationModel::FourTrackAcc) => format!(
                 "noise suppression + {} drums + bass + other (installed card)",
                 card.id
+            ),
+            (None, SeparationModel::FourTrackVocal) if four_stem_file.is_some() => format!(
+                "{} vocals (installed model file)",
+                four_stem_file.as_deref().unwrap_or_default()
+            ),
+            (None, SeparationModel::FourTrackAcc) if four_stem_file.is_some() => format!(
+                "noise suppression + {} drums + bass + other (installed model file)",
+                four_stem_file.as_deref().unwrap_or_default()
             ),
             (None, SeparationModel::FourTrackVocal) => {
                 format!("{} vocals (no four-stem card installed)", spleeter.id)
@@ -54,6 +129,22 @@ pub fn run() -> Result<()> {
     }
     if broken {
         println!("the engine will not load until the invalid cards are fixed or removed");
+    }
+    for (file, model) in &users {
+        match model {
+            Ok(model) => println!(
+                "model file {}: {}, stems {} (separate --model-file runs it)",
+                file.display(),
+                model.family(),
+                model
+                    .stems()
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(error) => println!("unusable model file {}: {error}", file.display()),
+        }
     }
     Ok(())
 }

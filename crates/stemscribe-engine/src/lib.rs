@@ -36,10 +36,11 @@ pub use stemscribe_encode::{
 pub use stemscribe_midi::{from_json, to_json, to_smf, MidiError, Note, SmfOptions, Transcription};
 pub use stemscribe_runtime::{Runtime, RuntimeConfig, RuntimeError};
 pub use stemscribe_separate::{
-    derive_stems_each, installed_cards, suppress_noise, uvr_hash, CardError, DemucsModel,
-    DerivedStemsOptions, EndPadding, HighBand, MdxModel, MdxOptions, MdxParams, MdxParamsError,
-    MdxStem, MdxStems, ModelCard, ModelFile, ModelFileError, ModelSpec, NoiseOptions, Progress,
-    SeparationError, SeparationOptions, Separator, SourceStem,
+    derive_stems_each, install_model_file, installed_cards, suppress_noise, user_model_files,
+    uvr_hash, CardError, DemucsModel, DerivedStemsOptions, EndPadding, HighBand, InstallError,
+    MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem, MdxStems, ModelCard, ModelFile,
+    ModelFileError, ModelSpec, NoiseOptions, Progress, SeparationError, SeparationOptions,
+    Separator, SourceStem, USER_MODELS_DIR,
 };
 pub use stemscribe_transcribe::{
     notes_from_track, notes_with_evidence, Evidence, NoOutput, PitchModel, PitchModelSpec,
@@ -70,6 +71,9 @@ pub enum EngineError {
     /// An installed model card is invalid.
     #[error(transparent)]
     Card(#[from] CardError),
+    /// A model file installed with `stemscribe models add` cannot be opened.
+    #[error(transparent)]
+    ModelFile(#[from] ModelFileError),
     /// Nothing is sung: the API's `40000010 InvalidData:NoOutput`.
     #[error(transparent)]
     NoOutput(#[from] NoOutput),
@@ -197,6 +201,8 @@ pub struct Engine {
 enum FourStems {
     /// From an installed four-stem model card.
     Installed(Box<Separator>),
+    /// From a four-stem model file installed with `stemscribe models add` (HT-Demucs).
+    File(Box<ModelFile>),
     /// Derived from the 2-stem accompaniment.
     Derived(DerivedStemsOptions),
 }
@@ -209,7 +215,10 @@ impl Engine {
         let two_stems = Separator::new(&runtime, ModelSpec::spleeter_2stems())?;
         let four_stems = match four_stem_card(runtime.models_dir())? {
             Some(card) => FourStems::Installed(Box::new(Separator::new(&runtime, card.spec)?)),
-            None => FourStems::Derived(config.derived),
+            None => match four_stem_file(&runtime)? {
+                Some(model) => FourStems::File(Box::new(model)),
+                None => FourStems::Derived(config.derived),
+            },
         };
         let transcriber =
             Transcriber::new(&runtime, config.pitch_model.spec(), config.transcription)?;
@@ -226,7 +235,15 @@ impl Engine {
     pub fn four_stem_model(&self) -> Option<&ModelSpec> {
         match &self.four_stems {
             FourStems::Installed(separator) => Some(separator.spec()),
-            FourStems::Derived(_) => None,
+            FourStems::File(_) | FourStems::Derived(_) => None,
+        }
+    }
+
+    /// The installed four-stem model file that serves `bs_4track_*`, if any.
+    pub fn four_stem_file(&self) -> Option<&ModelFile> {
+        match &self.four_stems {
+            FourStems::File(model) => Some(model),
+            FourStems::Installed(_) | FourStems::Derived(_) => None,
         }
     }
 
@@ -335,7 +352,7 @@ impl Engine {
     ) -> Result<Audio, EngineError> {
         match (model, &self.four_stems) {
             (SeparationModel::FourTrackVocal, _) => self.four_track_vocals(audio, progress),
-            (SeparationModel::FourTrackAcc, FourStems::Installed(_)) => {
+            (SeparationModel::FourTrackAcc, FourStems::Installed(_) | FourStems::File(_)) => {
                 let mut parts = Vec::new();
                 self.four_track_parts(audio, progress, &mut |part| {
                     parts.push(part.audio);
@@ -363,6 +380,10 @@ impl Engine {
     ) -> Result<Audio, EngineError> {
         let separator = match &self.four_stems {
             FourStems::Installed(separator) => separator,
+            FourStems::File(model) => {
+                return take_source(model, audio, SourceStem::Vocals, progress)
+                    .map(|(_, vocals)| vocals);
+            }
             FourStems::Derived(_) => &self.two_stems,
         };
         self.stem_of(separator, audio, "vocals", progress)
@@ -383,6 +404,21 @@ impl Engine {
                 drop(clean);
                 for name in &FOUR_STEMS[1..] {
                     if on_stem(take_stem(&mut stems, name, separator)?).is_break() {
+                        break;
+                    }
+                }
+            }
+            FourStems::File(model) => {
+                let clean = suppress_noise(audio, &self.noise);
+                let mut stems = model.separate(&clean, &MdxOptions::default(), progress)?;
+                drop(clean);
+                for name in &FOUR_STEMS[1..] {
+                    let index = stems
+                        .iter()
+                        .position(|(stem, _)| stem.name() == *name)
+                        .ok_or_else(|| missing_source(model, name))?;
+                    let (_, audio) = stems.swap_remove(index);
+                    if on_stem(named(name, audio)).is_break() {
                         break;
                     }
                 }
@@ -458,6 +494,49 @@ fn take_stem(
         .position(|s| s.name == name)
         .ok_or_else(|| missing_stem(separator, name))?;
     Ok(stems.swap_remove(index))
+}
+
+/// Runs a model file and returns its stem `wanted`.
+fn take_source(
+    model: &ModelFile,
+    audio: &Audio,
+    wanted: SourceStem,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(SourceStem, Audio), EngineError> {
+    model
+        .separate(audio, &MdxOptions::default(), progress)?
+        .into_iter()
+        .find(|(stem, _)| *stem == wanted)
+        .ok_or_else(|| missing_source(model, wanted.name()))
+}
+
+fn missing_source(model: &ModelFile, name: &str) -> EngineError {
+    SeparationError::ModelMismatch {
+        file: model.family().to_owned(),
+        reason: format!("no `{name}` stem"),
+    }
+    .into()
+}
+
+/// The first model file installed with `stemscribe models add` whose stems are the
+/// [`FOUR_STEMS`] (in any order); only files whose card names `sources` (HT-Demucs) are
+/// opened, and one that cannot be opened is an error.
+fn four_stem_file(runtime: &Runtime) -> Result<Option<ModelFile>, EngineError> {
+    for file in user_model_files(runtime.models_dir()) {
+        let card = std::fs::read_to_string(file.with_extension("json")).unwrap_or_default();
+        if !card.contains("\"sources\"") {
+            continue;
+        }
+        let model = ModelFile::open(runtime, &file)?;
+        let mut names: Vec<&str> = model.stems().iter().map(|s| s.name()).collect();
+        names.sort_unstable();
+        let mut wanted = FOUR_STEMS.to_vec();
+        wanted.sort_unstable();
+        if names == wanted {
+            return Ok(Some(model));
+        }
+    }
+    Ok(None)
 }
 
 fn missing_stem(separator: &Separator, name: &str) -> EngineError {

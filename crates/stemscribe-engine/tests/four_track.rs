@@ -1,11 +1,12 @@
-//! The four-track models: derived stems by default, an installed four-stem card when there is
-//! one, and the API outputs consistent with every stem. Needs `scripts/setup.sh` to have run.
+//! The four-track models: derived stems by default, an installed four-stem card or model file
+//! when there is one, and the API outputs consistent with every stem. Needs `scripts/setup.sh`
+//! to have run.
 
 use std::path::{Path, PathBuf};
 
 use stemscribe_engine::{
-    decode_file, Audio, DecodeOptions, Engine, EngineConfig, EngineError, RuntimeConfig,
-    SeparationModel, FOUR_STEMS,
+    decode_file, install_model_file, Audio, DecodeOptions, Engine, EngineConfig, EngineError,
+    Runtime, RuntimeConfig, SeparationModel, FOUR_STEMS,
 };
 
 fn installed() -> PathBuf {
@@ -80,6 +81,34 @@ fn an_installed_four_stem_card_replaces_the_derivation() {
     std::fs::write(dir.join("broken.card.toml"), "id = 3").unwrap();
     let error = engine_in(&dir).unwrap_err().to_string();
     assert!(error.contains("broken.card.toml"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_installed_four_stem_model_file_serves_the_four_track_models() {
+    let dir = std::env::temp_dir().join(format!("stemscribe-four-file-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["lib", "spleeter-2stems.onnx", "swift-f0.onnx"] {
+        std::os::unix::fs::symlink(installed().join(name), dir.join(name)).unwrap();
+    }
+    let runtime = Runtime::new(&RuntimeConfig {
+        models_dir: Some(dir.clone()),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    // The twin's MODEL.json lists vocals first; the engine still hands out FOUR_STEMS' order.
+    let twin = installed().join("demucs-twin/demucs-twin.onnx");
+    install_model_file(&runtime, &twin, "twin4").unwrap();
+    // An MDX-Net (two-stem) file beside it serves nothing by itself.
+    install_model_file(&runtime, &installed().join("mdx-twin/mdx-twin.onnx"), "mdx").unwrap();
+    let engine = engine_in(&dir).unwrap();
+    assert!(engine.four_stem_model().is_none());
+    let model = engine
+        .four_stem_file()
+        .expect("the model file is picked up");
+    assert_eq!(model.family(), "HT-Demucs ONNX");
+    assert_consistent(&engine);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

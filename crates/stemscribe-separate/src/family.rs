@@ -199,3 +199,103 @@ impl ModelFile {
         }
     }
 }
+
+/// The folder of the models directory where `stemscribe models add` puts model files.
+pub const USER_MODELS_DIR: &str = "user";
+
+/// The model files installed under `models_dir/user/` (`*.onnx`, sorted by name).
+pub fn user_model_files(models_dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(models_dir.join(USER_MODELS_DIR)) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Why a model file could not be installed.
+#[derive(Debug, Error)]
+pub enum InstallError {
+    /// The file is not a model stemscribe can run.
+    #[error(transparent)]
+    Model(#[from] ModelFileError),
+    /// The name to install under is not a plain file name.
+    #[error("cannot install as {0:?}: use letters, digits, '-', '_' and '.'")]
+    BadName(String),
+    /// A model is already installed under that name.
+    #[error("{0} is already installed; remove it first or pick another --name")]
+    Exists(std::path::PathBuf),
+    /// Copying failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file being written.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+/// Checks that `file` runs (family, parameters), then copies it into `models_dir/user/` as
+/// `NAME.onnx` with its card `NAME.json` (UVR's fields for MDX-Net, `{"sources": [...]}` for
+/// HT-Demucs), so that it keeps working without the files beside the original. Returns the
+/// installed path.
+pub fn install_model_file(
+    runtime: &Runtime,
+    file: &Path,
+    name: &str,
+) -> Result<std::path::PathBuf, InstallError> {
+    let valid = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid {
+        return Err(InstallError::BadName(name.to_owned()));
+    }
+    let model = ModelFile::open(runtime, file)?;
+    let dir = runtime.models_dir().join(USER_MODELS_DIR);
+    let target = dir.join(format!("{name}.onnx"));
+    if target.exists() {
+        return Err(InstallError::Exists(target));
+    }
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| InstallError::Io { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let card = match &model {
+        ModelFile::Mdx(mdx) => {
+            let p = mdx.params();
+            let primary = SourceStem::from(p.primary).name();
+            format!(
+                "{{\"compensate\": {}, \"mdx_dim_f_set\": {}, \"mdx_dim_t_set\": {}, \
+                 \"mdx_n_fft_scale_set\": {}, \"primary_stem\": \"{}{}\"}}\n",
+                p.compensate,
+                p.dim_f,
+                p.dim_t.trailing_zeros(),
+                p.n_fft,
+                primary[..1].to_ascii_uppercase(),
+                &primary[1..]
+            )
+        }
+        ModelFile::Demucs(demucs) => format!(
+            "{{\"sources\": [{}]}}\n",
+            demucs
+                .sources()
+                .iter()
+                .map(|s| format!("\"{}\"", s.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let card_path = target.with_extension("json");
+    std::fs::write(&card_path, card).map_err(io(&card_path))?;
+    let partial = target.with_extension("onnx.partial");
+    std::fs::copy(file, &partial).map_err(io(&partial))?;
+    std::fs::rename(&partial, &target).map_err(io(&target))?;
+    Ok(target)
+}

@@ -21,7 +21,10 @@ mod wiener;
 pub use demucs::{DemucsModel, DEMUCS_SEGMENT};
 pub use denoise::{suppress_noise, NoiseOptions};
 pub use derived::{derive_stems, derive_stems_each, DerivedStemsOptions};
-pub use family::{ModelFile, ModelFileError, SourceStem};
+pub use family::{
+    install_model_file, user_model_files, InstallError, ModelFile, ModelFileError, SourceStem,
+    USER_MODELS_DIR,
+};
 pub use mdx::{
     uvr_hash, MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem, MdxStems, MDX_HOP,
     UVR_HASH_BYTES,
