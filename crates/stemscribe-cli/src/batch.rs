@@ -16,8 +16,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use stemscribe_engine::{
-    decode_file, to_smf, DecodeOptions, Engine, EngineError, OutputFormat, OutputSpec,
-    SeparationModel, SmfOptions, WavSampleFormat, PROCESSING_RATE,
+    decode_file, to_smf, DecodeOptions, Engine, EngineConfig, EngineError, OutputFormat,
+    OutputSpec, SeparationModel, SmfOptions, WavSampleFormat, PROCESSING_RATE,
 };
 
 use crate::io::{
@@ -97,7 +97,13 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
         args.input_dir.display()
     );
     let inputs = find_audio(&args.input_dir)?;
-    let engine = load_engine(threads, args.pitch.config())?;
+    let engine = load_engine(
+        threads,
+        EngineConfig {
+            separation_only: !args.midi,
+            ..args.pitch.config()
+        },
+    )?;
     let bar = if quiet {
         ProgressBar::hidden()
     } else {

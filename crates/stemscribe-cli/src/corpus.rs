@@ -366,7 +366,7 @@ fn gather(args: &CorpusArgs) -> Result<Vec<Clip>> {
 /// Runs the service's steps on one clip, keeping what the report and the features need.
 fn evaluate(engine: &Engine, clip: Clip) -> Result<Outcome> {
     let vocals = engine.separate(&clip.audio, SeparationModel::TwoTrackVocal, &mut |_| {})?;
-    let track = engine.transcriber().track(&vocals, &mut |_| {})?;
+    let track = engine.transcriber()?.track(&vocals, &mut |_| {})?;
     let options = TranscriptionOptions::default();
     let (evidence, result) = notes_with_evidence(&track, &options);
     let level = rms(vocals.channels()) / rms(clip.audio.channels()).max(1e-12);
@@ -406,7 +406,7 @@ fn evaluate(engine: &Engine, clip: Clip) -> Result<Outcome> {
     };
     let agreement = match &clip.vocal_stem {
         Some(stem) => {
-            let stem_track = engine.transcriber().track(stem, &mut |_| {})?;
+            let stem_track = engine.transcriber()?.track(stem, &mut |_| {})?;
             notes_from_track(&stem_track, &options).ok().map(|t| {
                 let reference: Vec<EvalNote> = t.notes.iter().map(EvalNote::from).collect();
                 score_notes(&reference, &estimate, &tolerances).conp.f1

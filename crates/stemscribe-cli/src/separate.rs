@@ -102,6 +102,7 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
         threads,
         EngineConfig {
             separation,
+            separation_only: true,
             ..EngineConfig::default()
         },
     )?;

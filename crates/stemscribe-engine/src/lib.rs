@@ -71,6 +71,9 @@ pub enum EngineError {
     /// An installed model card is invalid.
     #[error(transparent)]
     Card(#[from] CardError),
+    /// The engine was built without what this call needs.
+    #[error("this engine was built without {0} (EngineConfig::separation_only)")]
+    NotLoaded(&'static str),
     /// A model file installed with `stemscribe models add` cannot be opened.
     #[error(transparent)]
     ModelFile(#[from] ModelFileError),
@@ -180,6 +183,9 @@ pub struct EngineConfig {
     pub transcription: TranscriptionOptions,
     /// The pitch tracker transcription runs.
     pub pitch_model: PitchModel,
+    /// Load only what separation needs: no pitch tracker (transcription then fails with
+    /// [`EngineError::NotLoaded`]).
+    pub separation_only: bool,
     /// Noise suppression before the four-track drums, bass and other.
     pub noise: NoiseOptions,
     /// How drums, bass and other are derived when no four-stem model card is installed.
@@ -193,7 +199,7 @@ pub struct Engine {
     four_stems: FourStems,
     separation: SeparationOptions,
     noise: NoiseOptions,
-    transcriber: Transcriber,
+    transcriber: Option<Transcriber>,
 }
 
 /// Where the four-track models get drums, bass and other.
@@ -220,8 +226,15 @@ impl Engine {
                 None => FourStems::Derived(config.derived),
             },
         };
-        let transcriber =
-            Transcriber::new(&runtime, config.pitch_model.spec(), config.transcription)?;
+        let transcriber = if config.separation_only {
+            None
+        } else {
+            Some(Transcriber::new(
+                &runtime,
+                config.pitch_model.spec(),
+                config.transcription,
+            )?)
+        };
         Ok(Self {
             two_stems,
             four_stems,
@@ -248,8 +261,10 @@ impl Engine {
     }
 
     /// The loaded pitch tracker and note rules (for evaluations that inspect the contour).
-    pub fn transcriber(&self) -> &Transcriber {
-        &self.transcriber
+    pub fn transcriber(&self) -> Result<&Transcriber, EngineError> {
+        self.transcriber
+            .as_ref()
+            .ok_or(EngineError::NotLoaded("the pitch tracker"))
     }
 
     /// The sung melody of 44.1 kHz stereo `audio`: its vocals are separated, then
@@ -259,9 +274,9 @@ impl Engine {
         audio: &Audio,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Transcription, EngineError> {
-        let pitch_windows = self.transcriber.tracker().windows(
-            (audio.duration_secs() * f64::from(self.transcriber.tracker().spec().sample_rate))
-                as usize,
+        let transcriber = self.transcriber()?;
+        let pitch_windows = transcriber.tracker().windows(
+            (audio.duration_secs() * f64::from(transcriber.tracker().spec().sample_rate)) as usize,
         );
         let mut separated = 0;
         let vocals = self.separate(audio, SeparationModel::TwoTrackVocal, &mut |p| {
@@ -271,7 +286,7 @@ impl Engine {
                 total: p.total + pitch_windows,
             });
         })?;
-        Ok(self.transcriber.transcribe(&vocals, &mut |p| {
+        Ok(transcriber.transcribe(&vocals, &mut |p| {
             progress(Progress {
                 done: separated + p.done,
                 total: separated + p.total,
@@ -285,7 +300,7 @@ impl Engine {
         voice: &Audio,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Transcription, EngineError> {
-        Ok(self.transcriber.transcribe(voice, &mut |p| {
+        Ok(self.transcriber()?.transcribe(voice, &mut |p| {
             progress(Progress {
                 done: p.done,
                 total: p.total,
