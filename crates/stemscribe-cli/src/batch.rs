@@ -21,7 +21,8 @@ use stemscribe_engine::{
 };
 
 use crate::io::{
-    find_audio, load_engine, positive_seconds, write_bytes, PitchArgs, DEFAULT_MAX_DURATION_SECS,
+    find_audio, load_engine, positive_seconds, write_bytes, PitchArgs, TwoStemArgs,
+    DEFAULT_MAX_DURATION_SECS,
 };
 use crate::midi::write_json;
 use crate::separate::write_stems;
@@ -58,6 +59,8 @@ pub struct Args {
     max_duration: f64,
     #[command(flatten)]
     pitch: PitchArgs,
+    #[command(flatten)]
+    two_stem: TwoStemArgs,
 }
 
 /// How one input ended.
@@ -101,7 +104,7 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
         threads,
         EngineConfig {
             separation_only: !args.midi,
-            ..args.pitch.config()
+            ..args.two_stem.apply(args.pitch.config())
         },
     )?;
     let bar = if quiet {

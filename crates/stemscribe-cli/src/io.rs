@@ -40,6 +40,26 @@ impl PitchArgs {
     }
 }
 
+/// The choice of model behind `2track_*`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TwoStemArgs {
+    /// Serve 2track_* (and the vocals transcription reads) from this MDX-Net vocal or
+    /// instrumental model, installed with `stemscribe models add` (its NAME), instead of
+    /// Spleeter.
+    #[arg(long, value_name = "NAME")]
+    pub two_stem_model: Option<String>,
+}
+
+impl TwoStemArgs {
+    /// `config` with this choice applied.
+    pub fn apply(&self, config: EngineConfig) -> EngineConfig {
+        EngineConfig {
+            two_stem_model: self.two_stem_model.clone(),
+            ..config
+        }
+    }
+}
+
 /// The input file and how to read it.
 #[derive(Debug, clap::Args)]
 pub struct Input {

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::ArgGroup;
 use stemscribe_engine::{to_json, to_smf, Progress, SmfOptions, Transcription};
 
-use crate::io::{load_engine, progress_bar, write_bytes, Input, PitchArgs};
+use crate::io::{load_engine, progress_bar, write_bytes, Input, PitchArgs, TwoStemArgs};
 
 /// Exit status when nothing is sung (the API's `40000010 InvalidData:NoOutput`).
 pub const NO_OUTPUT_STATUS: u8 = 3;
@@ -38,6 +38,8 @@ pub struct Args {
     isolated_voice: bool,
     #[command(flatten)]
     pitch: PitchArgs,
+    #[command(flatten)]
+    two_stem: TwoStemArgs,
 }
 
 /// Writes the API's JSON note list of `melody` to `path`, one line.
@@ -49,7 +51,7 @@ pub(crate) fn write_json(path: &Path, melody: &Transcription) -> Result<()> {
 pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     let started = Instant::now();
     let audio = args.input.decode()?;
-    let engine = load_engine(threads, args.pitch.config())?;
+    let engine = load_engine(threads, args.two_stem.apply(args.pitch.config()))?;
     let bar = progress_bar(&audio, quiet, "transcribing");
     let mut on_progress = |p: Progress| {
         bar.set_length(p.total as u64);

@@ -12,7 +12,7 @@ use stemscribe_engine::{
     WavSampleFormat, PROCESSING_RATE,
 };
 
-use crate::io::{load_engine, progress_bar, write_output, Input};
+use crate::io::{load_engine, progress_bar, write_output, Input, TwoStemArgs};
 use crate::UsageError;
 
 /// Arguments of `stemscribe separate`.
@@ -70,6 +70,8 @@ pub struct Args {
     /// "denoise"; twice the network time).
     #[arg(long, requires = "model_file")]
     mdx_denoise: bool,
+    #[command(flatten)]
+    two_stem: TwoStemArgs,
 }
 
 /// Runs `stemscribe separate`.
@@ -100,11 +102,11 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     };
     let engine = load_engine(
         threads,
-        EngineConfig {
+        args.two_stem.apply(EngineConfig {
             separation,
             separation_only: true,
             ..EngineConfig::default()
-        },
+        }),
     )?;
     let bar = progress_bar(&audio, quiet, "separating");
     let mut on_progress = |p: Progress| {

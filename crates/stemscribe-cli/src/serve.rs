@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use stemscribe_server::{parse_keys, serve, FetchConfig, ServerConfig};
 
-use crate::io::{load_engine, PitchArgs};
+use crate::io::{load_engine, PitchArgs, TwoStemArgs};
 
 /// Arguments of `stemscribe serve`.
 #[derive(Debug, clap::Args)]
@@ -66,6 +66,8 @@ pub struct Args {
     fetch_timeout: u16,
     #[command(flatten)]
     pitch: PitchArgs,
+    #[command(flatten)]
+    two_stem: TwoStemArgs,
 }
 
 /// Runs `stemscribe serve` until a shutdown signal, finishing requests in flight.
@@ -88,7 +90,10 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
             args.listen
         );
     }
-    let engine = Arc::new(load_engine(threads, args.pitch.config())?);
+    let engine = Arc::new(load_engine(
+        threads,
+        args.two_stem.apply(args.pitch.config()),
+    )?);
     let fetch = (!args.fetch_hosts.is_empty()).then(|| FetchConfig {
         allowed_hosts: args.fetch_hosts.clone(),
         allow_private: args.fetch_private,

@@ -71,6 +71,14 @@ pub enum EngineError {
     /// An installed model card is invalid.
     #[error(transparent)]
     Card(#[from] CardError),
+    /// `EngineConfig::two_stem_model` names no installed model file.
+    #[error("no model is installed as {name:?} (no {}); install one with `stemscribe models add FILE.onnx --name {name}`", path.display())]
+    UserModelMissing {
+        /// The name asked for.
+        name: String,
+        /// Where its file would be.
+        path: std::path::PathBuf,
+    },
     /// The engine was built without what this call needs.
     #[error("this engine was built without {0} (EngineConfig::separation_only)")]
     NotLoaded(&'static str),
@@ -183,6 +191,10 @@ pub struct EngineConfig {
     pub transcription: TranscriptionOptions,
     /// The pitch tracker transcription runs.
     pub pitch_model: PitchModel,
+    /// Serve `2track_*` (and the vocals transcription reads) from this vocal or instrumental
+    /// MDX-Net model installed with `stemscribe models add` (its name in `user/`), instead of
+    /// Spleeter.
+    pub two_stem_model: Option<String>,
     /// Load only what separation needs: no pitch tracker (transcription then fails with
     /// [`EngineError::NotLoaded`]).
     pub separation_only: bool,
@@ -196,6 +208,7 @@ pub struct EngineConfig {
 #[derive(Debug)]
 pub struct Engine {
     two_stems: Separator,
+    two_stem_file: Option<MdxModel>,
     four_stems: FourStems,
     separation: SeparationOptions,
     noise: NoiseOptions,
@@ -219,6 +232,10 @@ impl Engine {
     pub fn new(config: &EngineConfig) -> Result<Self, EngineError> {
         let runtime = Runtime::new(&config.runtime)?;
         let two_stems = Separator::new(&runtime, ModelSpec::spleeter_2stems())?;
+        let two_stem_file = match &config.two_stem_model {
+            Some(name) => Some(two_stem_file(&runtime, name)?),
+            None => None,
+        };
         let four_stems = match four_stem_card(runtime.models_dir())? {
             Some(card) => FourStems::Installed(Box::new(Separator::new(&runtime, card.spec)?)),
             None => match four_stem_file(&runtime)? {
@@ -237,6 +254,7 @@ impl Engine {
         };
         Ok(Self {
             two_stems,
+            two_stem_file,
             four_stems,
             separation: config.separation,
             noise: config.noise,
@@ -337,7 +355,11 @@ impl Engine {
         on_stem: &mut dyn FnMut(Stem) -> ControlFlow<()>,
     ) -> Result<(), EngineError> {
         if !model.is_four_track() {
-            for stem in self.run(&self.two_stems, audio, progress)? {
+            let stems = match &self.two_stem_file {
+                Some(mdx) => mdx_two_stems(mdx, audio, progress)?.into(),
+                None => self.run(&self.two_stems, audio, progress)?,
+            };
+            for stem in stems {
                 if on_stem(stem).is_break() {
                     break;
                 }
@@ -380,7 +402,17 @@ impl Engine {
                 self.denoised_accompaniment(audio, progress)
             }
             (SeparationModel::TwoTrackVocal | SeparationModel::TwoTrackAcc, _) => {
-                self.stem_of(&self.two_stems, audio, model.stem(), progress)
+                match &self.two_stem_file {
+                    Some(mdx) => {
+                        let [vocals, accompaniment] = mdx_two_stems(mdx, audio, progress)?;
+                        Ok(if model == SeparationModel::TwoTrackVocal {
+                            vocals.audio
+                        } else {
+                            accompaniment.audio
+                        })
+                    }
+                    None => self.stem_of(&self.two_stems, audio, model.stem(), progress),
+                }
             }
         }
     }
@@ -509,6 +541,58 @@ fn take_stem(
         .position(|s| s.name == name)
         .ok_or_else(|| missing_stem(separator, name))?;
     Ok(stems.swap_remove(index))
+}
+
+/// Opens `user/NAME.onnx` as a two-stem model: an MDX-Net file whose primary stem is the
+/// vocals or the instrumental.
+fn two_stem_file(runtime: &Runtime, name: &str) -> Result<MdxModel, EngineError> {
+    let file = runtime
+        .models_dir()
+        .join(USER_MODELS_DIR)
+        .join(format!("{name}.onnx"));
+    if !file.is_file() {
+        return Err(EngineError::UserModelMissing {
+            name: name.to_owned(),
+            path: file,
+        });
+    }
+    match ModelFile::open(runtime, &file)? {
+        ModelFile::Mdx(mdx)
+            if matches!(
+                mdx.params().primary,
+                MdxStem::Vocals | MdxStem::Instrumental
+            ) =>
+        {
+            Ok(mdx)
+        }
+        other => Err(SeparationError::ModelMismatch {
+            file: file.display().to_string(),
+            reason: format!(
+                "a {} model with stems {:?} cannot serve 2track_* (it needs an MDX-Net vocal or \
+                 instrumental model)",
+                other.family(),
+                other.stems().iter().map(|s| s.name()).collect::<Vec<_>>()
+            ),
+        }
+        .into()),
+    }
+}
+
+/// The vocals and accompaniment of `audio` from a vocal or instrumental MDX-Net model.
+fn mdx_two_stems(
+    mdx: &MdxModel,
+    audio: &Audio,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<[Stem; 2], EngineError> {
+    let stems = mdx.separate(audio, &MdxOptions::default(), progress)?;
+    let (vocals, accompaniment) = match mdx.params().primary {
+        MdxStem::Instrumental => (stems.secondary, stems.primary),
+        _ => (stems.primary, stems.secondary),
+    };
+    Ok([
+        named("vocals", vocals),
+        named("accompaniment", accompaniment),
+    ])
 }
 
 /// Runs a model file and returns its stem `wanted`.

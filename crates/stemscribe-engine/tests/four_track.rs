@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use stemscribe_engine::{
     decode_file, install_model_file, Audio, DecodeOptions, Engine, EngineConfig, EngineError,
-    Runtime, RuntimeConfig, SeparationModel, FOUR_STEMS,
+    MdxModel, MdxOptions, MdxParams, Runtime, RuntimeConfig, SeparationModel, FOUR_STEMS,
 };
 
 fn installed() -> PathBuf {
@@ -109,6 +109,58 @@ fn an_installed_four_stem_model_file_serves_the_four_track_models() {
         .expect("the model file is picked up");
     assert_eq!(model.family(), "HT-Demucs ONNX");
     assert_consistent(&engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_installed_mdx_model_serves_two_track_only_when_asked() {
+    let dir = std::env::temp_dir().join(format!("stemscribe-two-file-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["lib", "spleeter-2stems.onnx", "swift-f0.onnx"] {
+        std::os::unix::fs::symlink(installed().join(name), dir.join(name)).unwrap();
+    }
+    let runtime = Runtime::new(&RuntimeConfig {
+        models_dir: Some(dir.clone()),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let twin = installed().join("mdx-twin/mdx-twin.onnx");
+    install_model_file(&runtime, &twin, "voice").unwrap();
+    let song = song();
+    let spleeter = engine_in(&dir)
+        .unwrap()
+        .separate(&song, SeparationModel::TwoTrackVocal, &mut |_| {})
+        .unwrap();
+    let asked = |name: &str| {
+        Engine::new(&EngineConfig {
+            runtime: RuntimeConfig {
+                models_dir: Some(dir.clone()),
+                ..RuntimeConfig::default()
+            },
+            two_stem_model: Some(name.to_owned()),
+            ..EngineConfig::default()
+        })
+    };
+    let engine = asked("voice").unwrap();
+    let vocals = engine
+        .separate(&song, SeparationModel::TwoTrackVocal, &mut |_| {})
+        .unwrap();
+    let accompaniment = engine
+        .separate(&song, SeparationModel::TwoTrackAcc, &mut |_| {})
+        .unwrap();
+    let direct = MdxModel::new(&runtime, &twin, MdxParams::for_model(&twin).unwrap())
+        .unwrap()
+        .separate(&song, &MdxOptions::default(), &mut |_| {})
+        .unwrap();
+    assert!(max_difference(&vocals, &direct.primary) < 1e-6);
+    assert!(max_difference(&accompaniment, &direct.secondary) < 1e-6);
+    assert!(
+        max_difference(&vocals, &spleeter) > 1e-3,
+        "the default stays Spleeter"
+    );
+    let error = asked("missing").unwrap_err().to_string();
+    assert!(error.contains("stemscribe models add"), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
