@@ -25,7 +25,6 @@ follows the same definitions (input.f32, pitch.f32, confidence.f32; little-endia
 Usage: convert_crepe.py {tiny|full} CHECKPOINT.pth OUT.onnx [--reference OUT_DIR]
 """
 
-import os
 import sys
 
 import numpy as np
@@ -33,8 +32,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 import torch_checkpoint
+from tracker_common import tracker_model, write_reference
 
-OPSET = 17
 HOP = 256
 WINDOW = 1024
 BINS = 360
@@ -139,18 +138,7 @@ def build_model(size, state):
     op("Transpose", [hz], "pitch", perm=[1, 0])
     op("Transpose", [confidence], "confidence", perm=[1, 0])
 
-    graph = helper.make_graph(
-        nodes, f"crepe-{size}",
-        [helper.make_tensor_value_info("audio", TensorProto.FLOAT, [1, "samples"]),
-         helper.make_tensor_value_info("fmin", TensorProto.FLOAT, []),
-         helper.make_tensor_value_info("fmax", TensorProto.FLOAT, [])],
-        [helper.make_tensor_value_info("pitch", TensorProto.FLOAT, [1, "frames"]),
-         helper.make_tensor_value_info("confidence", TensorProto.FLOAT, [1, "frames"])],
-        inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="stemscribe scripts/convert_crepe.py", ir_version=9)
-    onnx.checker.check_model(model)
-    return model
+    return tracker_model(nodes, inits, f"crepe-{size}", "stemscribe scripts/convert_crepe.py")
 
 
 def reference(size, state, audio, fmin, fmax):
@@ -194,20 +182,7 @@ def main(argv):
     state = load_state(checkpoint)
     onnx.save(build_model(size, state), out)
     if len(argv) == 6:
-        directory = argv[5]
-        os.makedirs(directory, exist_ok=True)
-        rate, seconds = 16000, 1.0
-        t = np.arange(int(rate * seconds)) / rate
-        # A glide from 220 to 330 Hz with three harmonics, a little noise, and a silent start.
-        phase = 2 * np.pi * np.cumsum(220 * 1.5 ** (t / seconds)) / rate
-        clip = sum(0.3 / k * np.sin(k * phase) for k in (1, 2, 3))
-        clip += 0.01 * np.random.default_rng(20261121).standard_normal(len(t))
-        clip[: rate // 10] = 0
-        clip = clip.astype(np.float32)
-        pitch, confidence = reference(size, state, clip, 46.875, 2093.75)
-        clip.astype("<f4").tofile(os.path.join(directory, "input.f32"))
-        pitch.astype("<f4").tofile(os.path.join(directory, "pitch.f32"))
-        confidence.astype("<f4").tofile(os.path.join(directory, "confidence.f32"))
+        write_reference(argv[5], lambda clip, fmin, fmax: reference(size, state, clip, fmin, fmax))
 
 
 if __name__ == "__main__":

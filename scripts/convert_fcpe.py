@@ -30,16 +30,15 @@ follows the same definitions (input.f32, pitch.f32, confidence.f32; little-endia
 Usage: convert_fcpe.py CHECKPOINT.pt OUT.onnx [--reference OUT_DIR]
 """
 
-import os
 import sys
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 import torch_checkpoint
+from tracker_common import tracker_model, write_reference
 
-OPSET = 17
 GROUP_NORM_EPS = 1e-5
 LAYER_NORM_EPS = 1e-5
 LEAKY_SLOPE = 0.01
@@ -222,18 +221,7 @@ def build_model(state, config):
     op("Transpose", [ranged], "confidence", perm=[1, 0])
     assert channels == state["input_stack.3.weight"].shape[0]
 
-    graph = helper.make_graph(
-        nodes, "fcpe_c_v001",
-        [helper.make_tensor_value_info("audio", TensorProto.FLOAT, [1, "samples"]),
-         helper.make_tensor_value_info("fmin", TensorProto.FLOAT, []),
-         helper.make_tensor_value_info("fmax", TensorProto.FLOAT, [])],
-        [helper.make_tensor_value_info("pitch", TensorProto.FLOAT, [1, "frames"]),
-         helper.make_tensor_value_info("confidence", TensorProto.FLOAT, [1, "frames"])],
-        inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="stemscribe scripts/convert_fcpe.py", ir_version=9)
-    onnx.checker.check_model(model)
-    return model
+    return tracker_model(nodes, inits, "fcpe_c_v001", "stemscribe scripts/convert_fcpe.py")
 
 
 def reference(state, config, audio, fmin, fmax):
@@ -301,20 +289,7 @@ def main(argv):
     state, config = read(argv[1])
     onnx.save(build_model(state, config), argv[2])
     if len(argv) == 5:
-        directory = argv[4]
-        os.makedirs(directory, exist_ok=True)
-        rate, seconds = 16000, 1.0
-        t = np.arange(int(rate * seconds)) / rate
-        # A glide from 220 to 330 Hz with three harmonics, a little noise, and a silent start.
-        phase = 2 * np.pi * np.cumsum(220 * 1.5 ** (t / seconds)) / rate
-        clip = sum(0.3 / k * np.sin(k * phase) for k in (1, 2, 3))
-        clip += 0.01 * np.random.default_rng(20261121).standard_normal(len(t))
-        clip[: rate // 10] = 0
-        clip = clip.astype(np.float32)
-        pitch, confidence = reference(state, config, clip, 46.875, 2093.75)
-        clip.astype("<f4").tofile(os.path.join(directory, "input.f32"))
-        pitch.astype("<f4").tofile(os.path.join(directory, "pitch.f32"))
-        confidence.astype("<f4").tofile(os.path.join(directory, "confidence.f32"))
+        write_reference(argv[4], lambda clip, fmin, fmax: reference(state, config, clip, fmin, fmax))
 
 
 if __name__ == "__main__":

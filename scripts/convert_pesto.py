@@ -26,7 +26,6 @@ follows the same definitions (input.f32, pitch.f32, confidence.f32; little-endia
 Usage: convert_pesto.py CHECKPOINT.ckpt OUT.onnx [--reference OUT_DIR]
 """
 
-import os
 import sys
 
 import numpy as np
@@ -34,9 +33,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 import torch_checkpoint
+from tracker_common import RATE, tracker_model, write_reference
 
-OPSET = 17
-RATE = 16000
 HOP = 256
 LAYER_NORM_EPS = 1e-5
 LOG_FLOOR = float(np.finfo(np.float32).eps)
@@ -195,18 +193,7 @@ def build_model(state, encoder, hcqt, crop):
     op("Transpose", [hz], "pitch", perm=[1, 0])
     op("Transpose", [ranged], "confidence", perm=[1, 0])
 
-    graph = helper.make_graph(
-        nodes, "pesto-mir-1k_g7",
-        [helper.make_tensor_value_info("audio", TensorProto.FLOAT, [1, "samples"]),
-         helper.make_tensor_value_info("fmin", TensorProto.FLOAT, []),
-         helper.make_tensor_value_info("fmax", TensorProto.FLOAT, [])],
-        [helper.make_tensor_value_info("pitch", TensorProto.FLOAT, [1, "frames"]),
-         helper.make_tensor_value_info("confidence", TensorProto.FLOAT, [1, "frames"])],
-        inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="stemscribe scripts/convert_pesto.py", ir_version=9)
-    onnx.checker.check_model(model)
-    return model
+    return tracker_model(nodes, inits, "pesto-mir-1k_g7", "stemscribe scripts/convert_pesto.py")
 
 
 def reference(state, encoder, hcqt, crop, audio, fmin, fmax):
@@ -268,20 +255,7 @@ def main(argv):
     state, encoder, hcqt, crop = read(argv[1])
     onnx.save(build_model(state, encoder, hcqt, crop), argv[2])
     if len(argv) == 5:
-        directory = argv[4]
-        os.makedirs(directory, exist_ok=True)
-        seconds = 1.0
-        t = np.arange(int(RATE * seconds)) / RATE
-        # A glide from 220 to 330 Hz with three harmonics, a little noise, and a silent start.
-        phase = 2 * np.pi * np.cumsum(220 * 1.5 ** (t / seconds)) / RATE
-        clip = sum(0.3 / k * np.sin(k * phase) for k in (1, 2, 3))
-        clip += 0.01 * np.random.default_rng(20261121).standard_normal(len(t))
-        clip[: RATE // 10] = 0
-        clip = clip.astype(np.float32)
-        pitch, confidence = reference(state, encoder, hcqt, crop, clip, 46.875, 2093.75)
-        clip.astype("<f4").tofile(os.path.join(directory, "input.f32"))
-        pitch.astype("<f4").tofile(os.path.join(directory, "pitch.f32"))
-        confidence.astype("<f4").tofile(os.path.join(directory, "confidence.f32"))
+        write_reference(argv[4], lambda clip, fmin, fmax: reference(state, encoder, hcqt, crop, clip, fmin, fmax))
 
 
 if __name__ == "__main__":

@@ -86,17 +86,7 @@ fn an_installed_four_stem_card_replaces_the_derivation() {
 
 #[test]
 fn an_installed_four_stem_model_file_serves_the_four_track_models() {
-    let dir = std::env::temp_dir().join(format!("stemscribe-four-file-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for name in ["lib", "spleeter-2stems.onnx", "swift-f0.onnx"] {
-        std::os::unix::fs::symlink(installed().join(name), dir.join(name)).unwrap();
-    }
-    let runtime = Runtime::new(&RuntimeConfig {
-        models_dir: Some(dir.clone()),
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    let (dir, runtime) = scratch_models("four-file");
     // The twin's MODEL.json lists vocals first; the engine still hands out FOUR_STEMS' order.
     let twin = installed().join("demucs-twin/demucs-twin.onnx");
     install_model_file(&runtime, &twin, "twin4").unwrap();
@@ -114,17 +104,7 @@ fn an_installed_four_stem_model_file_serves_the_four_track_models() {
 
 #[test]
 fn an_installed_mdx_model_serves_two_track_only_when_asked() {
-    let dir = std::env::temp_dir().join(format!("stemscribe-two-file-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for name in ["lib", "spleeter-2stems.onnx", "swift-f0.onnx"] {
-        std::os::unix::fs::symlink(installed().join(name), dir.join(name)).unwrap();
-    }
-    let runtime = Runtime::new(&RuntimeConfig {
-        models_dir: Some(dir.clone()),
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    let (dir, runtime) = scratch_models("two-file");
     let twin = installed().join("mdx-twin/mdx-twin.onnx");
     install_model_file(&runtime, &twin, "voice").unwrap();
     let song = song();
@@ -162,6 +142,22 @@ fn an_installed_mdx_model_serves_two_track_only_when_asked() {
     let error = asked("missing").unwrap_err().to_string();
     assert!(error.contains("stemscribe models add"), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh models directory linking the bundled models, and a runtime reading it.
+fn scratch_models(tag: &str) -> (PathBuf, Runtime) {
+    let dir = std::env::temp_dir().join(format!("stemscribe-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["lib", "spleeter-2stems.onnx", "swift-f0.onnx"] {
+        std::os::unix::fs::symlink(installed().join(name), dir.join(name)).unwrap();
+    }
+    let runtime = Runtime::new(&RuntimeConfig {
+        models_dir: Some(dir.clone()),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    (dir, runtime)
 }
 
 fn engine_in(dir: &Path) -> Result<Engine, EngineError> {

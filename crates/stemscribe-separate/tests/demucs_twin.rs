@@ -4,25 +4,17 @@
 //! (the issue asks 40 dB; a wrong fade length still reaches 48 dB, so the bar is higher);
 //! and a model file's family is told from its tensors.
 
-use std::path::PathBuf;
-
 use stemscribe_audio::Audio;
 use stemscribe_eval::global_sdr;
 use stemscribe_runtime::{Runtime, RuntimeConfig};
 use stemscribe_separate::{MdxOptions, ModelFile, ModelFileError, SourceStem};
 
-fn installed() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/installed")
-}
+mod common;
 
-/// Interleaved little-endian f32 stereo at 44.1 kHz.
+use common::installed;
+
 fn read_stereo(name: &str) -> Audio {
-    let bytes = std::fs::read(installed().join("demucs-twin").join(name)).unwrap();
-    let samples: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Audio::from_interleaved(44_100, 2, &samples).unwrap()
+    common::read_stereo(&installed().join("demucs-twin").join(name))
 }
 
 fn runtime() -> Runtime {

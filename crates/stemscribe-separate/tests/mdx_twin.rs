@@ -10,18 +10,14 @@ use stemscribe_eval::global_sdr;
 use stemscribe_runtime::{Runtime, RuntimeConfig};
 use stemscribe_separate::{uvr_hash, MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem};
 
+mod common;
+
 fn twin_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/installed/mdx-twin")
+    common::installed().join("mdx-twin")
 }
 
-/// Interleaved little-endian f32 stereo at 44.1 kHz.
 fn read_stereo(name: &str) -> Audio {
-    let bytes = std::fs::read(twin_dir().join(name)).unwrap();
-    let samples: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Audio::from_interleaved(44_100, 2, &samples).unwrap()
+    common::read_stereo(&twin_dir().join(name))
 }
 
 fn runtime() -> Runtime {

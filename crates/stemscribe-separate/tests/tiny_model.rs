@@ -2,25 +2,18 @@
 //! its numpy reference outputs by `scripts/make_tiny_separator.py` (run by `scripts/setup.sh`),
 //! separates its test input as the reference does.
 
-use std::path::PathBuf;
 
 use stemscribe_audio::Audio;
 use stemscribe_eval::global_sdr;
 use stemscribe_runtime::{Runtime, RuntimeConfig};
 use stemscribe_separate::{ModelCard, SeparationOptions, Separator};
 
-fn installed() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/installed")
-}
+mod common;
 
-/// Interleaved little-endian f32 stereo at 44.1 kHz.
+use common::installed;
+
 fn read_stereo(name: &str) -> Audio {
-    let bytes = std::fs::read(installed().join("tiny-4stems").join(name)).unwrap();
-    let samples: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Audio::from_interleaved(44_100, 2, &samples).unwrap()
+    common::read_stereo(&installed().join("tiny-4stems").join(name))
 }
 
 #[test]
