@@ -2,7 +2,6 @@
 //! its numpy reference outputs by `scripts/make_tiny_separator.py` (run by `scripts/setup.sh`),
 //! separates its test input as the reference does.
 
-
 use stemscribe_audio::Audio;
 use stemscribe_eval::global_sdr;
 use stemscribe_runtime::{Runtime, RuntimeConfig};
