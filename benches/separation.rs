@@ -24,8 +24,8 @@ use stemscribe_engine::{
 const TARGET_REAL_TIME_FACTOR: f64 = 20.0;
 /// Real-time factor the four-track models must reach.
 const FOUR_TRACK_REAL_TIME_FACTOR: f64 = 10.0;
-/// Real-time factor of every four-track stem at once (two network passes, see
-/// `Engine::separate_all`), which the API never asks for.
+/// Real-time factor of every four-track stem at once (one network pass for the derived
+/// stems, see `Engine::separate_all`), which the API never asks for.
 const ALL_STEMS_REAL_TIME_FACTOR: f64 = 6.0;
 
 fn end_to_end(engine: &Engine, input: &[u8], model: SeparationModel) -> usize {
