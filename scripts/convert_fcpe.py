@@ -34,10 +34,9 @@ import sys
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
 
 import torch_checkpoint
-from tracker_common import tracker_model, write_reference
+from tracker_common import Graph, tracker_model, write_reference
 
 GROUP_NORM_EPS = 1e-5
 LAYER_NORM_EPS = 1e-5
@@ -94,15 +93,8 @@ def output_weight(state):
 
 
 def build_model(state, config):
-    nodes, inits = [], []
-
-    def const(name, array, dtype=np.float32):
-        inits.append(numpy_helper.from_array(np.asarray(array, dtype=dtype), name))
-        return name
-
-    def op(op_type, inputs, output, **attrs):
-        nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
-        return output
+    graph = Graph()
+    const, op = graph.const, graph.op
 
     i64 = np.int64
     n_fft, hop, left, right = geometry(config)
@@ -221,7 +213,7 @@ def build_model(state, config):
     op("Transpose", [ranged], "confidence", perm=[1, 0])
     assert channels == state["input_stack.3.weight"].shape[0]
 
-    return tracker_model(nodes, inits, "fcpe_c_v001", "stemscribe scripts/convert_fcpe.py")
+    return tracker_model(graph.nodes, graph.inits, "fcpe_c_v001", "stemscribe scripts/convert_fcpe.py")
 
 
 def reference(state, config, audio, fmin, fmax):

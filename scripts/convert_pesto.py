@@ -30,10 +30,10 @@ import sys
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto
 
 import torch_checkpoint
-from tracker_common import RATE, tracker_model, write_reference
+from tracker_common import RATE, Graph, tracker_model, write_reference
 
 HOP = 256
 LAYER_NORM_EPS = 1e-5
@@ -85,15 +85,8 @@ def shift_bins(state, hcqt):
 
 
 def build_model(state, encoder, hcqt, crop):
-    nodes, inits = [], []
-
-    def const(name, array, dtype=np.float32):
-        inits.append(numpy_helper.from_array(np.asarray(array, dtype=dtype), name))
-        return name
-
-    def op(op_type, inputs, output, **attrs):
-        nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
-        return output
+    graph = Graph()
+    const, op = graph.const, graph.op
 
     kernels, lengths = cqt_kernels(hcqt)
     count, width = kernels.shape
@@ -193,7 +186,7 @@ def build_model(state, encoder, hcqt, crop):
     op("Transpose", [hz], "pitch", perm=[1, 0])
     op("Transpose", [ranged], "confidence", perm=[1, 0])
 
-    return tracker_model(nodes, inits, "pesto-mir-1k_g7", "stemscribe scripts/convert_pesto.py")
+    return tracker_model(graph.nodes, graph.inits, "pesto-mir-1k_g7", "stemscribe scripts/convert_pesto.py")
 
 
 def reference(state, encoder, hcqt, crop, audio, fmin, fmax):

@@ -9,11 +9,27 @@ import os
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17
 RATE = 16000
 FMIN, FMAX = 46.875, 2093.75
+
+
+class Graph:
+    """Nodes and initializers of a graph being built; constants are float32 unless told."""
+
+    def __init__(self):
+        self.nodes = []
+        self.inits = []
+
+    def const(self, name, array, dtype=np.float32):
+        self.inits.append(numpy_helper.from_array(np.asarray(array, dtype=dtype), name))
+        return name
+
+    def op(self, op_type, inputs, output, **attrs):
+        self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
+        return output
 
 
 def tracker_model(nodes, initializers, name, producer):
