@@ -75,12 +75,8 @@ fn list(runtime: &Runtime) -> Result<()> {
         .iter()
         .filter(|_| four_stem.is_none())
         .find_map(|(file, model)| {
-            let model = model.as_ref().ok()?;
-            let mut names: Vec<&str> = model.stems().iter().map(|s| s.name()).collect();
-            names.sort_unstable();
-            let mut wanted = FOUR_STEMS.to_vec();
-            wanted.sort_unstable();
-            (names == wanted).then(|| file.file_stem().unwrap_or_default().to_string_lossy())
+            let four = model.as_ref().is_ok_and(|m| m.has_stems(&FOUR_STEMS));
+            four.then(|| file.file_stem().unwrap_or_default().to_string_lossy())
         });
     let spleeter = ModelCard::spleeter_2stems();
     println!("models directory: {}", dir.display());

@@ -208,7 +208,7 @@ pub struct EngineConfig {
 #[derive(Debug)]
 pub struct Engine {
     two_stems: Separator,
-    two_stem_file: Option<MdxModel>,
+    two_stem_file: Option<ModelFile>,
     four_stems: FourStems,
     separation: SeparationOptions,
     noise: NoiseOptions,
@@ -357,11 +357,7 @@ impl Engine {
         on_stem: &mut dyn FnMut(Stem) -> ControlFlow<()>,
     ) -> Result<(), EngineError> {
         if !model.is_four_track() {
-            let stems = match &self.two_stem_file {
-                Some(mdx) => mdx_two_stems(mdx, audio, progress)?.into(),
-                None => self.run(&self.two_stems, audio, progress)?,
-            };
-            for stem in stems {
+            for stem in self.two_track_stems(audio, progress)? {
                 if on_stem(stem).is_break() {
                     break;
                 }
@@ -371,17 +367,12 @@ impl Engine {
         if let FourStems::Derived(derived) = &self.four_stems {
             // One network pass: the vocals and the accompaniment the parts come from.
             let mut stems = self.run(&self.two_stems, audio, progress)?;
-            let accompaniment = take_stem(&mut stems, "accompaniment", &self.two_stems)?;
-            let vocals = take_stem(&mut stems, "vocals", &self.two_stems)?;
-            if on_stem(vocals).is_break() {
+            let file = &self.two_stems.spec().file;
+            let accompaniment = take_stem(&mut stems, "accompaniment", file)?;
+            if on_stem(take_stem(&mut stems, "vocals", file)?).is_break() {
                 return Ok(());
             }
-            let accompaniment = suppress_noise(&accompaniment.audio, &self.noise);
-            let mut names = FOUR_STEMS[1..].iter();
-            derive_stems_each(&accompaniment, derived, &mut |part| {
-                let name = names.next().copied().unwrap_or("other");
-                on_stem(named(name, part))
-            });
+            self.derive_parts(&accompaniment.audio, derived, on_stem);
             return Ok(());
         }
         let mut halves = |done: usize, p: Progress| {
@@ -420,17 +411,8 @@ impl Engine {
                 self.denoised_accompaniment(audio, progress)
             }
             (SeparationModel::TwoTrackVocal | SeparationModel::TwoTrackAcc, _) => {
-                match &self.two_stem_file {
-                    Some(mdx) => {
-                        let [vocals, accompaniment] = mdx_two_stems(mdx, audio, progress)?;
-                        Ok(if model == SeparationModel::TwoTrackVocal {
-                            vocals.audio
-                        } else {
-                            accompaniment.audio
-                        })
-                    }
-                    None => self.stem_of(&self.two_stems, audio, model.stem(), progress),
-                }
+                let mut stems = self.two_track_stems(audio, progress)?;
+                Ok(take_stem(&mut stems, model.stem(), &self.two_track_file())?.audio)
             }
         }
     }
@@ -443,62 +425,93 @@ impl Engine {
         audio: &Audio,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Audio, EngineError> {
-        let separator = match &self.four_stems {
-            FourStems::Installed(separator) => separator,
-            FourStems::File(model) => {
-                return take_source(model, audio, SourceStem::Vocals, progress)
-                    .map(|(_, vocals)| vocals);
-            }
-            FourStems::Derived(_) => &self.two_stems,
-        };
-        self.stem_of(separator, audio, "vocals", progress)
+        match self.run_four_stem_model(audio, progress)? {
+            Some((mut stems, file)) => Ok(take_stem(&mut stems, "vocals", &file)?.audio),
+            None => self.stem_of(&self.two_stems, audio, "vocals", progress),
+        }
     }
 
-    /// The four-track drums, bass and other, in that order, handed to `on_stem` one by one:
-    /// separated from the input with its detected noise removed, or derived from the
-    /// accompaniment with its detected noise removed.
+    /// The four-track drums, bass and other of an installed four-stem model, in that order,
+    /// handed to `on_stem` one by one: separated from the input with its detected noise
+    /// removed. (Derived stems come from [`Engine::derive_parts`].)
     fn four_track_parts(
         &self,
         audio: &Audio,
         progress: &mut dyn FnMut(Progress),
         on_stem: &mut dyn FnMut(Stem) -> ControlFlow<()>,
     ) -> Result<(), EngineError> {
-        match &self.four_stems {
-            FourStems::Installed(separator) => {
-                let clean = suppress_noise(audio, &self.noise);
-                let mut stems = self.run(separator, &clean, progress)?;
-                drop(clean);
-                for name in &FOUR_STEMS[1..] {
-                    if on_stem(take_stem(&mut stems, name, separator)?).is_break() {
-                        break;
-                    }
+        let clean = suppress_noise(audio, &self.noise);
+        let separated = self.run_four_stem_model(&clean, progress)?;
+        drop(clean);
+        if let Some((mut stems, file)) = separated {
+            for name in &FOUR_STEMS[1..] {
+                if on_stem(take_stem(&mut stems, name, &file)?).is_break() {
+                    break;
                 }
-            }
-            FourStems::File(model) => {
-                let clean = suppress_noise(audio, &self.noise);
-                let mut stems = model.separate(&clean, &MdxOptions::default(), progress)?;
-                drop(clean);
-                for name in &FOUR_STEMS[1..] {
-                    let index = stems
-                        .iter()
-                        .position(|(stem, _)| stem.name() == *name)
-                        .ok_or_else(|| missing_source(model, name))?;
-                    let (_, audio) = stems.swap_remove(index);
-                    if on_stem(named(name, audio)).is_break() {
-                        break;
-                    }
-                }
-            }
-            FourStems::Derived(derived) => {
-                let accompaniment = self.denoised_accompaniment(audio, progress)?;
-                let mut names = FOUR_STEMS[1..].iter();
-                derive_stems_each(&accompaniment, derived, &mut |part| {
-                    let name = names.next().copied().unwrap_or("other");
-                    on_stem(named(name, part))
-                });
             }
         }
         Ok(())
+    }
+
+    /// Derived drums, bass and other of the 2-stem `accompaniment`, its detected noise removed
+    /// first, handed to `on_stem` one by one.
+    fn derive_parts(
+        &self,
+        accompaniment: &Audio,
+        derived: &DerivedStemsOptions,
+        on_stem: &mut dyn FnMut(Stem) -> ControlFlow<()>,
+    ) {
+        let accompaniment = suppress_noise(accompaniment, &self.noise);
+        let mut names = FOUR_STEMS[1..].iter();
+        derive_stems_each(&accompaniment, derived, &mut |part| {
+            let name = names.next().copied().unwrap_or("other");
+            on_stem(named(name, part))
+        });
+    }
+
+    /// Runs the installed four-stem model (card or file) on `audio` and names its stems;
+    /// with the file it came from, for errors. `None` when the stems are derived.
+    fn run_four_stem_model(
+        &self,
+        audio: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Option<(Vec<Stem>, String)>, EngineError> {
+        Ok(match &self.four_stems {
+            FourStems::Installed(separator) => Some((
+                self.run(separator, audio, progress)?,
+                separator.spec().file.clone(),
+            )),
+            FourStems::File(model) => Some((
+                run_file(model, audio, progress)?,
+                model.file().display().to_string(),
+            )),
+            FourStems::Derived(_) => None,
+        })
+    }
+
+    /// The vocals and accompaniment of `audio`, from Spleeter or the installed model asked for.
+    fn two_track_stems(
+        &self,
+        audio: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Stem>, EngineError> {
+        let Some(model) = &self.two_stem_file else {
+            return self.run(&self.two_stems, audio, progress);
+        };
+        let mut stems = run_file(model, audio, progress)?;
+        let file = self.two_track_file();
+        let vocals = take_stem(&mut stems, SourceStem::Vocals.name(), &file)?;
+        let mut accompaniment = take_stem(&mut stems, SourceStem::Instrumental.name(), &file)?;
+        accompaniment.name = "accompaniment".to_owned();
+        Ok(vec![vocals, accompaniment])
+    }
+
+    /// The file `2track_*` are served from.
+    fn two_track_file(&self) -> String {
+        self.two_stem_file.as_ref().map_or_else(
+            || self.two_stems.spec().file.clone(),
+            |model| model.file().display().to_string(),
+        )
     }
 
     /// The 2-stem accompaniment of the input with its detected noise removed afterwards (as
@@ -522,7 +535,7 @@ impl Engine {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Audio, EngineError> {
         let mut stems = self.run(separator, audio, progress)?;
-        Ok(take_stem(&mut stems, name, separator)?.audio)
+        Ok(take_stem(&mut stems, name, &separator.spec().file)?.audio)
     }
 
     /// Runs one separator and names its stems.
@@ -550,22 +563,33 @@ fn named(name: &str, audio: Audio) -> Stem {
     }
 }
 
-/// Removes the stem called `name` from `stems`.
-fn take_stem(
-    stems: &mut Vec<Stem>,
-    name: &str,
-    separator: &Separator,
-) -> Result<Stem, EngineError> {
-    let index = stems
-        .iter()
-        .position(|s| s.name == name)
-        .ok_or_else(|| missing_stem(separator, name))?;
+/// Removes the stem called `name` from `stems`, which the model in `file` returned.
+fn take_stem(stems: &mut Vec<Stem>, name: &str, file: &str) -> Result<Stem, EngineError> {
+    let index = stems.iter().position(|s| s.name == name).ok_or_else(|| {
+        SeparationError::ModelMismatch {
+            file: file.to_owned(),
+            reason: format!("no `{name}` stem"),
+        }
+    })?;
     Ok(stems.swap_remove(index))
 }
 
-/// Opens `user/NAME.onnx` as a two-stem model: an MDX-Net file whose primary stem is the
-/// vocals or the instrumental.
-fn two_stem_file(runtime: &Runtime, name: &str) -> Result<MdxModel, EngineError> {
+/// Runs a model file and names its stems.
+fn run_file(
+    model: &ModelFile,
+    audio: &Audio,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Vec<Stem>, EngineError> {
+    Ok(model
+        .separate(audio, &MdxOptions::default(), progress)?
+        .into_iter()
+        .map(|(stem, audio)| named(stem.name(), audio))
+        .collect())
+}
+
+/// Opens `user/NAME.onnx` as a two-stem model: one whose stems are the vocals and the
+/// instrumental (an MDX-Net vocal or instrumental model).
+fn two_stem_file(runtime: &Runtime, name: &str) -> Result<ModelFile, EngineError> {
     let file = runtime
         .models_dir()
         .join(USER_MODELS_DIR)
@@ -576,65 +600,20 @@ fn two_stem_file(runtime: &Runtime, name: &str) -> Result<MdxModel, EngineError>
             path: file,
         });
     }
-    match ModelFile::open(runtime, &file)? {
-        ModelFile::Mdx(mdx)
-            if matches!(
-                mdx.params().primary,
-                MdxStem::Vocals | MdxStem::Instrumental
-            ) =>
-        {
-            Ok(mdx)
-        }
-        other => Err(SeparationError::ModelMismatch {
-            file: file.display().to_string(),
-            reason: format!(
-                "a {} model with stems {:?} cannot serve 2track_* (it needs an MDX-Net vocal or \
-                 instrumental model)",
-                other.family(),
-                other.stems().iter().map(|s| s.name()).collect::<Vec<_>>()
-            ),
-        }
-        .into()),
+    let model = ModelFile::open(runtime, &file)?;
+    if model.has_stems(&[SourceStem::Vocals.name(), SourceStem::Instrumental.name()]) {
+        return Ok(model);
     }
-}
-
-/// The vocals and accompaniment of `audio` from a vocal or instrumental MDX-Net model.
-fn mdx_two_stems(
-    mdx: &MdxModel,
-    audio: &Audio,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<[Stem; 2], EngineError> {
-    let stems = mdx.separate(audio, &MdxOptions::default(), progress)?;
-    let (vocals, accompaniment) = match mdx.params().primary {
-        MdxStem::Instrumental => (stems.secondary, stems.primary),
-        _ => (stems.primary, stems.secondary),
-    };
-    Ok([
-        named("vocals", vocals),
-        named("accompaniment", accompaniment),
-    ])
-}
-
-/// Runs a model file and returns its stem `wanted`.
-fn take_source(
-    model: &ModelFile,
-    audio: &Audio,
-    wanted: SourceStem,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<(SourceStem, Audio), EngineError> {
-    model
-        .separate(audio, &MdxOptions::default(), progress)?
-        .into_iter()
-        .find(|(stem, _)| *stem == wanted)
-        .ok_or_else(|| missing_source(model, wanted.name()))
-}
-
-fn missing_source(model: &ModelFile, name: &str) -> EngineError {
-    SeparationError::ModelMismatch {
-        file: model.family().to_owned(),
-        reason: format!("no `{name}` stem"),
+    Err(SeparationError::ModelMismatch {
+        file: file.display().to_string(),
+        reason: format!(
+            "a {} model with stems {:?} cannot serve 2track_* (it needs an MDX-Net vocal or \
+             instrumental model)",
+            model.family(),
+            model.stems().iter().map(|s| s.name()).collect::<Vec<_>>()
+        ),
     }
-    .into()
+    .into())
 }
 
 /// The first model file installed with `stemscribe models add` whose stems are the
@@ -647,23 +626,11 @@ fn four_stem_file(runtime: &Runtime) -> Result<Option<ModelFile>, EngineError> {
             continue;
         }
         let model = ModelFile::open(runtime, &file)?;
-        let mut names: Vec<&str> = model.stems().iter().map(|s| s.name()).collect();
-        names.sort_unstable();
-        let mut wanted = FOUR_STEMS.to_vec();
-        wanted.sort_unstable();
-        if names == wanted {
+        if model.has_stems(&FOUR_STEMS) {
             return Ok(Some(model));
         }
     }
     Ok(None)
-}
-
-fn missing_stem(separator: &Separator, name: &str) -> EngineError {
-    SeparationError::ModelMismatch {
-        file: separator.spec().file.clone(),
-        reason: format!("no `{name}` stem"),
-    }
-    .into()
 }
 
 /// The first card in `models_dir` whose stems are exactly the [`FOUR_STEMS`]; any broken

@@ -6,7 +6,7 @@
 //! (a linear fade over the first and last quarter; the last chunk takes the window's first
 //! samples only) and overlap-added, then divided by the summed weights (at least 1e-8).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ort::session::Session;
@@ -23,7 +23,7 @@ pub const DEMUCS_SEGMENT: usize = 343_980;
 /// A loaded HT-Demucs ONNX model, shareable across threads; calls are serialised.
 #[derive(Debug)]
 pub struct DemucsModel {
-    file: String,
+    file: PathBuf,
     segment: usize,
     sources: Vec<SourceStem>,
     session: Mutex<Session>,
@@ -75,11 +75,16 @@ impl DemucsModel {
         };
         let sources = sources_for(file, count).map_err(mismatch)?;
         Ok(Self {
-            file: name,
+            file: file.to_path_buf(),
             segment,
             sources,
             session: Mutex::new(session),
         })
+    }
+
+    /// The file it was loaded from.
+    pub fn file(&self) -> &Path {
+        &self.file
     }
 
     /// The stems, in the model's output order.
@@ -177,7 +182,7 @@ impl DemucsModel {
         let wanted = self.sources.len() * 2 * self.segment;
         if data.len() != wanted {
             return Err(SeparationError::ModelMismatch {
-                file: self.file.clone(),
+                file: self.file.display().to_string(),
                 reason: format!("`stems` has {} values, expected {wanted}", data.len()),
             });
         }

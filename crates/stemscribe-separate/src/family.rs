@@ -156,6 +156,20 @@ impl ModelFile {
         })
     }
 
+    /// The file it was loaded from.
+    pub fn file(&self) -> &Path {
+        match self {
+            Self::Mdx(model) => model.file(),
+            Self::Demucs(model) => model.file(),
+        }
+    }
+
+    /// Whether its stems are exactly `names` (as [`SourceStem::name`] spells them), in any
+    /// order.
+    pub fn has_stems(&self, names: &[&str]) -> bool {
+        crate::spec::same_stems(self.stems().iter().map(|s| s.name()), names)
+    }
+
     /// The family's name.
     pub fn family(&self) -> &'static str {
         match self {
@@ -268,32 +282,14 @@ pub fn install_model_file(
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let card = match &model {
-        ModelFile::Mdx(mdx) => {
-            let p = mdx.params();
-            let primary = SourceStem::from(p.primary).name();
-            format!(
-                "{{\"compensate\": {}, \"mdx_dim_f_set\": {}, \"mdx_dim_t_set\": {}, \
-                 \"mdx_n_fft_scale_set\": {}, \"primary_stem\": \"{}{}\"}}\n",
-                p.compensate,
-                p.dim_f,
-                p.dim_t.trailing_zeros(),
-                p.n_fft,
-                primary[..1].to_ascii_uppercase(),
-                &primary[1..]
-            )
+        ModelFile::Mdx(mdx) => mdx.params().to_uvr_json(),
+        ModelFile::Demucs(demucs) => {
+            let sources: Vec<&str> = demucs.sources().iter().map(|s| s.name()).collect();
+            serde_json::json!({ "sources": sources }).to_string()
         }
-        ModelFile::Demucs(demucs) => format!(
-            "{{\"sources\": [{}]}}\n",
-            demucs
-                .sources()
-                .iter()
-                .map(|s| format!("\"{}\"", s.name()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
     };
     let card_path = target.with_extension("json");
-    std::fs::write(&card_path, card).map_err(io(&card_path))?;
+    std::fs::write(&card_path, card + "\n").map_err(io(&card_path))?;
     let partial = target.with_extension("onnx.partial");
     std::fs::copy(file, &partial).map_err(io(&partial))?;
     std::fs::rename(&partial, &target).map_err(io(&target))?;

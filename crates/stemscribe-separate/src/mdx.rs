@@ -21,7 +21,7 @@ use md5::{Digest, Md5};
 use ort::session::Session;
 use ort::value::TensorRef;
 use realfft::num_complex::Complex32;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use stemscribe_audio::{Audio, PROCESSING_RATE};
 use stemscribe_runtime::Runtime;
 use thiserror::Error;
@@ -55,16 +55,28 @@ pub enum MdxStem {
 }
 
 impl MdxStem {
+    /// UVR's `primary_stem` value for this stem.
+    pub fn uvr_name(self) -> &'static str {
+        match self {
+            Self::Vocals => "Vocals",
+            Self::Instrumental => "Instrumental",
+            Self::Drums => "Drums",
+            Self::Bass => "Bass",
+            Self::Other => "Other",
+        }
+    }
+
     /// Parses UVR's `primary_stem` value.
     pub fn from_uvr(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "vocals" => Some(Self::Vocals),
-            "instrumental" => Some(Self::Instrumental),
-            "drums" => Some(Self::Drums),
-            "bass" => Some(Self::Bass),
-            "other" => Some(Self::Other),
-            _ => None,
-        }
+        [
+            Self::Vocals,
+            Self::Instrumental,
+            Self::Drums,
+            Self::Bass,
+            Self::Other,
+        ]
+        .into_iter()
+        .find(|stem| stem.uvr_name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -138,7 +150,7 @@ pub enum MdxParamsError {
 }
 
 /// UVR's fields for one MDX-Net model, as in `model_data.json` or a `MODEL.json`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 struct UvrFields {
     compensate: f32,
     mdx_dim_f_set: usize,
@@ -230,6 +242,18 @@ impl MdxParams {
             compensate: fields.compensate,
             primary,
         })
+    }
+
+    /// These parameters as UVR's JSON fields (what [`MdxParams::from_json_file`] reads).
+    pub fn to_uvr_json(&self) -> String {
+        let fields = UvrFields {
+            compensate: self.compensate,
+            mdx_dim_f_set: self.dim_f,
+            mdx_dim_t_set: self.dim_t.trailing_zeros(),
+            mdx_n_fft_scale_set: self.n_fft,
+            primary_stem: self.primary.uvr_name().to_owned(),
+        };
+        serde_json::to_string(&fields).expect("plain fields serialise")
     }
 
     /// Samples per chunk: `hop * (dim_t - 1)`.
@@ -344,6 +368,11 @@ impl MdxModel {
             params,
             session: Mutex::new(session),
         })
+    }
+
+    /// The file it was loaded from.
+    pub fn file(&self) -> &Path {
+        &self.file
     }
 
     /// The parameters it runs with.

@@ -118,11 +118,7 @@ impl ModelCard {
 
     /// Whether the card's stems are exactly `names`, in any order.
     pub fn has_stems(&self, names: &[&str]) -> bool {
-        let mut own: Vec<&str> = self.spec.stems.iter().map(String::as_str).collect();
-        let mut wanted = names.to_vec();
-        own.sort_unstable();
-        wanted.sort_unstable();
-        own == wanted
+        same_stems(self.spec.stems.iter().map(String::as_str), names)
     }
 
     /// Reads a card file.
@@ -209,6 +205,15 @@ pub fn installed_cards(dir: &Path) -> Vec<Result<ModelCard, CardError>> {
 }
 
 const SPLEETER_CARD: &str = include_str!("../../../models/cards/spleeter-2stems.toml");
+
+/// Whether `own` names exactly the stems in `wanted`, in any order.
+pub(crate) fn same_stems<'a>(own: impl IntoIterator<Item = &'a str>, wanted: &[&str]) -> bool {
+    let mut own: Vec<&str> = own.into_iter().collect();
+    let mut wanted = wanted.to_vec();
+    own.sort_unstable();
+    wanted.sort_unstable();
+    own == wanted
+}
 
 #[cfg(test)]
 mod tests {
