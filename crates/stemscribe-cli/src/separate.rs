@@ -80,71 +80,12 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     let spec = args.output_spec()?;
     spec.check().map_err(|e| UsageError(e.to_string()))?;
     let audio = args.input.decode()?;
-    if let Some(file) = &args.model_file {
-        let dir = args.stems.as_deref().unwrap_or(Path::new("."));
-        run_model_file(args, file, &audio, &spec, dir, threads, quiet)?;
-        if !quiet {
-            eprintln!(
-                "separated {:.1} s of audio in {:.1} s",
-                audio.duration_secs(),
-                started.elapsed().as_secs_f64()
-            );
+    match &args.model_file {
+        Some(file) => {
+            let dir = args.stems.as_deref().unwrap_or(Path::new("."));
+            run_model_file(args, file, &audio, &spec, dir, threads, quiet)?;
         }
-        return Ok(());
-    }
-    let separation = if args.spleeter_reference {
-        SeparationOptions::spleeter_reference()
-    } else {
-        SeparationOptions {
-            wiener: args.wiener,
-            ..SeparationOptions::default()
-        }
-    };
-    let engine = load_engine(
-        threads,
-        args.two_stem.apply(EngineConfig {
-            separation,
-            separation_only: true,
-            ..EngineConfig::default()
-        }),
-    )?;
-    let bar = progress_bar(&audio, quiet, "separating");
-    let mut on_progress = |p: Progress| {
-        bar.set_length(p.total as u64);
-        bar.set_position(p.done as u64);
-    };
-    if let Some(dir) = &args.stems {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create directory {}", dir.display()))?;
-        let written = write_stems(
-            &engine,
-            &audio,
-            args.model,
-            &spec,
-            dir,
-            &mut on_progress,
-            &mut |path| {
-                if !quiet {
-                    bar.suspend(|| eprintln!("wrote {}", path.display()));
-                }
-            },
-        );
-        bar.finish_and_clear();
-        written?;
-    } else if let Some(path) = &args.output {
-        let stem = engine.separate(&audio, args.model, &mut on_progress)?;
-        bar.finish_and_clear();
-        let report = write_file(stem, &spec, path)?;
-        if !quiet {
-            if report.clipped_samples > 0 {
-                eprintln!(
-                    "warning: {} samples beyond full scale were clipped (32-bit float WAV, \
-                     --float, keeps them)",
-                    report.clipped_samples
-                );
-            }
-            eprintln!("wrote {}", path.display());
-        }
+        None => run_engine(args, &audio, &spec, threads, quiet)?,
     }
     if !quiet {
         eprintln!(
@@ -225,6 +166,71 @@ pub(crate) fn write_stems(
         }
     })?;
     failure.map_or(Ok(()), Err)
+}
+
+/// Separates `audio` with the engine's model (`--model`) and writes `-o` or `--stems`.
+fn run_engine(
+    args: &Args,
+    audio: &Audio,
+    spec: &OutputSpec,
+    threads: Option<usize>,
+    quiet: bool,
+) -> Result<()> {
+    let separation = if args.spleeter_reference {
+        SeparationOptions::spleeter_reference()
+    } else {
+        SeparationOptions {
+            wiener: args.wiener,
+            ..SeparationOptions::default()
+        }
+    };
+    let engine = load_engine(
+        threads,
+        args.two_stem.apply(EngineConfig {
+            separation,
+            separation_only: true,
+            ..EngineConfig::default()
+        }),
+    )?;
+    let bar = progress_bar(audio, quiet, "separating");
+    let mut on_progress = |p: Progress| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+    };
+    if let Some(dir) = &args.stems {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create directory {}", dir.display()))?;
+        let written = write_stems(
+            &engine,
+            audio,
+            args.model,
+            spec,
+            dir,
+            &mut on_progress,
+            &mut |path| {
+                if !quiet {
+                    bar.suspend(|| eprintln!("wrote {}", path.display()));
+                }
+            },
+        );
+        bar.finish_and_clear();
+        written?;
+    } else if let Some(path) = &args.output {
+        let stem = engine.separate(audio, args.model, &mut on_progress)?;
+        bar.finish_and_clear();
+        let report = write_file(stem, spec, path)?;
+        if !quiet {
+            if report.clipped_samples > 0 {
+                eprintln!(
+                    "warning: {} samples beyond full scale were clipped (32-bit float WAV, \
+                     --float, keeps them)",
+                    report.clipped_samples
+                );
+            }
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(())
 }
 
 /// Separates `audio` with the model in `file` and writes its stems into `dir`.

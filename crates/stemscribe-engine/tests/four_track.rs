@@ -113,14 +113,13 @@ fn an_installed_mdx_model_serves_two_track_only_when_asked() {
         .separate(&song, SeparationModel::TwoTrackVocal, &mut |_| {})
         .unwrap();
     let asked = |name: &str| {
-        Engine::new(&EngineConfig {
-            runtime: RuntimeConfig {
-                models_dir: Some(dir.clone()),
-                ..RuntimeConfig::default()
+        engine_with(
+            &dir,
+            EngineConfig {
+                two_stem_model: Some(name.to_owned()),
+                ..EngineConfig::default()
             },
-            two_stem_model: Some(name.to_owned()),
-            ..EngineConfig::default()
-        })
+        )
     };
     let engine = asked("voice").unwrap();
     let vocals = engine
@@ -161,11 +160,16 @@ fn scratch_models(tag: &str) -> (PathBuf, Runtime) {
 }
 
 fn engine_in(dir: &Path) -> Result<Engine, EngineError> {
+    engine_with(dir, EngineConfig::default())
+}
+
+/// An engine as `config` says, reading its models from `dir`.
+fn engine_with(dir: &Path, config: EngineConfig) -> Result<Engine, EngineError> {
     Engine::new(&EngineConfig {
         runtime: RuntimeConfig {
             models_dir: Some(dir.to_owned()),
-            ..RuntimeConfig::default()
+            ..config.runtime
         },
-        ..EngineConfig::default()
+        ..config
     })
 }

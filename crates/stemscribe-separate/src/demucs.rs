@@ -192,32 +192,27 @@ impl DemucsModel {
 
 /// The stem names of a Demucs model file: its JSON, or the default order for its count.
 fn sources_for(file: &Path, count: Option<usize>) -> Result<Vec<SourceStem>, String> {
-    for json in [
-        file.with_extension("json"),
-        file.with_file_name("MODEL.json"),
-    ] {
-        if json.is_file() {
-            let text = std::fs::read_to_string(&json)
-                .map_err(|e| format!("cannot read {}: {e}", json.display()))?;
-            let parsed: SourcesFile = serde_json::from_str(&text)
-                .map_err(|e| format!("{} is not {{\"sources\": [...]}}: {e}", json.display()))?;
-            let sources = parsed
-                .sources
-                .iter()
-                .map(|name| {
-                    SourceStem::from_name(name)
-                        .ok_or_else(|| format!("{}: unknown stem {name:?}", json.display()))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            if count.is_some_and(|n| n != sources.len()) {
-                return Err(format!(
-                    "{} names {} stems, the model returns {count:?}",
-                    json.display(),
-                    sources.len()
-                ));
-            }
-            return Ok(sources);
+    if let Some(json) = crate::family::card_beside(file) {
+        let text = std::fs::read_to_string(&json)
+            .map_err(|e| format!("cannot read {}: {e}", json.display()))?;
+        let parsed: SourcesFile = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not {{\"sources\": [...]}}: {e}", json.display()))?;
+        let sources = parsed
+            .sources
+            .iter()
+            .map(|name| {
+                SourceStem::from_name(name)
+                    .ok_or_else(|| format!("{}: unknown stem {name:?}", json.display()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if count.is_some_and(|n| n != sources.len()) {
+            return Err(format!(
+                "{} names {} stems, the model returns {count:?}",
+                json.display(),
+                sources.len()
+            ));
         }
+        return Ok(sources);
     }
     use SourceStem::{Bass, Drums, Guitar, Other, Piano, Vocals};
     match count {

@@ -214,6 +214,17 @@ impl ModelFile {
     }
 }
 
+/// The JSON that describes a model file: `NAME.json` beside `NAME.onnx`, else `MODEL.json` in
+/// the same folder; `None` when neither exists.
+pub(crate) fn card_beside(model: &Path) -> Option<std::path::PathBuf> {
+    [
+        model.with_extension("json"),
+        model.with_file_name("MODEL.json"),
+    ]
+    .into_iter()
+    .find(|json| json.is_file())
+}
+
 /// The folder of the models directory where `stemscribe models add` puts model files.
 pub const USER_MODELS_DIR: &str = "user";
 

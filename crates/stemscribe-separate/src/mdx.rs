@@ -163,12 +163,8 @@ impl MdxParams {
     /// The parameters of `model`: from `NAME.json` beside it, else `MODEL.json` beside it,
     /// else the built-in table of known models (by UVR hash).
     pub fn for_model(model: &Path) -> Result<Self, MdxParamsError> {
-        let beside = model.with_extension("json");
-        let shared = model.with_file_name("MODEL.json");
-        for json in [&beside, &shared] {
-            if json.is_file() {
-                return Self::from_json_file(json);
-            }
+        if let Some(json) = crate::family::card_beside(model) {
+            return Self::from_json_file(&json);
         }
         let hash = uvr_hash(model)?;
         KNOWN_MODELS
@@ -184,7 +180,7 @@ impl MdxParams {
             .ok_or(MdxParamsError::Unknown {
                 path: model.to_path_buf(),
                 hash,
-                json: beside,
+                json: model.with_extension("json"),
             })
     }
 

@@ -70,15 +70,13 @@ impl PitchModelSpec {
         Self {
             name: name.into(),
             file: file.into(),
-            sample_rate: 16_000,
             hop: 256,
-            fmin: 46.875,
-            fmax: 2093.75,
             window_frames,
             // Half a 1024-sample frame reaches two hops each way.
             left_frames: 2,
             lookahead_frames: 2,
-            silence_peak: 1e-3,
+            // The same interface as SwiftF0: 16 kHz, its pitch range and silence gate.
+            ..Self::swift_f0()
         }
     }
 
@@ -88,15 +86,13 @@ impl PitchModelSpec {
         Self {
             name: "PESTO mir-1k_g7 (pesto-pitch 2.0.1)".into(),
             file: "pesto.onnx".into(),
-            sample_rate: 16_000,
             hop: 256,
-            fmin: 46.875,
-            fmax: 2093.75,
             window_frames: 1024,
             // Half of the longest (4096-sample) constant-Q kernel reaches eight hops each way.
             left_frames: 8,
             lookahead_frames: 8,
-            silence_peak: 1e-3,
+            // The same interface as SwiftF0: 16 kHz, its pitch range and silence gate.
+            ..Self::swift_f0()
         }
     }
 
@@ -107,15 +103,13 @@ impl PitchModelSpec {
         Self {
             name: "FCPE fcpe_c_v001 (torchfcpe 0.0.4)".into(),
             file: "fcpe.onnx".into(),
-            sample_rate: 16_000,
             hop: 160,
-            fmin: 46.875,
-            fmax: 2093.75,
             window_frames: 3000,
             // Six depth-wise convolutions of 31 frames and two of 3 reach 92 frames each way.
             left_frames: 100,
             lookahead_frames: 100,
-            silence_peak: 1e-3,
+            // The same interface as SwiftF0: 16 kHz, its pitch range and silence gate.
+            ..Self::swift_f0()
         }
     }
 
