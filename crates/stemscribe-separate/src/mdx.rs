@@ -415,10 +415,12 @@ impl MdxModel {
         let trim = self.params.n_fft / 2;
         let chunk = self.params.chunk_samples();
         let (mixture_len, step) = self.layout(samples);
-        let total = mixture_len.div_ceil(step);
+        let total = self.chunks(samples);
         let mut result = [vec![0.0f32; mixture_len], vec![0.0f32; mixture_len]];
         let mut divider = vec![0.0f32; mixture_len];
         let mut part = [vec![0.0f32; chunk], vec![0.0f32; chunk]];
+        // Every chunk but the last few is whole: its weights are computed once.
+        let whole_chunk = symmetric_hann(chunk);
         for (k, start) in (0..mixture_len).step_by(step).enumerate() {
             let end = (start + chunk).min(mixture_len);
             for (c, side) in part.iter_mut().enumerate() {
@@ -432,7 +434,13 @@ impl MdxModel {
                 }
             }
             let waves = self.run_chunk(&part, options)?;
-            let weights = symmetric_hann(end - start);
+            let short_chunk;
+            let weights = if end - start == chunk {
+                &whole_chunk
+            } else {
+                short_chunk = symmetric_hann(end - start);
+                &short_chunk
+            };
             for (c, wave) in waves.iter().enumerate() {
                 for (n, &w) in weights.iter().enumerate() {
                     result[c][start + n] += wave[n] * w;
