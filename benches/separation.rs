@@ -16,8 +16,8 @@ use std::time::Duration;
 use criterion::{criterion_group, Criterion, Throughput};
 use stemscribe_benches::{assert_real_time, song_clip_wav, CLIP_SECS};
 use stemscribe_engine::{
-    decode, encode_to_vec, DecodeOptions, Engine, EngineConfig, MdxModel, MdxOptions, MdxParams,
-    ModelFile, OutputFormat, OutputSpec, Runtime, RuntimeConfig, SeparationModel, WavSampleFormat,
+    decode, encode_to_vec, DecodeOptions, Engine, EngineConfig, MdxModel, MdxParams, ModelFile,
+    OutputFormat, OutputSpec, Runtime, RuntimeConfig, Separate, SeparationModel, WavSampleFormat,
 };
 
 /// Real-time factor the end-to-end 2-stem path must reach.
@@ -88,18 +88,13 @@ fn separation(c: &mut Criterion) {
     group.bench_function("families/demucs_full_twin_30s", |b| {
         b.iter(|| {
             demucs
-                .separate(&song, &MdxOptions::default(), &mut |_| {})
+                .separate(&song, &mut |_| {})
                 .expect("separates")
                 .len()
         })
     });
     group.bench_function("families/mdx_full_twin_30s", |b| {
-        b.iter(|| {
-            mdx.separate(&song, &MdxOptions::default(), &mut |_| {})
-                .expect("separates")
-                .primary
-                .frames()
-        })
+        b.iter(|| mdx.separate(&song, &mut |_| {}).expect("separates").len())
     });
     group.finish();
 

@@ -21,7 +21,7 @@ use stemscribe_engine::{
 };
 
 use crate::io::{
-    find_audio, load_engine, positive_seconds, write_bytes, PitchArgs, TwoStemArgs,
+    find_audio, load_engine, positive_seconds, write_bytes, Hardware, PitchArgs, TwoStemArgs,
     DEFAULT_MAX_DURATION_SECS,
 };
 use crate::midi::write_json;
@@ -93,7 +93,7 @@ struct Row {
 }
 
 /// Runs `stemscribe batch`.
-pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
+pub fn run(args: &Args, hardware: Hardware, quiet: bool) -> Result<()> {
     anyhow::ensure!(
         args.input_dir.is_dir(),
         "{} is not a folder",
@@ -101,7 +101,7 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     );
     let inputs = find_audio(&args.input_dir)?;
     let engine = load_engine(
-        threads,
+        hardware,
         EngineConfig {
             separation_only: !args.midi,
             ..args.two_stem.apply(args.pitch.config())

@@ -19,7 +19,7 @@ use stemscribe_engine::{
 };
 use stemscribe_eval::{mix_over, rms, score_notes, EvalNote, Tolerances, TranscriptionScores};
 
-use crate::io::{decode_track, find_audio, load_engine, write_bytes, PitchArgs};
+use crate::io::{decode_track, find_audio, load_engine, write_bytes, Hardware, PitchArgs};
 
 /// Arguments of `stemscribe eval corpus`.
 #[derive(Debug, clap::Args)]
@@ -97,8 +97,8 @@ struct Features {
 }
 
 /// Runs the corpus evaluation and prints its report.
-pub fn run(args: &CorpusArgs, threads: Option<usize>) -> Result<()> {
-    let engine = load_engine(threads, args.pitch.config())?;
+pub fn run(args: &CorpusArgs, hardware: Hardware) -> Result<()> {
+    let engine = load_engine(hardware, args.pitch.config())?;
     let clips = gather(args)?;
     eprintln!("{} clips", clips.len());
     let mut outcomes = Vec::new();

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::io::{decode_track, load_engine, write_output};
+use crate::io::{decode_track, load_engine, write_output, Hardware};
 use anyhow::{Context, Result};
 use stemscribe_engine::{
     decode_file, encode, from_json, Audio, DecodeOptions, EndPadding, EngineConfig, HighBand,
@@ -143,13 +143,13 @@ pub struct SeparationArgs {
 }
 
 /// Runs an evaluation and prints its table.
-pub fn run(command: &Command, threads: Option<usize>) -> Result<()> {
+pub fn run(command: &Command, hardware: Hardware) -> Result<()> {
     match command {
-        Command::Separation(args) => separation(args, threads),
-        Command::Noise(args) => noise(args, threads),
+        Command::Separation(args) => separation(args, hardware),
+        Command::Noise(args) => noise(args, hardware),
         Command::Transcription(args) => transcription(args),
         Command::Mix(args) => mix(args),
-        Command::Corpus(args) => crate::corpus::run(args, threads),
+        Command::Corpus(args) => crate::corpus::run(args, hardware),
     }
 }
 
@@ -217,7 +217,7 @@ fn transcription(args: &TranscriptionArgs) -> Result<()> {
     Ok(())
 }
 
-fn separation(args: &SeparationArgs, threads: Option<usize>) -> Result<()> {
+fn separation(args: &SeparationArgs, hardware: Hardware) -> Result<()> {
     let mut options = if args.spleeter_reference {
         SeparationOptions::spleeter_reference()
     } else {
@@ -240,7 +240,7 @@ fn separation(args: &SeparationArgs, threads: Option<usize>) -> Result<()> {
     }
     let references = References::read(&args.stems_file, usize::from(args.repeat))?;
     let engine = load_engine(
-        threads,
+        hardware,
         EngineConfig {
             separation: options,
             ..EngineConfig::default()
@@ -255,8 +255,8 @@ fn separation(args: &SeparationArgs, threads: Option<usize>) -> Result<()> {
     for stem in &stems {
         println!(
             "{:<14} global SDR {:7.3} dB",
-            stem.name,
-            global_sdr(references.stem(&stem.name)?, &stem.audio)
+            stem.name(),
+            global_sdr(references.stem(stem.name())?, &stem.audio)
         );
     }
     if args.model.is_four_track() {
@@ -270,7 +270,7 @@ fn separation(args: &SeparationArgs, threads: Option<usize>) -> Result<()> {
     Ok(())
 }
 
-fn noise(args: &NoiseArgs, threads: Option<usize>) -> Result<()> {
+fn noise(args: &NoiseArgs, hardware: Hardware) -> Result<()> {
     let references = References::read(&args.stems_file, 1)?;
     let noise = NoiseOptions {
         percentile: args.percentile,
@@ -281,7 +281,7 @@ fn noise(args: &NoiseArgs, threads: Option<usize>) -> Result<()> {
         ..NoiseOptions::default()
     };
     let engine = load_engine(
-        threads,
+        hardware,
         EngineConfig {
             noise,
             ..EngineConfig::default()
@@ -313,7 +313,7 @@ fn noise(args: &NoiseArgs, threads: Option<usize>) -> Result<()> {
         let mut passed = Vec::new();
         for (index, model) in SeparationModel::ALL.into_iter().enumerate() {
             let estimate = engine.separate(mix, model, &mut |_| {})?;
-            row.push(global_sdr(references.stem(model.stem())?, &estimate));
+            row.push(global_sdr(references.stem(model.stem().name())?, &estimate));
             match clean_outputs.get(index) {
                 Some(clean) => passed.push(noise_passed_db(mix, &references.mix, &estimate, clean)),
                 None => clean_outputs.push(estimate),

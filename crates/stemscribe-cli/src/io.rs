@@ -9,16 +9,51 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use stemscribe_engine::{
-    decode_file, decode_raw_pcm, Audio, DecodeOptions, Engine, EngineConfig, PitchModel, RawPcm,
+    decode_file, decode_raw_pcm, Audio, DecodeOptions, Device, DeviceUse, Engine, EngineConfig,
+    PitchModel, RawPcm, RuntimeConfig,
 };
 
 /// Inputs shorter than this get no progress bar.
 const PROGRESS_MIN_SECS: f64 = 5.0;
 
-/// Loads the engine as `config` says, with `threads` worker threads (default: every core).
-pub fn load_engine(threads: Option<usize>, mut config: EngineConfig) -> Result<Engine> {
-    config.runtime.threads = threads;
-    Ok(Engine::new(&config)?)
+/// Where inference runs: the global `--threads` and `--device`.
+#[derive(Debug, Clone, Copy)]
+pub struct Hardware {
+    /// Worker threads (default: every core).
+    pub threads: Option<usize>,
+    /// The device asked for.
+    pub device: Device,
+}
+
+impl Hardware {
+    /// The runtime configuration these choices make.
+    pub fn runtime(self) -> RuntimeConfig {
+        RuntimeConfig {
+            threads: self.threads,
+            device: self.device,
+            ..RuntimeConfig::default()
+        }
+    }
+}
+
+/// Loads the engine as `config` says, on `hardware`; says on stderr when CUDA was tried and
+/// the models run on the CPU instead.
+pub fn load_engine(hardware: Hardware, mut config: EngineConfig) -> Result<Engine> {
+    config.runtime.threads = hardware.threads;
+    config.runtime.device = hardware.device;
+    let engine = Engine::new(&config)?;
+    report_fallback(engine.device());
+    Ok(engine)
+}
+
+/// Prints why the models run on the CPU, when CUDA was tried.
+pub fn report_fallback(device: &DeviceUse) {
+    if let DeviceUse::Cpu {
+        fallback: Some(reason),
+    } = device
+    {
+        eprintln!("note: running on the CPU: CUDA was tried and failed: {reason}");
+    }
 }
 
 /// The pitch-tracker choice of the commands that transcribe.

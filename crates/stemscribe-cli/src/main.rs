@@ -16,7 +16,7 @@ mod serve;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use stemscribe_engine::EngineError;
+use stemscribe_engine::{Device, EngineError};
 use thiserror::Error;
 
 /// Local source separation and vocal melody transcription.
@@ -29,6 +29,11 @@ struct Cli {
     /// Worker threads for inference and signal processing (default: every core).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: Option<u16>,
+    /// Where the models run: `cuda` (an NVIDIA GPU, with the GPU build from
+    /// `scripts/setup.sh --gpu`), `cpu`, or `auto`: CUDA when the GPU build is installed and
+    /// works, else the CPU (saying why when CUDA was tried).
+    #[arg(long, global = true, value_name = "DEVICE", default_value = "auto")]
+    device: Device,
     #[command(subcommand)]
     command: Command,
 }
@@ -65,6 +70,10 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let threads = cli.threads.map(usize::from);
+    let hardware = io::Hardware {
+        threads,
+        device: cli.device,
+    };
     if let Some(threads) = threads {
         // Only fails if a pool already exists, which cannot happen this early.
         let _ = rayon::ThreadPoolBuilder::new()
@@ -77,12 +86,12 @@ fn main() -> ExitCode {
         }
     }
     let result = match cli.command {
-        Command::Separate(args) => separate::run(&args, threads, cli.quiet),
-        Command::Midi(args) => midi::run(&args, threads, cli.quiet),
-        Command::Batch(args) => batch::run(&args, threads, cli.quiet),
-        Command::Serve(args) => serve::run(&args, threads, cli.quiet),
-        Command::Models(args) => models::run(&args, cli.quiet),
-        Command::Eval(command) => eval::run(&command, threads),
+        Command::Separate(args) => separate::run(&args, hardware, cli.quiet),
+        Command::Midi(args) => midi::run(&args, hardware, cli.quiet),
+        Command::Batch(args) => batch::run(&args, hardware, cli.quiet),
+        Command::Serve(args) => serve::run(&args, hardware, cli.quiet),
+        Command::Models(args) => models::run(&args, hardware, cli.quiet),
+        Command::Eval(command) => eval::run(&command, hardware),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::ArgGroup;
 use stemscribe_engine::{to_json, to_smf, Progress, SmfOptions, Transcription};
 
-use crate::io::{load_engine, progress_bar, write_bytes, Input, PitchArgs, TwoStemArgs};
+use crate::io::{load_engine, progress_bar, write_bytes, Hardware, Input, PitchArgs, TwoStemArgs};
 
 /// Exit status when nothing is sung (the API's `40000010 InvalidData:NoOutput`).
 pub const NO_OUTPUT_STATUS: u8 = 3;
@@ -48,10 +48,10 @@ pub(crate) fn write_json(path: &Path, melody: &Transcription) -> Result<()> {
 }
 
 /// Runs `stemscribe midi`.
-pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
+pub fn run(args: &Args, hardware: Hardware, quiet: bool) -> Result<()> {
     let started = Instant::now();
     let audio = args.input.decode()?;
-    let engine = load_engine(threads, args.two_stem.apply(args.pitch.config()))?;
+    let engine = load_engine(hardware, args.two_stem.apply(args.pitch.config()))?;
     let bar = progress_bar(&audio, quiet, "transcribing");
     let mut on_progress = |p: Progress| {
         bar.set_length(p.total as u64);

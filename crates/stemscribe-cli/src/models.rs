@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use stemscribe_engine::{
-    install_model_file, installed_cards, user_model_files, ModelCard, ModelFile, Runtime,
-    RuntimeConfig, SeparationModel, FOUR_STEMS,
+    install_model_file, installed_cards, user_model_files, ModelCard, ModelFile, Runtime, Separate,
+    SeparationModel, SourceStem, FOUR_STEMS,
 };
+
+use crate::io::Hardware;
 
 /// Arguments of `stemscribe models`.
 #[derive(Debug, clap::Args)]
@@ -31,8 +33,8 @@ enum Subcommand {
 }
 
 /// Runs `stemscribe models` or `stemscribe models add`.
-pub fn run(args: &Args, quiet: bool) -> Result<()> {
-    let runtime = Runtime::new(&RuntimeConfig::default())?;
+pub fn run(args: &Args, hardware: Hardware, quiet: bool) -> Result<()> {
+    let runtime = Runtime::new(&hardware.runtime())?;
     match &args.command {
         None => list(&runtime),
         Some(Subcommand::Add { file, name }) => {
@@ -63,7 +65,7 @@ fn list(runtime: &Runtime) -> Result<()> {
     let four_stem = cards
         .iter()
         .flatten()
-        .find(|card| card.has_stems(&FOUR_STEMS));
+        .find(|card| card.has_stems(&FOUR_STEMS.map(SourceStem::name)));
     let users: Vec<(PathBuf, Result<ModelFile, String>)> = user_model_files(dir)
         .into_iter()
         .map(|file| {
@@ -80,6 +82,11 @@ fn list(runtime: &Runtime) -> Result<()> {
         });
     let spleeter = ModelCard::spleeter_2stems();
     println!("models directory: {}", dir.display());
+    println!(
+        "device: {} (--device {})",
+        runtime.device_use(),
+        runtime.device()
+    );
     println!();
     for model in SeparationModel::ALL {
         let served_by = match (&four_stem, model) {

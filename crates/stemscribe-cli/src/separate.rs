@@ -8,11 +8,13 @@ use anyhow::{Context, Result};
 use clap::ArgGroup;
 use stemscribe_engine::{
     encode, Audio, EncodeReport, Engine, EngineConfig, MdxOptions, ModelFile, OutputFormat,
-    OutputSpec, Progress, Runtime, RuntimeConfig, SeparationModel, SeparationOptions,
-    WavSampleFormat, PROCESSING_RATE,
+    OutputSpec, Progress, Runtime, Separate, SeparationModel, SeparationOptions, WavSampleFormat,
+    PROCESSING_RATE,
 };
 
-use crate::io::{load_engine, progress_bar, write_output, Input, TwoStemArgs};
+use crate::io::{
+    load_engine, progress_bar, report_fallback, write_output, Hardware, Input, TwoStemArgs,
+};
 use crate::UsageError;
 
 /// Arguments of `stemscribe separate`.
@@ -75,7 +77,7 @@ pub struct Args {
 }
 
 /// Runs `stemscribe separate`.
-pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
+pub fn run(args: &Args, hardware: Hardware, quiet: bool) -> Result<()> {
     let started = Instant::now();
     let spec = args.output_spec()?;
     spec.check().map_err(|e| UsageError(e.to_string()))?;
@@ -83,9 +85,9 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
     match &args.model_file {
         Some(file) => {
             let dir = args.stems.as_deref().unwrap_or(Path::new("."));
-            run_model_file(args, file, &audio, &spec, dir, threads, quiet)?;
+            run_model_file(args, file, &audio, &spec, dir, hardware, quiet)?;
         }
-        None => run_engine(args, &audio, &spec, threads, quiet)?,
+        None => run_engine(args, &audio, &spec, hardware, quiet)?,
     }
     if !quiet {
         eprintln!(
@@ -153,7 +155,7 @@ pub(crate) fn write_stems(
 ) -> Result<()> {
     let mut failure = None;
     engine.separate_each(audio, model, progress, &mut |stem| {
-        let path = dir.join(format!("{}.{}", stem.name, spec.format.extension()));
+        let path = dir.join(format!("{}.{}", stem.name(), spec.format.extension()));
         match write_file(stem.audio, spec, &path) {
             Ok(_) => {
                 written(&path);
@@ -173,7 +175,7 @@ fn run_engine(
     args: &Args,
     audio: &Audio,
     spec: &OutputSpec,
-    threads: Option<usize>,
+    hardware: Hardware,
     quiet: bool,
 ) -> Result<()> {
     let separation = if args.spleeter_reference {
@@ -185,7 +187,7 @@ fn run_engine(
         }
     };
     let engine = load_engine(
-        threads,
+        hardware,
         args.two_stem.apply(EngineConfig {
             separation,
             separation_only: true,
@@ -240,31 +242,26 @@ fn run_model_file(
     audio: &Audio,
     spec: &OutputSpec,
     dir: &Path,
-    threads: Option<usize>,
+    hardware: Hardware,
     quiet: bool,
 ) -> Result<()> {
-    let runtime = Runtime::new(&RuntimeConfig {
-        threads,
-        ..RuntimeConfig::default()
-    })?;
+    let runtime = Runtime::new(&hardware.runtime())?;
     let model = ModelFile::open(&runtime, file)
         .with_context(|| format!("cannot load {}", file.display()))?;
     if args.mdx_denoise && !matches!(model, ModelFile::Mdx(_)) {
         return Err(UsageError("--mdx-denoise applies to MDX-Net models only".into()).into());
     }
+    let model = model.with_mdx_options(MdxOptions {
+        denoise: args.mdx_denoise,
+    });
+    report_fallback(&runtime.device_use());
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create directory {}", dir.display()))?;
     let bar = progress_bar(audio, quiet, "separating");
-    let stems = model.separate(
-        audio,
-        &MdxOptions {
-            denoise: args.mdx_denoise,
-        },
-        &mut |p| {
-            bar.set_length(p.total as u64);
-            bar.set_position(p.done as u64);
-        },
-    );
+    let stems = model.separate(audio, &mut |p| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+    });
     bar.finish_and_clear();
     let stems = stems?;
     for (name, stem) in stems {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use stemscribe_server::{parse_keys, serve, FetchConfig, ServerConfig};
 
-use crate::io::{load_engine, PitchArgs, TwoStemArgs};
+use crate::io::{load_engine, Hardware, PitchArgs, TwoStemArgs};
 
 /// Arguments of `stemscribe serve`.
 #[derive(Debug, clap::Args)]
@@ -71,7 +71,7 @@ pub struct Args {
 }
 
 /// Runs `stemscribe serve` until a shutdown signal, finishing requests in flight.
-pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
+pub fn run(args: &Args, hardware: Hardware, quiet: bool) -> Result<()> {
     let keys = match &args.keys {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -91,7 +91,7 @@ pub fn run(args: &Args, threads: Option<usize>, quiet: bool) -> Result<()> {
         );
     }
     let engine = Arc::new(load_engine(
-        threads,
+        hardware,
         args.two_stem.apply(args.pitch.config()),
     )?);
     let fetch = (!args.fetch_hosts.is_empty()).then(|| FetchConfig {

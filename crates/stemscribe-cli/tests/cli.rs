@@ -1,5 +1,8 @@
-//! The `stemscribe` binary as a user runs it. Needs `scripts/setup.sh` to have run.
+//! The `stemscribe` binary as a user runs it. Needs `scripts/setup.sh` to have run; the
+//! tests that only check how input and options are validated run with no models at all
+//! ([`without_models`]), which proves that the checks come before anything is loaded.
 
+use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -10,9 +13,19 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn stemscribe(args: &[&std::ffi::OsStr]) -> Output {
+fn stemscribe<S: AsRef<OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stemscribe"))
         .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// Runs the binary with an empty models directory: no runtime, no model can be loaded.
+fn without_models<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    let empty = temp_dir("no-models");
+    Command::new(env!("CARGO_BIN_EXE_stemscribe"))
+        .args(args)
+        .env("STEMSCRIBE_MODELS_DIR", &empty)
         .output()
         .expect("the binary runs")
 }
@@ -201,7 +214,7 @@ fn bad_input_fails_with_one_clear_line() {
     let garbage = dir.join("garbage.mp3");
     std::fs::write(&garbage, b"this is not audio at all, not even close").unwrap();
     let out = dir.join("out.wav");
-    let result = stemscribe(&[
+    let result = without_models(&[
         os("separate"),
         garbage.as_os_str(),
         os("-o"),
@@ -211,7 +224,7 @@ fn bad_input_fails_with_one_clear_line() {
     assert!(!out.exists());
 
     let missing = dir.join("missing.wav");
-    let result = stemscribe(&[
+    let result = without_models(&[
         os("separate"),
         missing.as_os_str(),
         os("-o"),
@@ -223,7 +236,7 @@ fn bad_input_fails_with_one_clear_line() {
 #[test]
 fn usage_errors_exit_with_2() {
     let input = data("rock_mix.wav");
-    let result = stemscribe(&[
+    let result = without_models(&[
         os("separate"),
         input.as_os_str(),
         os("--model"),
@@ -232,9 +245,9 @@ fn usage_errors_exit_with_2() {
         os("x.wav"),
     ]);
     assert_one_line_error(&result, 2, "unknown model");
-    let result = stemscribe(&[os("separate"), input.as_os_str()]);
+    let result = without_models(&[os("separate"), input.as_os_str()]);
     assert_eq!(result.status.code(), Some(2));
-    let result = stemscribe(&[
+    let result = without_models(&[
         os("separate"),
         input.as_os_str(),
         os("-o"),
@@ -323,7 +336,7 @@ fn midi_without_a_sung_melody_exits_with_its_own_status() {
 
 #[test]
 fn midi_needs_a_destination() {
-    let result = stemscribe(&[os("midi"), data("rock_mix.wav").as_os_str()]);
+    let result = without_models(&[os("midi"), data("rock_mix.wav").as_os_str()]);
     assert_eq!(result.status.code(), Some(2));
 }
 
@@ -371,16 +384,20 @@ fn eval_transcription_prints_the_three_metrics() {
 
 /// `separate rock_mix.wav -o OUT` with extra arguments.
 fn separate_to(out: &Path, extra: &[&str]) -> Output {
-    let input = data("rock_mix.wav");
-    let mut args = vec![
-        os("separate"),
-        input.as_os_str(),
-        os("-o"),
-        out.as_os_str(),
-        os("--quiet"),
+    stemscribe(&separate_args(out, extra))
+}
+
+/// The arguments of [`separate_to`].
+fn separate_args(out: &Path, extra: &[&str]) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![
+        "separate".into(),
+        data("rock_mix.wav").into(),
+        "-o".into(),
+        out.into(),
+        "--quiet".into(),
     ];
-    args.extend(extra.iter().map(|a| os(a)));
-    stemscribe(&args)
+    args.extend(extra.iter().map(OsString::from));
+    args
 }
 
 #[test]
@@ -443,15 +460,16 @@ fn impossible_options_fail_before_any_work() {
         &["--sample-rate", "0"][..],
         &["--sample-rate", "1000000"][..],
     ] {
-        // With no models to be found, getting as far as loading them would be another error.
-        let result = Command::new(env!("CARGO_BIN_EXE_stemscribe"))
-            .args(["separate", "--quiet", "-o"])
-            .arg(&out)
-            .arg(data("rock_mix.wav"))
-            .args(extra)
-            .env("STEMSCRIBE_MODELS_DIR", dir.join("no-models"))
-            .output()
-            .unwrap();
+        let input = data("rock_mix.wav");
+        let mut args = vec![
+            os("separate"),
+            os("--quiet"),
+            os("-o"),
+            out.as_os_str(),
+            input.as_os_str(),
+        ];
+        args.extend(extra.iter().map(|a| os(a)));
+        let result = without_models(&args);
         let stderr = String::from_utf8_lossy(&result.stderr);
         assert_eq!(result.status.code(), Some(2), "{extra:?}: {stderr}");
         assert!(stderr.contains("sample rate"), "{stderr}");
@@ -523,13 +541,13 @@ fn inputs_over_max_duration_are_refused() {
     let dir = temp_dir("max-duration");
     let out = dir.join("out.wav");
     // rock_mix.wav lasts 3 s.
-    let result = separate_to(&out, &["--max-duration", "1"]);
+    let result = without_models(&separate_args(&out, &["--max-duration", "1"]));
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert_eq!(result.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("longer than the limit of 1 s"), "{stderr}");
     assert!(stderr.contains("--max-duration"), "{stderr}");
     assert!(!out.exists());
-    let result = separate_to(&out, &["--max-duration", "0"]);
+    let result = without_models(&separate_args(&out, &["--max-duration", "0"]));
     assert_eq!(result.status.code(), Some(2));
 }
 

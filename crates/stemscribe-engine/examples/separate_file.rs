@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         format: OutputFormat::Wav(WavSampleFormat::Pcm16),
     };
     for stem in stems {
-        let path = out_dir.join(format!("{}.wav", stem.name));
+        let path = out_dir.join(format!("{}.wav", stem.name()));
         let report = encode(stem.audio, &spec, BufWriter::new(File::create(&path)?))?;
         println!("{}: {} frames", path.display(), report.frames);
     }

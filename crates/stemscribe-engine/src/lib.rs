@@ -20,6 +20,7 @@
 
 use std::fmt;
 use std::ops::ControlFlow;
+use std::path::Path;
 use std::str::FromStr;
 
 use thiserror::Error;
@@ -34,17 +35,20 @@ pub use stemscribe_encode::{
     WavSampleFormat,
 };
 pub use stemscribe_midi::{from_json, to_json, to_smf, MidiError, Note, SmfOptions, Transcription};
-pub use stemscribe_runtime::{Runtime, RuntimeConfig, RuntimeError};
+pub use stemscribe_runtime::{
+    CudaError, Device, DeviceUse, Runtime, RuntimeConfig, RuntimeError, UnknownDevice,
+};
 pub use stemscribe_separate::{
     derive_stems_each, install_model_file, installed_cards, suppress_noise, user_model_files,
     uvr_hash, CardError, DemucsModel, DerivedStemsOptions, EndPadding, HighBand, InstallError,
     MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem, MdxStems, ModelCard, ModelFile,
-    ModelFileError, ModelSpec, NoiseOptions, Progress, SeparationError, SeparationOptions,
-    Separator, SourceStem, USER_MODELS_DIR,
+    ModelFileError, ModelSpec, NoiseOptions, Progress, Separate, SeparationError,
+    SeparationOptions, Separator, SourceStem, USER_MODELS_DIR,
 };
 pub use stemscribe_transcribe::{
     notes_from_track, notes_with_evidence, Evidence, NoOutput, PitchModel, PitchModelSpec,
-    PitchTrack, Transcriber, TranscriptionError, TranscriptionOptions, UnknownPitchModel,
+    PitchTrack, TrackPitch, Transcriber, TranscriptionError, TranscriptionOptions,
+    UnknownPitchModel,
 };
 
 /// Any failure of the engine, by stage.
@@ -133,10 +137,10 @@ impl SeparationModel {
     }
 
     /// The stem this model returns.
-    pub fn stem(self) -> &'static str {
+    pub fn stem(self) -> SourceStem {
         match self {
-            Self::TwoTrackVocal | Self::FourTrackVocal => "vocals",
-            Self::TwoTrackAcc | Self::FourTrackAcc => "accompaniment",
+            Self::TwoTrackVocal | Self::FourTrackVocal => SourceStem::Vocals,
+            Self::TwoTrackAcc | Self::FourTrackAcc => SourceStem::Accompaniment,
         }
     }
 
@@ -147,7 +151,12 @@ impl SeparationModel {
 }
 
 /// The stems of a four-track split, in the order [`Engine::separate_all`] returns them.
-pub const FOUR_STEMS: [&str; 4] = ["vocals", "drums", "bass", "other"];
+pub const FOUR_STEMS: [SourceStem; 4] = [
+    SourceStem::Vocals,
+    SourceStem::Drums,
+    SourceStem::Bass,
+    SourceStem::Other,
+];
 
 impl fmt::Display for SeparationModel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -174,74 +183,100 @@ impl FromStr for SeparationModel {
 /// One separated source.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stem {
-    /// Its name (`vocals`, `accompaniment`).
-    pub name: String,
+    /// Which stem it is.
+    pub stem: SourceStem,
     /// 44.1 kHz stereo, as long as the input.
     pub audio: Audio,
+}
+
+impl Stem {
+    /// Its file name without extension (`vocals`, `accompaniment`, `drums`, ...).
+    pub fn name(&self) -> &'static str {
+        self.stem.name()
+    }
 }
 
 /// How to build an [`Engine`]; every part defaults to its own default.
 #[derive(Debug, Clone, Default)]
 pub struct EngineConfig {
-    /// Where the runtime and the models are, and how many threads to use.
+    /// Where the runtime and the models are, how many threads to use, and on which device.
     pub runtime: RuntimeConfig,
-    /// Separation choices; the default is the best measured.
+    /// Separation choices for mask models (Spleeter, installed cards); the default is the
+    /// best measured.
     pub separation: SeparationOptions,
     /// Note rules for transcription.
     pub transcription: TranscriptionOptions,
     /// The pitch tracker transcription runs.
     pub pitch_model: PitchModel,
-    /// Serve `2track_*` (and the vocals transcription reads) from this vocal or instrumental
-    /// MDX-Net model installed with `stemscribe models add` (its name in `user/`), instead of
-    /// Spleeter.
+    /// Serve `2track_*` (the vocals transcription reads, and the accompaniment derived four
+    /// stems come from) from this vocal or instrumental MDX-Net model installed with
+    /// `stemscribe models add` (its name in `user/`), instead of Spleeter.
     pub two_stem_model: Option<String>,
     /// Load only what separation needs: no pitch tracker (transcription then fails with
     /// [`EngineError::NotLoaded`]).
     pub separation_only: bool,
     /// Noise suppression before the four-track drums, bass and other.
     pub noise: NoiseOptions,
-    /// How drums, bass and other are derived when no four-stem model card is installed.
+    /// How drums, bass and other are derived when no four-stem model is installed.
     pub derived: DerivedStemsOptions,
+}
+
+/// The models an [`Engine`] runs, for embedders and tests that bring their own (a test
+/// double of [`Separate`] or [`TrackPitch`], say) instead of loading ONNX files.
+#[derive(Debug)]
+pub struct EngineParts {
+    /// The 2-stem model: its stems are the vocals and the accompaniment (or instrumental).
+    pub two_stems: Box<dyn Separate>,
+    /// A four-stem model (vocals, drums, bass, other); `None` derives them from the 2-stem
+    /// accompaniment.
+    pub four_stems: Option<Box<dyn Separate>>,
+    /// The pitch tracker and note rules; `None` for separation only.
+    pub transcriber: Option<Transcriber>,
+    /// Noise suppression before the four-track drums, bass and other.
+    pub noise: NoiseOptions,
+    /// How drums, bass and other are derived without a four-stem model.
+    pub derived: DerivedStemsOptions,
+    /// Where the models run.
+    pub device: DeviceUse,
 }
 
 /// Loaded models, ready to serve requests from any thread.
 #[derive(Debug)]
 pub struct Engine {
-    two_stems: Separator,
-    two_stem_file: Option<ModelFile>,
+    two_stems: Box<dyn Separate>,
     four_stems: FourStems,
-    separation: SeparationOptions,
     noise: NoiseOptions,
     transcriber: Option<Transcriber>,
+    device: DeviceUse,
 }
 
 /// Where the four-track models get drums, bass and other.
 #[derive(Debug)]
 enum FourStems {
-    /// From an installed four-stem model card.
-    Installed(Box<Separator>),
-    /// From a four-stem model file installed with `stemscribe models add` (HT-Demucs).
-    File(Box<ModelFile>),
+    /// From a four-stem network (an installed card, or an HT-Demucs file).
+    Model(Box<dyn Separate>),
     /// Derived from the 2-stem accompaniment.
     Derived(DerivedStemsOptions),
 }
 
 impl Engine {
-    /// Loads ONNX Runtime, the 2-stem model, the F0 model and, when a card for one is
-    /// installed, a four-stem model (see [`installed_cards`]).
+    /// Loads ONNX Runtime, the 2-stem model, the F0 model and, when one is installed, a
+    /// four-stem model (a card, see [`installed_cards`], or a file added with `stemscribe
+    /// models add`).
     pub fn new(config: &EngineConfig) -> Result<Self, EngineError> {
         let runtime = Runtime::new(&config.runtime)?;
-        let two_stems = Separator::new(&runtime, ModelSpec::spleeter_2stems())?;
-        let two_stem_file = match &config.two_stem_model {
-            Some(name) => Some(two_stem_file(&runtime, name)?),
-            None => None,
+        let two_stems: Box<dyn Separate> = match &config.two_stem_model {
+            Some(name) => Box::new(two_stem_file(&runtime, name)?),
+            None => Box::new(
+                Separator::new(&runtime, ModelSpec::spleeter_2stems())?
+                    .with_options(config.separation),
+            ),
         };
-        let four_stems = match four_stem_card(runtime.models_dir())? {
-            Some(card) => FourStems::Installed(Box::new(Separator::new(&runtime, card.spec)?)),
-            None => match four_stem_file(&runtime)? {
-                Some(model) => FourStems::File(Box::new(model)),
-                None => FourStems::Derived(config.derived),
-            },
+        let four_stems: Option<Box<dyn Separate>> = match four_stem_card(runtime.models_dir())? {
+            Some(card) => Some(Box::new(
+                Separator::new(&runtime, card.spec)?.with_options(config.separation),
+            )),
+            None => four_stem_file(&runtime)?.map(|model| Box::new(model) as Box<dyn Separate>),
         };
         let transcriber = if config.separation_only {
             None
@@ -252,29 +287,45 @@ impl Engine {
                 config.transcription,
             )?)
         };
-        Ok(Self {
+        Ok(Self::from_parts(EngineParts {
             two_stems,
-            two_stem_file,
             four_stems,
-            separation: config.separation,
-            noise: config.noise,
             transcriber,
-        })
+            noise: config.noise,
+            derived: config.derived,
+            device: runtime.device_use(),
+        }))
     }
 
-    /// The card of the installed four-stem model, or `None` when the stems are derived.
-    pub fn four_stem_model(&self) -> Option<&ModelSpec> {
-        match &self.four_stems {
-            FourStems::Installed(separator) => Some(separator.spec()),
-            FourStems::File(_) | FourStems::Derived(_) => None,
+    /// An engine of models built elsewhere.
+    pub fn from_parts(parts: EngineParts) -> Self {
+        Self {
+            two_stems: parts.two_stems,
+            four_stems: match parts.four_stems {
+                Some(model) => FourStems::Model(model),
+                None => FourStems::Derived(parts.derived),
+            },
+            noise: parts.noise,
+            transcriber: parts.transcriber,
+            device: parts.device,
         }
     }
 
-    /// The installed four-stem model file that serves `bs_4track_*`, if any.
-    pub fn four_stem_file(&self) -> Option<&ModelFile> {
+    /// Where the models run (and why not on CUDA, when it was asked for and not used).
+    pub fn device(&self) -> &DeviceUse {
+        &self.device
+    }
+
+    /// The model that serves `2track_*`.
+    pub fn two_stem_model(&self) -> &dyn Separate {
+        self.two_stems.as_ref()
+    }
+
+    /// The installed four-stem model, or `None` when the stems are derived.
+    pub fn four_stem_model(&self) -> Option<&dyn Separate> {
         match &self.four_stems {
-            FourStems::File(model) => Some(model),
-            FourStems::Installed(_) | FourStems::Derived(_) => None,
+            FourStems::Model(model) => Some(model.as_ref()),
+            FourStems::Derived(_) => None,
         }
     }
 
@@ -293,9 +344,9 @@ impl Engine {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Transcription, EngineError> {
         let transcriber = self.transcriber()?;
-        let pitch_windows = transcriber.tracker().windows(
-            (audio.duration_secs() * f64::from(transcriber.tracker().spec().sample_rate)) as usize,
-        );
+        let tracker = transcriber.tracker();
+        let pitch_windows =
+            tracker.windows((audio.duration_secs() * f64::from(tracker.sample_rate())) as usize);
         let mut separated = 0;
         let vocals = self.separate(audio, SeparationModel::TwoTrackVocal, &mut |p| {
             separated = p.total;
@@ -318,20 +369,14 @@ impl Engine {
         voice: &Audio,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Transcription, EngineError> {
-        Ok(self.transcriber()?.transcribe(voice, &mut |p| {
-            progress(Progress {
-                done: p.done,
-                total: p.total,
-            })
-        })?)
+        Ok(self.transcriber()?.transcribe(voice, progress)?)
     }
 
     /// Separates 44.1 kHz stereo `audio` into every stem of `model`'s family: vocals and
-    /// accompaniment, or the [`FOUR_STEMS`]. For the four-track family the vocals come from
-    /// the input as it is (see [`SeparationModel::FourTrackVocal`]). Derived drums, bass and
-    /// other come from the same pass's accompaniment with its detected noise removed (one
-    /// network pass); an installed four-stem model runs again on the input with its noise
-    /// removed (two passes).
+    /// accompaniment, or the [`FOUR_STEMS`]. Derived drums, bass and other come from the same
+    /// pass's accompaniment with its detected noise removed (one network pass); an installed
+    /// four-stem model gives the vocals of the input as it is, and drums, bass and other of
+    /// the input with its noise removed (two passes).
     pub fn separate_all(
         &self,
         audio: &Audio,
@@ -356,36 +401,44 @@ impl Engine {
         progress: &mut dyn FnMut(Progress),
         on_stem: &mut dyn FnMut(Stem) -> ControlFlow<()>,
     ) -> Result<(), EngineError> {
-        if !model.is_four_track() {
-            for stem in self.two_track_stems(audio, progress)? {
-                if on_stem(stem).is_break() {
-                    break;
+        let four_stem_model = match (&self.four_stems, model.is_four_track()) {
+            (_, false) => {
+                for stem in self.two_track_stems(audio, progress)? {
+                    if on_stem(stem).is_break() {
+                        break;
+                    }
                 }
-            }
-            return Ok(());
-        }
-        if let FourStems::Derived(derived) = &self.four_stems {
-            // One network pass: the vocals and the accompaniment the parts come from.
-            let mut stems = self.run(&self.two_stems, audio, progress)?;
-            let file = &self.two_stems.spec().file;
-            let accompaniment = take_stem(&mut stems, "accompaniment", file)?;
-            if on_stem(take_stem(&mut stems, "vocals", file)?).is_break() {
                 return Ok(());
             }
-            self.derive_parts(&accompaniment.audio, derived, on_stem);
-            return Ok(());
-        }
+            (FourStems::Derived(derived), true) => {
+                // One network pass: the vocals and the accompaniment the parts come from.
+                let [vocals, accompaniment] = self.two_track_stems(audio, progress)?;
+                if on_stem(vocals).is_break() {
+                    return Ok(());
+                }
+                self.derive_parts(&accompaniment.audio, derived, on_stem);
+                return Ok(());
+            }
+            (FourStems::Model(four), true) => four.as_ref(),
+        };
         let mut halves = |done: usize, p: Progress| {
             progress(Progress {
                 done: done + p.done,
                 total: 2 * p.total,
             })
         };
-        let vocals = self.four_track_vocals(audio, &mut |p| halves(0, p))?;
-        if on_stem(named("vocals", vocals)).is_break() {
+        let mut stems = four_stem_model.separate(audio, &mut |p| halves(0, p))?;
+        let vocals = take_stem(&mut stems, SourceStem::Vocals, four_stem_model.file())?;
+        drop(stems);
+        if on_stem(vocals).is_break() {
             return Ok(());
         }
-        self.four_track_parts(audio, &mut |p| halves(p.total, p), on_stem)
+        for part in self.four_track_parts(four_stem_model, audio, &mut |p| halves(p.total, p))? {
+            if on_stem(part).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Separates 44.1 kHz stereo `audio` and returns the stem `model` names (for the
@@ -397,60 +450,52 @@ impl Engine {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Audio, EngineError> {
         match (model, &self.four_stems) {
-            (SeparationModel::FourTrackVocal, _) => self.four_track_vocals(audio, progress),
-            (SeparationModel::FourTrackAcc, FourStems::Installed(_) | FourStems::File(_)) => {
-                let mut parts = Vec::new();
-                self.four_track_parts(audio, progress, &mut |part| {
-                    parts.push(part.audio);
-                    ControlFlow::Continue(())
-                })?;
+            // The vocal mask already leaves steady noise to the rest; suppressing the noise
+            // first only distorts the voice (on the musdb7 clip with white or pink hiss it
+            // cost 0.3 dB).
+            (SeparationModel::FourTrackVocal, FourStems::Model(four)) => {
+                let mut stems = four.separate(audio, progress)?;
+                Ok(take_stem(&mut stems, SourceStem::Vocals, four.file())?.audio)
+            }
+            (SeparationModel::FourTrackAcc, FourStems::Model(four)) => {
+                let parts = self.four_track_parts(four.as_ref(), audio, progress)?;
+                let parts: Vec<Audio> = parts.into_iter().map(|part| part.audio).collect();
                 Ok(Audio::sum(&parts)?)
             }
-            // Derived parts sum to the accompaniment exactly, so they need not be derived.
+            // Derived parts sum to the accompaniment with its noise removed, so they need not
+            // be derived.
             (SeparationModel::FourTrackAcc, FourStems::Derived(_)) => {
-                self.denoised_accompaniment(audio, progress)
+                let [_, accompaniment] = self.two_track_stems(audio, progress)?;
+                Ok(suppress_noise(&accompaniment.audio, &self.noise))
             }
-            (SeparationModel::TwoTrackVocal | SeparationModel::TwoTrackAcc, _) => {
-                let mut stems = self.two_track_stems(audio, progress)?;
-                Ok(take_stem(&mut stems, model.stem(), &self.two_track_file())?.audio)
+            (SeparationModel::FourTrackVocal, FourStems::Derived(_))
+            | (SeparationModel::TwoTrackVocal, _) => {
+                let [vocals, _] = self.two_track_stems(audio, progress)?;
+                Ok(vocals.audio)
+            }
+            (SeparationModel::TwoTrackAcc, _) => {
+                let [_, accompaniment] = self.two_track_stems(audio, progress)?;
+                Ok(accompaniment.audio)
             }
         }
     }
 
-    /// The four-track vocals, separated from the input as it is: the vocal mask already
-    /// leaves steady noise to the rest, and suppressing the noise first only distorts the
-    /// voice (on the musdb7 clip with white or pink hiss it cost 0.3 dB).
-    fn four_track_vocals(
-        &self,
-        audio: &Audio,
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<Audio, EngineError> {
-        match self.run_four_stem_model(audio, progress)? {
-            Some((mut stems, file)) => Ok(take_stem(&mut stems, "vocals", &file)?.audio),
-            None => self.stem_of(&self.two_stems, audio, "vocals", progress),
-        }
-    }
-
-    /// The four-track drums, bass and other of an installed four-stem model, in that order,
-    /// handed to `on_stem` one by one: separated from the input with its detected noise
-    /// removed. (Derived stems come from [`Engine::derive_parts`].)
+    /// The drums, bass and other of a four-stem model, in that order: separated from the
+    /// input with its detected noise removed. (Derived stems come from
+    /// [`Engine::derive_parts`].)
     fn four_track_parts(
         &self,
+        four: &dyn Separate,
         audio: &Audio,
         progress: &mut dyn FnMut(Progress),
-        on_stem: &mut dyn FnMut(Stem) -> ControlFlow<()>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Vec<Stem>, EngineError> {
         let clean = suppress_noise(audio, &self.noise);
-        let separated = self.run_four_stem_model(&clean, progress)?;
+        let mut stems = four.separate(&clean, progress)?;
         drop(clean);
-        if let Some((mut stems, file)) = separated {
-            for name in &FOUR_STEMS[1..] {
-                if on_stem(take_stem(&mut stems, name, &file)?).is_break() {
-                    break;
-                }
-            }
-        }
-        Ok(())
+        FOUR_STEMS[1..]
+            .iter()
+            .map(|&stem| take_stem(&mut stems, stem, four.file()))
+            .collect()
     }
 
     /// Derived drums, bass and other of the 2-stem `accompaniment`, its detected noise removed
@@ -462,129 +507,50 @@ impl Engine {
         on_stem: &mut dyn FnMut(Stem) -> ControlFlow<()>,
     ) {
         let accompaniment = suppress_noise(accompaniment, &self.noise);
-        let mut names = FOUR_STEMS[1..].iter();
-        derive_stems_each(&accompaniment, derived, &mut |part| {
-            let name = names.next().copied().unwrap_or("other");
-            on_stem(named(name, part))
+        let mut stems = FOUR_STEMS[1..].iter();
+        derive_stems_each(&accompaniment, derived, &mut |audio| {
+            let stem = stems.next().copied().unwrap_or(SourceStem::Other);
+            on_stem(Stem { stem, audio })
         });
     }
 
-    /// Runs the installed four-stem model (card or file) on `audio` and names its stems;
-    /// with the file it came from, for errors. `None` when the stems are derived.
-    fn run_four_stem_model(
-        &self,
-        audio: &Audio,
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<Option<(Vec<Stem>, String)>, EngineError> {
-        Ok(match &self.four_stems {
-            FourStems::Installed(separator) => Some((
-                self.run(separator, audio, progress)?,
-                separator.spec().file.clone(),
-            )),
-            FourStems::File(model) => Some((
-                run_file(model, audio, progress)?,
-                model.file().display().to_string(),
-            )),
-            FourStems::Derived(_) => None,
-        })
-    }
-
-    /// The vocals and accompaniment of `audio`, from Spleeter or the installed model asked for.
+    /// The vocals and the accompaniment of `audio` from the 2-stem model (an instrumental
+    /// stem is named the accompaniment).
     fn two_track_stems(
         &self,
         audio: &Audio,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<Vec<Stem>, EngineError> {
-        let Some(model) = &self.two_stem_file else {
-            return self.run(&self.two_stems, audio, progress);
+    ) -> Result<[Stem; 2], EngineError> {
+        let mut stems = self.two_stems.separate(audio, progress)?;
+        let file = self.two_stems.file();
+        let vocals = take_stem(&mut stems, SourceStem::Vocals, file)?;
+        let accompaniment = match take_stem(&mut stems, SourceStem::Accompaniment, file) {
+            Ok(stem) => stem,
+            Err(_) => Stem {
+                stem: SourceStem::Accompaniment,
+                audio: take_stem(&mut stems, SourceStem::Instrumental, file)?.audio,
+            },
         };
-        let mut stems = run_file(model, audio, progress)?;
-        let file = self.two_track_file();
-        let vocals = take_stem(&mut stems, SourceStem::Vocals.name(), &file)?;
-        let mut accompaniment = take_stem(&mut stems, SourceStem::Instrumental.name(), &file)?;
-        accompaniment.name = "accompaniment".to_owned();
-        Ok(vec![vocals, accompaniment])
-    }
-
-    /// The file `2track_*` are served from.
-    fn two_track_file(&self) -> String {
-        self.two_stem_file.as_ref().map_or_else(
-            || self.two_stems.spec().file.clone(),
-            |model| model.file().display().to_string(),
-        )
-    }
-
-    /// The 2-stem accompaniment of the input with its detected noise removed afterwards (as
-    /// good as removing it from the input first, measured on two clips, and it lets every
-    /// stem come from one pass): the sum of the derived drums, bass and other.
-    fn denoised_accompaniment(
-        &self,
-        audio: &Audio,
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<Audio, EngineError> {
-        let accompaniment = self.stem_of(&self.two_stems, audio, "accompaniment", progress)?;
-        Ok(suppress_noise(&accompaniment, &self.noise))
-    }
-
-    /// Runs one separator and returns the stem called `name`.
-    fn stem_of(
-        &self,
-        separator: &Separator,
-        audio: &Audio,
-        name: &str,
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<Audio, EngineError> {
-        let mut stems = self.run(separator, audio, progress)?;
-        Ok(take_stem(&mut stems, name, &separator.spec().file)?.audio)
-    }
-
-    /// Runs one separator and names its stems.
-    fn run(
-        &self,
-        separator: &Separator,
-        audio: &Audio,
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<Vec<Stem>, EngineError> {
-        let stems = separator.separate(audio, &self.separation, progress)?;
-        Ok(separator
-            .spec()
-            .stems
-            .iter()
-            .zip(stems)
-            .map(|(name, audio)| named(name, audio))
-            .collect())
+        Ok([vocals, accompaniment])
     }
 }
 
-fn named(name: &str, audio: Audio) -> Stem {
-    Stem {
-        name: name.to_owned(),
-        audio,
-    }
-}
-
-/// Removes the stem called `name` from `stems`, which the model in `file` returned.
-fn take_stem(stems: &mut Vec<Stem>, name: &str, file: &str) -> Result<Stem, EngineError> {
-    let index = stems.iter().position(|s| s.name == name).ok_or_else(|| {
-        SeparationError::ModelMismatch {
-            file: file.to_owned(),
-            reason: format!("no `{name}` stem"),
-        }
-    })?;
-    Ok(stems.swap_remove(index))
-}
-
-/// Runs a model file and names its stems.
-fn run_file(
-    model: &ModelFile,
-    audio: &Audio,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<Vec<Stem>, EngineError> {
-    Ok(model
-        .separate(audio, &MdxOptions::default(), progress)?
-        .into_iter()
-        .map(|(stem, audio)| named(stem.name(), audio))
-        .collect())
+/// Removes `stem` from `stems`, which the model in `file` returned.
+fn take_stem(
+    stems: &mut Vec<(SourceStem, Audio)>,
+    stem: SourceStem,
+    file: &Path,
+) -> Result<Stem, EngineError> {
+    let index = stems
+        .iter()
+        .position(|(s, _)| *s == stem)
+        .ok_or_else(|| RuntimeError::Mismatch {
+            file: file.to_path_buf(),
+            reason: format!("no `{}` stem", stem.name()),
+        })
+        .map_err(SeparationError::from)?;
+    let (stem, audio) = stems.swap_remove(index);
+    Ok(Stem { stem, audio })
 }
 
 /// Opens `user/NAME.onnx` as a two-stem model: one whose stems are the vocals and the
@@ -601,18 +567,18 @@ fn two_stem_file(runtime: &Runtime, name: &str) -> Result<ModelFile, EngineError
         });
     }
     let model = ModelFile::open(runtime, &file)?;
-    if model.has_stems(&[SourceStem::Vocals.name(), SourceStem::Instrumental.name()]) {
+    if model.has_stems(&[SourceStem::Vocals, SourceStem::Instrumental]) {
         return Ok(model);
     }
-    Err(SeparationError::ModelMismatch {
-        file: file.display().to_string(),
+    Err(SeparationError::from(RuntimeError::Mismatch {
+        file,
         reason: format!(
             "a {} model with stems {:?} cannot serve 2track_* (it needs an MDX-Net vocal or \
              instrumental model)",
             model.family(),
             model.stems().iter().map(|s| s.name()).collect::<Vec<_>>()
         ),
-    }
+    })
     .into())
 }
 
@@ -639,7 +605,9 @@ pub fn four_stem_card(models_dir: &std::path::Path) -> Result<Option<ModelCard>,
     let cards = installed_cards(models_dir)
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(cards.into_iter().find(|card| card.has_stems(&FOUR_STEMS)))
+    Ok(cards
+        .into_iter()
+        .find(|card| card.has_stems(&FOUR_STEMS.map(SourceStem::name))))
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use stemscribe_engine::{
     decode_file, install_model_file, Audio, DecodeOptions, Engine, EngineConfig, EngineError,
-    MdxModel, MdxOptions, MdxParams, Runtime, RuntimeConfig, SeparationModel, FOUR_STEMS,
+    MdxModel, MdxOptions, MdxParams, Runtime, RuntimeConfig, SeparationModel, SourceStem,
+    FOUR_STEMS,
 };
 
 fn installed() -> PathBuf {
@@ -34,7 +35,7 @@ fn assert_consistent(engine: &Engine) {
     let stems = engine
         .separate_all(&song, SeparationModel::FourTrackVocal, &mut |_| {})
         .unwrap();
-    let names: Vec<&str> = stems.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<SourceStem> = stems.iter().map(|s| s.stem).collect();
     assert_eq!(names, FOUR_STEMS);
     for stem in &stems {
         assert_eq!(
@@ -75,7 +76,7 @@ fn an_installed_four_stem_card_replaces_the_derivation() {
     }
     let engine = engine_in(&dir).unwrap();
     let model = engine.four_stem_model().expect("the card is picked up");
-    assert_eq!(model.file, "tiny-4stems.onnx");
+    assert_eq!(model.file(), dir.join("tiny-4stems.onnx"));
     assert_consistent(&engine);
 
     std::fs::write(dir.join("broken.card.toml"), "id = 3").unwrap();
@@ -93,11 +94,10 @@ fn an_installed_four_stem_model_file_serves_the_four_track_models() {
     // An MDX-Net (two-stem) file beside it serves nothing by itself.
     install_model_file(&runtime, &installed().join("mdx-twin/mdx-twin.onnx"), "mdx").unwrap();
     let engine = engine_in(&dir).unwrap();
-    assert!(engine.four_stem_model().is_none());
     let model = engine
-        .four_stem_file()
+        .four_stem_model()
         .expect("the model file is picked up");
-    assert_eq!(model.family(), "HT-Demucs ONNX");
+    assert_eq!(model.file(), dir.join("user/twin4.onnx"));
     assert_consistent(&engine);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -130,7 +130,7 @@ fn an_installed_mdx_model_serves_two_track_only_when_asked() {
         .unwrap();
     let direct = MdxModel::new(&runtime, &twin, MdxParams::for_model(&twin).unwrap())
         .unwrap()
-        .separate(&song, &MdxOptions::default(), &mut |_| {})
+        .separate_with(&song, &MdxOptions::default(), &mut |_| {})
         .unwrap();
     assert!(max_difference(&vocals, &direct.primary) < 1e-6);
     assert!(max_difference(&accompaniment, &direct.secondary) < 1e-6);

@@ -25,9 +25,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ort::environment::Environment;
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session;
 use thiserror::Error;
+
+mod device;
+mod model;
+
+pub use device::{CudaError, Device, DeviceUse, UnknownDevice};
+pub use model::{Input, Model, Tensor, TensorSpec};
 
 /// Environment variable naming the ONNX Runtime shared library.
 pub const LIBRARY_ENV: &str = "STEMSCRIBE_ORT_LIB";
@@ -37,43 +43,68 @@ pub const MODELS_ENV: &str = "STEMSCRIBE_MODELS_DIR";
 pub const SETUP_COMMAND: &str =
     "scripts/setup.sh, or scripts/setup.sh --user for the user's data directory";
 
-/// Why the runtime or a model could not be loaded.
+/// How far a long task has come, in steps (network windows) of the task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Steps done.
+    pub done: usize,
+    /// Steps in all.
+    pub total: usize,
+}
+
+/// Why the runtime or a model could not be loaded or run.
 #[derive(Debug, Error)]
 pub enum RuntimeError {
     /// No ONNX Runtime library at the path that was looked up.
     #[error("ONNX Runtime library not found at {0} (install it with `{SETUP_COMMAND}` in a stemscribe checkout, `--user` for the user's data directory, or set {LIBRARY_ENV})")]
     LibraryMissing(PathBuf),
     /// The library exists but could not be loaded.
-    #[error("cannot load ONNX Runtime from {path}: {reason}")]
+    #[error("cannot load ONNX Runtime from {path}")]
     LibraryLoad {
         /// The library path.
         path: PathBuf,
         /// What the loader said.
-        reason: String,
+        #[source]
+        source: ort::Error,
     },
     /// A model file is not installed.
     #[error(
         "model file {0} not found (install the models with `{SETUP_COMMAND}` in a stemscribe checkout, `--user` for the user's data directory, or set {MODELS_ENV})"
     )]
     ModelMissing(PathBuf),
-    /// ONNX Runtime refused to build a session or run a model.
-    #[error("ONNX Runtime: {0}")]
-    Ort(String),
+    /// ONNX Runtime refused to load a model file.
+    #[error("ONNX Runtime cannot load {file}")]
+    Load {
+        /// The model file.
+        file: PathBuf,
+        /// What ONNX Runtime said.
+        #[source]
+        source: ort::Error,
+    },
+    /// ONNX Runtime failed while running a model.
+    #[error("ONNX Runtime failed running {file}")]
+    Run {
+        /// The model file.
+        file: PathBuf,
+        /// What ONNX Runtime said.
+        #[source]
+        source: ort::Error,
+    },
+    /// A model's tensors are not what its family or card says.
+    #[error("model {} does not match its description: {reason}", file.display())]
+    Mismatch {
+        /// The model file.
+        file: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+    /// `--device cuda` was asked for and CUDA cannot be used.
+    #[error(transparent)]
+    Cuda(#[from] CudaError),
 }
 
-impl From<ort::Error> for RuntimeError {
-    fn from(error: ort::Error) -> Self {
-        Self::Ort(error.to_string())
-    }
-}
-
-impl From<ort::Error<ort::session::builder::SessionBuilder>> for RuntimeError {
-    fn from(error: ort::Error<ort::session::builder::SessionBuilder>) -> Self {
-        Self::Ort(error.to_string())
-    }
-}
-
-/// Where to find the runtime and the models, and how many threads inference may use.
+/// Where to find the runtime and the models, how many threads inference may use, and on
+/// which device.
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeConfig {
     /// Explicit path to `libonnxruntime.so`.
@@ -82,6 +113,8 @@ pub struct RuntimeConfig {
     pub models_dir: Option<PathBuf>,
     /// Threads per inference (intra-op); `None` uses every available core.
     pub threads: Option<usize>,
+    /// CPU, CUDA, or CUDA when it works (the default).
+    pub device: Device,
 }
 
 /// A loaded ONNX Runtime and the directory models are read from.
@@ -90,10 +123,18 @@ pub struct Runtime {
     environment: Environment,
     models_dir: PathBuf,
     threads: usize,
+    device: Device,
+    /// Whether models are loaded on CUDA first.
+    cuda: bool,
+    /// Why CUDA is not used, once that is known (with [`Device::Auto`]).
+    fallback: Mutex<Option<String>>,
 }
 
 impl Runtime {
-    /// Finds and loads ONNX Runtime as described in the [crate docs](crate).
+    /// Finds and loads ONNX Runtime as described in the [crate docs](crate); with
+    /// [`Device::Cuda`] or [`Device::Auto`], the GPU build when it is installed. With
+    /// [`Device::Auto`] and the CPU build, models run on the CPU and no fallback is reported
+    /// (there was nothing to fall back from).
     pub fn new(config: &RuntimeConfig) -> Result<Self, RuntimeError> {
         let models_dir = config
             .models_dir
@@ -106,10 +147,14 @@ impl Runtime {
                     std::env::var_os("HOME").map(PathBuf::from),
                 )
             });
+        let gpu_library = device::gpu_library(&models_dir);
         let library = config
             .library
             .clone()
             .or_else(|| std::env::var_os(LIBRARY_ENV).map(PathBuf::from))
+            .or_else(|| {
+                (config.device != Device::Cpu && gpu_library.is_file()).then(|| gpu_library.clone())
+            })
             .unwrap_or_else(|| models_dir.join("lib").join("libonnxruntime.so"));
         if !library.is_file() {
             return Err(RuntimeError::LibraryMissing(library));
@@ -118,11 +163,22 @@ impl Runtime {
         let threads = config.threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         });
-        Ok(Self {
+        let mut runtime = Self {
             environment,
             models_dir,
             threads: threads.max(1),
-        })
+            device: config.device,
+            cuda: config.device != Device::Cpu,
+            fallback: Mutex::new(None),
+        };
+        if runtime.cuda {
+            match device::prepare_cuda(&gpu_library) {
+                Ok(()) => {}
+                Err(CudaError::CpuBuild) if config.device == Device::Auto => runtime.cuda = false,
+                Err(error) => runtime.cuda_failed(error)?,
+            }
+        }
+        Ok(runtime)
     }
 
     /// The directory model files are read from.
@@ -135,6 +191,22 @@ impl Runtime {
         self.threads
     }
 
+    /// The device asked for.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Where the models loaded so far run, and why not on CUDA when it was tried and failed.
+    pub fn device_use(&self) -> DeviceUse {
+        match (self.cuda, self.fallback_reason()) {
+            (false, _) => DeviceUse::Cpu { fallback: None },
+            (true, Some(reason)) => DeviceUse::Cpu {
+                fallback: Some(reason),
+            },
+            (true, None) => DeviceUse::Cuda,
+        }
+    }
+
     /// The path of an installed model file, or [`RuntimeError::ModelMissing`].
     pub fn model_path(&self, file_name: &str) -> Result<PathBuf, RuntimeError> {
         let path = self.models_dir.join(file_name);
@@ -145,22 +217,61 @@ impl Runtime {
         }
     }
 
-    /// Builds a CPU session for an installed model file, fully optimised.
-    pub fn session(&self, file_name: &str) -> Result<Session, RuntimeError> {
-        self.session_at(&self.model_path(file_name)?)
+    /// Loads an installed model file (by its name in the models directory).
+    pub fn model(&self, file_name: &str) -> Result<Model, RuntimeError> {
+        self.model_at(&self.model_path(file_name)?)
     }
 
-    /// Builds a CPU session for the model file at `path` (anywhere), fully optimised.
-    pub fn session_at(&self, path: &Path) -> Result<Session, RuntimeError> {
+    /// Loads the model file at `path` (anywhere), fully optimised, on the device asked for;
+    /// with [`Device::Auto`], on the CPU when CUDA fails, remembering why.
+    pub fn model_at(&self, path: &Path) -> Result<Model, RuntimeError> {
         if !path.is_file() {
             return Err(RuntimeError::ModelMissing(path.to_path_buf()));
         }
-        let session = Session::builder(&self.environment)?
+        let load = |source| RuntimeError::Load {
+            file: path.to_path_buf(),
+            source,
+        };
+        if self.cuda && self.fallback_reason().is_none() {
+            match device::cuda_session(self.builder().map_err(load)?, path) {
+                Ok(session) => return Ok(Model::new(session, path)),
+                Err(error) => self.cuda_failed(error)?,
+            }
+        }
+        let session = self
+            .builder()
+            .and_then(|mut builder| builder.commit_from_file(path))
+            .map_err(load)?;
+        Ok(Model::new(session, path))
+    }
+
+    /// A session builder with this runtime's optimisation and threads.
+    fn builder(&self) -> Result<SessionBuilder, ort::Error> {
+        Ok(Session::builder(&self.environment)?
             .with_optimization_level(GraphOptimizationLevel::All)?
             .with_intra_threads(self.threads)?
-            .with_inter_threads(1)?
-            .commit_from_file(path)?;
-        Ok(session)
+            .with_inter_threads(1)?)
+    }
+
+    /// With [`Device::Cuda`], the error; with [`Device::Auto`], falls back to the CPU and
+    /// remembers why.
+    fn cuda_failed(&self, error: CudaError) -> Result<(), RuntimeError> {
+        if self.device == Device::Cuda {
+            return Err(error.into());
+        }
+        let mut fallback = self
+            .fallback
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        fallback.get_or_insert_with(|| device::describe(&error));
+        Ok(())
+    }
+
+    fn fallback_reason(&self) -> Option<String> {
+        self.fallback
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -175,13 +286,15 @@ fn shared_environment(library: &Path) -> Result<Environment, RuntimeError> {
     if let Some(environment) = slot.as_ref() {
         return Ok(environment.clone());
     }
+    let load = |source| RuntimeError::LibraryLoad {
+        path: library.to_path_buf(),
+        source,
+    };
     let environment = ort::init_from(library)
-        .map_err(|e| RuntimeError::LibraryLoad {
-            path: library.to_path_buf(),
-            reason: e.to_string(),
-        })?
+        .map_err(|e| load(ort::Error::wrap(e)))?
         .with_name("stemscribe")
-        .build()?;
+        .build()
+        .map_err(load)?;
     *slot = Some(environment.clone());
     Ok(environment)
 }

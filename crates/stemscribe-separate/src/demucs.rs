@@ -6,16 +6,14 @@
 //! (a linear fade over the first and last quarter; the last chunk takes the window's first
 //! samples only) and overlap-added, then divided by the summed weights (at least 1e-8).
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 
-use ort::session::Session;
-use ort::value::TensorRef;
 use serde::Deserialize;
 use stemscribe_audio::{Audio, PROCESSING_RATE};
+use stemscribe_runtime::{Input, Model, Progress};
 
-use crate::family::SourceStem;
-use crate::{Progress, SeparationError};
+use crate::family::{Separate, SourceStem};
+use crate::SeparationError;
 
 /// Samples per segment of demucs-onnx's exports (7.8 s).
 pub const DEMUCS_SEGMENT: usize = 343_980;
@@ -23,10 +21,9 @@ pub const DEMUCS_SEGMENT: usize = 343_980;
 /// A loaded HT-Demucs ONNX model, shareable across threads; calls are serialised.
 #[derive(Debug)]
 pub struct DemucsModel {
-    file: PathBuf,
     segment: usize,
     sources: Vec<SourceStem>,
-    session: Mutex<Session>,
+    model: Model,
 }
 
 /// `{"sources": [...]}` beside a Demucs model.
@@ -36,55 +33,39 @@ struct SourcesFile {
 }
 
 impl DemucsModel {
-    /// Wraps a session built from `file`, whose input is `mix` and output `stems`; the stem
-    /// names come from `NAME.json` or `MODEL.json` beside it, or demucs-onnx's default order
+    /// Wraps a loaded model whose input is `mix` and output `stems`; the stem names come
+    /// from `NAME.json` or `MODEL.json` beside its file, or demucs-onnx's default order
     /// (drums, bass, other, vocals, and guitar, piano for six stems).
-    pub(crate) fn from_session(session: Session, file: &Path) -> Result<Self, SeparationError> {
-        let name = file.display().to_string();
-        let mismatch = |reason: String| SeparationError::ModelMismatch {
-            file: name.clone(),
-            reason,
-        };
-        let input = session
-            .inputs()
-            .iter()
-            .find(|i| i.name() == "mix")
-            .ok_or_else(|| mismatch("no input `mix`".into()))?;
-        let output = session
-            .outputs()
-            .iter()
-            .find(|o| o.name() == "stems")
-            .ok_or_else(|| mismatch("no output `stems`".into()))?;
-        let segment = match input.dtype().tensor_shape().map(|s| s.to_vec()) {
+    pub(crate) fn from_model(model: Model) -> Result<Self, SeparationError> {
+        model.require(&["mix"], &["stems"])?;
+        let input = model.input("mix").and_then(|i| i.shape.clone());
+        let segment = match input {
             Some(shape) if shape.len() == 3 && shape[1] == 2 => {
                 usize::try_from(shape[2]).unwrap_or(DEMUCS_SEGMENT)
             }
             other => {
-                return Err(mismatch(format!(
-                    "input `mix` is {other:?}, not [1, 2, samples]"
-                )))
+                return Err(model
+                    .mismatch(format!("input `mix` is {other:?}, not [1, 2, samples]"))
+                    .into())
             }
         };
-        let count = match output.dtype().tensor_shape().map(|s| s.to_vec()) {
+        let output = model.output("stems").and_then(|o| o.shape.clone());
+        let count = match output {
             Some(shape) if shape.len() == 4 && shape[2] == 2 => usize::try_from(shape[1]).ok(),
             other => {
-                return Err(mismatch(format!(
-                    "output `stems` is {other:?}, not [1, stems, 2, samples]"
-                )))
+                return Err(model
+                    .mismatch(format!(
+                        "output `stems` is {other:?}, not [1, stems, 2, samples]"
+                    ))
+                    .into())
             }
         };
-        let sources = sources_for(file, count).map_err(mismatch)?;
+        let sources = sources_for(model.file(), count).map_err(|reason| model.mismatch(reason))?;
         Ok(Self {
-            file: file.to_path_buf(),
             segment,
             sources,
-            session: Mutex::new(session),
+            model,
         })
-    }
-
-    /// The file it was loaded from.
-    pub fn file(&self) -> &Path {
-        &self.file
     }
 
     /// The stems, in the model's output order.
@@ -97,7 +78,7 @@ impl DemucsModel {
         self.segment
     }
 
-    /// Network calls [`DemucsModel::separate`] makes for `samples` samples.
+    /// Network calls [`Separate::separate`] makes for `samples` samples.
     pub fn chunks(&self, samples: usize) -> usize {
         samples.div_ceil(self.stride()).max(1)
     }
@@ -107,7 +88,7 @@ impl DemucsModel {
     }
 
     /// Separates 44.1 kHz stereo `audio` into the model's stems.
-    pub fn separate(
+    fn separate_stems(
         &self,
         audio: &Audio,
         progress: &mut dyn FnMut(Progress),
@@ -163,30 +144,48 @@ impl DemucsModel {
                             .collect()
                     })
                     .collect();
-                Audio::new(PROCESSING_RATE, sides)
-                    .map(|audio| (stem, audio))
-                    .map_err(|e| SeparationError::Inference(e.to_string()))
+                Ok((stem, Audio::new(PROCESSING_RATE, sides)?))
             })
             .collect()
     }
 
     fn run_network(&self, input: &[f32]) -> Result<Vec<f32>, SeparationError> {
         let shape = [1usize, 2, self.segment];
-        let inputs = ort::inputs!["mix" => TensorRef::from_array_view((shape, input))?];
-        let mut session = self
-            .session
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let outputs = session.run(inputs)?;
-        let (_, data) = outputs["stems"].try_extract_tensor::<f32>()?;
+        let mix = Input {
+            name: "mix",
+            shape: &shape,
+            data: input,
+        };
+        let stems = self.model.run(&[mix], &["stems"])?.swap_remove(0);
         let wanted = self.sources.len() * 2 * self.segment;
-        if data.len() != wanted {
-            return Err(SeparationError::ModelMismatch {
-                file: self.file.display().to_string(),
-                reason: format!("`stems` has {} values, expected {wanted}", data.len()),
-            });
+        if stems.data.len() != wanted {
+            return Err(self
+                .model
+                .mismatch(format!(
+                    "`stems` has {} values, expected {wanted}",
+                    stems.data.len()
+                ))
+                .into());
         }
-        Ok(data.to_vec())
+        Ok(stems.data)
+    }
+}
+
+impl Separate for DemucsModel {
+    fn file(&self) -> &Path {
+        self.model.file()
+    }
+
+    fn stems(&self) -> Vec<SourceStem> {
+        self.sources.clone()
+    }
+
+    fn separate(
+        &self,
+        audio: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
+        self.separate_stems(audio, progress)
     }
 }
 

@@ -1,22 +1,53 @@
-//! Model files users bring: which family an ONNX file belongs to (from its tensors), and one
-//! way to run any of them.
+//! The separation boundary every model family implements ([`Separate`]), the stems they
+//! return ([`SourceStem`]), and model files users bring: which family an ONNX file belongs
+//! to (from its tensors), and one way to run any of them.
 
+use std::fmt;
 use std::path::Path;
 
 use stemscribe_audio::Audio;
-use stemscribe_runtime::Runtime;
+use stemscribe_runtime::{Progress, Runtime};
 use thiserror::Error;
 
 use crate::demucs::DemucsModel;
 use crate::mdx::{MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem};
-use crate::{Progress, SeparationError};
+use crate::SeparationError;
 
-/// A stem a model file can produce.
+/// A loaded separation network of any family: Spleeter-style masks ([`crate::Separator`]),
+/// UVR MDX-Net ([`MdxModel`]), HT-Demucs ([`DemucsModel`]), or a test double.
+pub trait Separate: Send + Sync + fmt::Debug {
+    /// The file the network was loaded from.
+    fn file(&self) -> &Path;
+
+    /// The stems [`Separate::separate`] returns, in its order.
+    fn stems(&self) -> Vec<SourceStem>;
+
+    /// Separates 44.1 kHz stereo `audio` into [`Separate::stems`], each 44.1 kHz stereo and
+    /// exactly as long as the input; `progress` counts network calls.
+    fn separate(
+        &self,
+        audio: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError>;
+
+    /// Whether its stems are exactly `stems`, in any order.
+    fn has_stems(&self, stems: &[SourceStem]) -> bool {
+        let mut mine = self.stems();
+        let mut wanted = stems.to_vec();
+        mine.sort_by_key(|s| s.name());
+        wanted.sort_by_key(|s| s.name());
+        mine == wanted
+    }
+}
+
+/// A stem a model can produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SourceStem {
     /// The voice.
     Vocals,
-    /// Everything but the voice.
+    /// Everything but the voice, as 2-stem mask models (Spleeter) name it.
+    Accompaniment,
+    /// Everything but the voice, as MDX-Net models name it.
     Instrumental,
     /// Drums and percussion.
     Drums,
@@ -38,8 +69,9 @@ pub enum SourceStem {
 
 impl SourceStem {
     /// Every stem, in the order [`SourceStem::name`] lists them.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Vocals,
+        Self::Accompaniment,
         Self::Instrumental,
         Self::Drums,
         Self::Bass,
@@ -55,6 +87,7 @@ impl SourceStem {
     pub fn name(self) -> &'static str {
         match self {
             Self::Vocals => "vocals",
+            Self::Accompaniment => "accompaniment",
             Self::Instrumental => "instrumental",
             Self::Drums => "drums",
             Self::Bass => "bass",
@@ -67,14 +100,15 @@ impl SourceStem {
         }
     }
 
-    /// Parses a stem name as models name them (case-insensitive; "accompaniment" is the
-    /// instrumental).
+    /// Parses a stem name as models name them (case-insensitive).
     pub fn from_name(name: &str) -> Option<Self> {
         let lower = name.to_ascii_lowercase();
-        if lower == "accompaniment" {
-            return Some(Self::Instrumental);
-        }
         Self::ALL.into_iter().find(|s| s.name() == lower)
+    }
+
+    /// Whether it is everything but the voice (accompaniment or instrumental).
+    pub fn is_accompaniment(self) -> bool {
+        matches!(self, Self::Accompaniment | Self::Instrumental)
     }
 }
 
@@ -93,7 +127,7 @@ impl From<MdxStem> for SourceStem {
 /// Why a model file could not be opened.
 #[derive(Debug, Error)]
 pub enum ModelFileError {
-    /// The runtime could not build a session, or the tensors do not fit the family.
+    /// The runtime could not load the file, or the tensors do not fit the family.
     #[error(transparent)]
     Separation(#[from] SeparationError),
     /// An MDX-Net model's parameters are missing or wrong.
@@ -126,27 +160,27 @@ impl ModelFile {
     /// Loads `file` and tells its family from its tensors: an input `mix` is HT-Demucs, a
     /// single rank-4 input with 4 channels is MDX-Net.
     pub fn open(runtime: &Runtime, file: &Path) -> Result<Self, ModelFileError> {
-        let session = runtime.session_at(file).map_err(SeparationError::from)?;
-        let inputs = session.inputs();
-        if inputs.iter().any(|i| i.name() == "mix") {
-            return Ok(Self::Demucs(DemucsModel::from_session(session, file)?));
+        let model = runtime.model_at(file).map_err(SeparationError::from)?;
+        if model.input("mix").is_some() {
+            return Ok(Self::Demucs(DemucsModel::from_model(model)?));
         }
-        let mdx_like = matches!(inputs, [input] if input
-            .dtype()
-            .tensor_shape()
+        let mdx_like = matches!(model.inputs(), [input] if input
+            .shape
+            .as_ref()
             .is_some_and(|shape| shape.len() == 4 && shape[1] == 4));
         if mdx_like {
             let params = MdxParams::for_model(file)?;
-            return Ok(Self::Mdx(MdxModel::from_session(session, file, params)?));
+            return Ok(Self::Mdx(MdxModel::from_model(model, params)?));
         }
-        let inputs = inputs
+        let inputs = model
+            .inputs()
             .iter()
             .map(|i| {
                 let shape = i
-                    .dtype()
-                    .tensor_shape()
-                    .map_or_else(|| "?".to_owned(), |s| format!("{:?}", &s[..]));
-                format!("`{}` {shape}", i.name())
+                    .shape
+                    .as_ref()
+                    .map_or_else(|| "?".to_owned(), |s| format!("{s:?}"));
+                format!("`{}` {shape}", i.name)
             })
             .collect::<Vec<_>>()
             .join(", ");
@@ -156,18 +190,12 @@ impl ModelFile {
         })
     }
 
-    /// The file it was loaded from.
-    pub fn file(&self) -> &Path {
+    /// The same model, with MDX-Net's options (ignored by other families).
+    pub fn with_mdx_options(self, options: MdxOptions) -> Self {
         match self {
-            Self::Mdx(model) => model.file(),
-            Self::Demucs(model) => model.file(),
+            Self::Mdx(model) => Self::Mdx(model.with_options(options)),
+            other @ Self::Demucs(_) => other,
         }
-    }
-
-    /// Whether its stems are exactly `names` (as [`SourceStem::name`] spells them), in any
-    /// order.
-    pub fn has_stems(&self, names: &[&str]) -> bool {
-        crate::spec::same_stems(self.stems().iter().map(|s| s.name()), names)
     }
 
     /// The family's name.
@@ -178,39 +206,29 @@ impl ModelFile {
         }
     }
 
-    /// The stems [`ModelFile::separate`] returns, in order.
-    pub fn stems(&self) -> Vec<SourceStem> {
+    fn inner(&self) -> &dyn Separate {
         match self {
-            Self::Mdx(model) => {
-                let primary = model.params().primary;
-                let secondary = match primary {
-                    MdxStem::Vocals => SourceStem::Instrumental,
-                    MdxStem::Instrumental => SourceStem::Vocals,
-                    MdxStem::Drums => SourceStem::NoDrums,
-                    MdxStem::Bass => SourceStem::NoBass,
-                    MdxStem::Other => SourceStem::NoOther,
-                };
-                vec![primary.into(), secondary]
-            }
-            Self::Demucs(model) => model.sources().to_vec(),
+            Self::Mdx(model) => model,
+            Self::Demucs(model) => model,
         }
     }
+}
 
-    /// Separates 44.1 kHz stereo `audio` into [`ModelFile::stems`].
-    pub fn separate(
+impl Separate for ModelFile {
+    fn file(&self) -> &Path {
+        self.inner().file()
+    }
+
+    fn stems(&self) -> Vec<SourceStem> {
+        self.inner().stems()
+    }
+
+    fn separate(
         &self,
         audio: &Audio,
-        options: &MdxOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
-        match self {
-            Self::Mdx(model) => {
-                let stems = model.separate(audio, options, progress)?;
-                let names = self.stems();
-                Ok(vec![(names[0], stems.primary), (names[1], stems.secondary)])
-            }
-            Self::Demucs(model) => model.separate(audio, progress),
-        }
+        self.inner().separate(audio, progress)
     }
 }
 

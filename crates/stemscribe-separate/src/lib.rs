@@ -1,7 +1,8 @@
 //! Source separation in the STFT domain: a network estimates each stem's magnitude, the
 //! estimates become ratio masks, and the masked spectra are inverted back to audio.
 //!
-//! [`ModelSpec`] says what a model reads and returns, [`Separator`] runs one through ONNX
+//! Every model family implements [`Separate`], which returns stems keyed by [`SourceStem`].
+//! [`ModelSpec`] says what a mask model reads and returns, [`Separator`] runs one through ONNX
 //! Runtime, and [`Stft`] is the transform both sides of the network share. [`MdxModel`] runs
 //! UVR's MDX-Net models, which estimate a stem's complex spectrogram instead of a mask, and
 //! [`DemucsModel`] HT-Demucs exported to ONNX (waveform in, stems out); [`ModelFile`] opens
@@ -22,15 +23,14 @@ pub use demucs::{DemucsModel, DEMUCS_SEGMENT};
 pub use denoise::{suppress_noise, NoiseOptions};
 pub use derived::{derive_stems, derive_stems_each, DerivedStemsOptions};
 pub use family::{
-    install_model_file, user_model_files, InstallError, ModelFile, ModelFileError, SourceStem,
-    USER_MODELS_DIR,
+    install_model_file, user_model_files, InstallError, ModelFile, ModelFileError, Separate,
+    SourceStem, USER_MODELS_DIR,
 };
 pub use mdx::{
     uvr_hash, MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem, MdxStems, MDX_HOP,
     UVR_HASH_BYTES,
 };
-pub use separator::{
-    EndPadding, HighBand, Progress, SeparationError, SeparationOptions, Separator,
-};
+pub use separator::{EndPadding, HighBand, SeparationError, SeparationOptions, Separator};
 pub use spec::{installed_cards, CardError, ModelCard, ModelSpec};
+pub use stemscribe_runtime::Progress;
 pub use stft::Stft;

@@ -15,18 +15,16 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use md5::{Digest, Md5};
-use ort::session::Session;
-use ort::value::TensorRef;
 use realfft::num_complex::Complex32;
 use serde::{Deserialize, Serialize};
 use stemscribe_audio::{Audio, PROCESSING_RATE};
-use stemscribe_runtime::Runtime;
+use stemscribe_runtime::{Input, Model, Progress, Runtime};
 use thiserror::Error;
 
-use crate::{Progress, SeparationError, Stft};
+use crate::family::{Separate, SourceStem};
+use crate::{SeparationError, Stft};
 
 /// Samples between STFT frames, fixed by UVR for every MDX-Net model.
 pub const MDX_HOP: usize = 1024;
@@ -305,40 +303,35 @@ pub struct MdxStems {
 /// A loaded MDX-Net model, shareable across threads; calls to the network are serialised.
 #[derive(Debug)]
 pub struct MdxModel {
-    file: PathBuf,
     params: MdxParams,
+    options: MdxOptions,
     stft: Stft,
     input: String,
     output: String,
-    session: Mutex<Session>,
+    model: Model,
 }
 
 impl MdxModel {
-    /// Loads `file` with `params` and checks that its input is `[batch, 4, dim_f, dim_t]`.
+    /// Loads `file` with `params` and checks that its input is `[batch, 4, dim_f, dim_t]`; it
+    /// separates with [`MdxOptions::default`] unless given others ([`MdxModel::with_options`]).
     pub fn new(runtime: &Runtime, file: &Path, params: MdxParams) -> Result<Self, SeparationError> {
-        Self::from_session(runtime.session_at(file)?, file, params)
+        Self::from_model(runtime.model_at(file)?, params)
     }
 
-    /// Wraps a session already built from `file`.
-    pub(crate) fn from_session(
-        session: Session,
-        file: &Path,
-        params: MdxParams,
-    ) -> Result<Self, SeparationError> {
-        let mismatch = |reason: String| SeparationError::ModelMismatch {
-            file: file.display().to_string(),
-            reason,
-        };
-        let (input, output) = match (session.inputs(), session.outputs()) {
+    /// Wraps a loaded model.
+    pub(crate) fn from_model(model: Model, params: MdxParams) -> Result<Self, SeparationError> {
+        let (input, output) = match (model.inputs(), model.outputs()) {
             ([input], [output, ..]) => (input, output),
             (inputs, _) => {
-                return Err(mismatch(format!(
-                    "an MDX-Net model has one input, this one has {}",
-                    inputs.len()
-                )))
+                return Err(model
+                    .mismatch(format!(
+                        "an MDX-Net model has one input, this one has {}",
+                        inputs.len()
+                    ))
+                    .into())
             }
         };
-        if let Some(shape) = input.dtype().tensor_shape() {
+        if let Some(shape) = &input.shape {
             let wanted = [-1, 4, params.dim_f as i64, params.dim_t as i64];
             let fits = shape.len() == 4
                 && shape
@@ -347,28 +340,27 @@ impl MdxModel {
                     .skip(1)
                     .all(|(&have, want)| have < 0 || have == want);
             if !fits {
-                return Err(mismatch(format!(
-                    "input `{}` is {:?}, the parameters say [1, 4, {}, {}]",
-                    input.name(),
-                    &shape[..],
-                    params.dim_f,
-                    params.dim_t
-                )));
+                return Err(model
+                    .mismatch(format!(
+                        "input `{}` is {shape:?}, the parameters say [1, 4, {}, {}]",
+                        input.name, params.dim_f, params.dim_t
+                    ))
+                    .into());
             }
         }
         Ok(Self {
-            file: file.to_path_buf(),
             stft: Stft::new(params.n_fft, MDX_HOP),
-            input: input.name().to_owned(),
-            output: output.name().to_owned(),
+            input: input.name.clone(),
+            output: output.name.clone(),
             params,
-            session: Mutex::new(session),
+            options: MdxOptions::default(),
+            model,
         })
     }
 
-    /// The file it was loaded from.
-    pub fn file(&self) -> &Path {
-        &self.file
+    /// The same model, separating with `options`.
+    pub fn with_options(self, options: MdxOptions) -> Self {
+        Self { options, ..self }
     }
 
     /// The parameters it runs with.
@@ -392,8 +384,9 @@ impl MdxModel {
         (trim + samples + pad, step.max(1))
     }
 
-    /// Separates 44.1 kHz stereo `audio` into the primary stem and the rest.
-    pub fn separate(
+    /// Separates 44.1 kHz stereo `audio` into the primary stem and the rest, with `options`
+    /// instead of its own.
+    pub fn separate_with(
         &self,
         audio: &Audio,
         options: &MdxOptions,
@@ -474,13 +467,9 @@ impl MdxModel {
             );
             primary.push(stem);
         }
-        let audio = |sides| {
-            Audio::new(PROCESSING_RATE, sides)
-                .map_err(|e| SeparationError::Inference(e.to_string()))
-        };
         Ok(MdxStems {
-            primary: audio(primary)?,
-            secondary: audio(secondary)?,
+            primary: Audio::new(PROCESSING_RATE, primary)?,
+            secondary: Audio::new(PROCESSING_RATE, secondary)?,
         })
     }
 
@@ -545,25 +534,56 @@ impl MdxModel {
 
     fn run_network(&self, spectrogram: &[f32]) -> Result<Vec<f32>, SeparationError> {
         let shape = [1usize, 4, self.params.dim_f, self.params.dim_t];
-        let inputs = ort::inputs![
-            self.input.as_str() => TensorRef::from_array_view((shape, spectrogram))?,
-        ];
-        let mut session = self
-            .session
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let outputs = session.run(inputs)?;
-        let (out_shape, data) = outputs[self.output.as_str()].try_extract_tensor::<f32>()?;
-        if data.len() != spectrogram.len() {
-            return Err(SeparationError::ModelMismatch {
-                file: self.file.display().to_string(),
-                reason: format!(
-                    "output `{}` is {:?}, not {:?}",
-                    self.output, out_shape, shape
-                ),
-            });
+        let input = Input {
+            name: &self.input,
+            shape: &shape,
+            data: spectrogram,
+        };
+        let mut outputs = self.model.run(&[input], &[&self.output])?;
+        let estimate = outputs.swap_remove(0);
+        if estimate.data.len() != spectrogram.len() {
+            return Err(self
+                .model
+                .mismatch(format!(
+                    "output `{}` is {:?}, not {shape:?}",
+                    self.output, estimate.shape
+                ))
+                .into());
         }
-        Ok(data.to_vec())
+        Ok(estimate.data)
+    }
+}
+
+impl Separate for MdxModel {
+    fn file(&self) -> &Path {
+        self.model.file()
+    }
+
+    /// The primary stem, then the secondary: the instrumental for a vocal model, the vocals
+    /// for an instrumental one, "no drums" for a drum model, and so on.
+    fn stems(&self) -> Vec<SourceStem> {
+        let primary = self.params.primary;
+        let secondary = match primary {
+            MdxStem::Vocals => SourceStem::Instrumental,
+            MdxStem::Instrumental => SourceStem::Vocals,
+            MdxStem::Drums => SourceStem::NoDrums,
+            MdxStem::Bass => SourceStem::NoBass,
+            MdxStem::Other => SourceStem::NoOther,
+        };
+        vec![primary.into(), secondary]
+    }
+
+    fn separate(
+        &self,
+        audio: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
+        let separated = self.separate_with(audio, &self.options, progress)?;
+        let stems = self.stems();
+        Ok(vec![
+            (stems[0], separated.primary),
+            (stems[1], separated.secondary),
+        ])
     }
 }
 

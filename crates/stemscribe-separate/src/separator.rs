@@ -6,16 +6,15 @@
 //! and masks are applied, inverted and overlap-added as soon as no later window covers a
 //! frame.
 
-use std::sync::Mutex;
+use std::path::Path;
 
-use ort::session::Session;
-use ort::value::TensorRef;
 use rayon::prelude::*;
 use realfft::num_complex::Complex32;
-use stemscribe_audio::{Audio, PROCESSING_RATE};
-use stemscribe_runtime::{Runtime, RuntimeError};
+use stemscribe_audio::{Audio, AudioError, PROCESSING_RATE};
+use stemscribe_runtime::{Input, Model, Progress, Runtime, RuntimeError};
 use thiserror::Error;
 
+use crate::family::{Separate, SourceStem};
 use crate::spec::ModelSpec;
 use crate::stft::Stft;
 use crate::wiener;
@@ -26,17 +25,10 @@ const MASK_EPSILON: f32 = 1e-10;
 /// Why separation failed.
 #[derive(Debug, Error)]
 pub enum SeparationError {
-    /// The runtime or the model file could not be loaded.
+    /// The runtime or the model could not be loaded or run, or its tensors are not what its
+    /// card or family says.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    /// The ONNX file does not have the tensors its spec describes.
-    #[error("model {file} does not match its description: {reason}")]
-    ModelMismatch {
-        /// The model file.
-        file: String,
-        /// What differs.
-        reason: String,
-    },
     /// The input is not 44.1 kHz stereo.
     #[error("separation needs {PROCESSING_RATE} Hz stereo input, got {rate} Hz with {channels} channels")]
     InputFormat {
@@ -45,15 +37,9 @@ pub enum SeparationError {
         /// The input's channel count.
         channels: usize,
     },
-    /// ONNX Runtime failed while running the model.
-    #[error("inference failed: {0}")]
-    Inference(String),
-}
-
-impl From<ort::Error> for SeparationError {
-    fn from(error: ort::Error) -> Self {
-        Self::Inference(error.to_string())
-    }
+    /// The stems could not be assembled.
+    #[error(transparent)]
+    Audio(#[from] AudioError),
 }
 
 /// What happens to the bins above those the network sees (above 11 kHz for Spleeter).
@@ -121,47 +107,47 @@ impl Default for SeparationOptions {
     }
 }
 
-/// How far a separation has come, in network windows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    /// Windows done.
-    pub done: usize,
-    /// Windows in all.
-    pub total: usize,
-}
-
-/// A loaded separation model, shareable across threads; calls to the network are serialised.
+/// A loaded magnitude-mask (Spleeter-style) model, shareable across threads; calls to the
+/// network are serialised.
 #[derive(Debug)]
 pub struct Separator {
     spec: ModelSpec,
+    stems: Vec<SourceStem>,
     stft: Stft,
-    session: Mutex<Session>,
+    options: SeparationOptions,
+    model: Model,
 }
 
 impl Separator {
-    /// Loads the model `spec` describes and checks its tensors.
+    /// Loads the model `spec` describes and checks its tensors; it separates with
+    /// [`SeparationOptions::default`] unless given others ([`Separator::with_options`]).
     pub fn new(runtime: &Runtime, spec: ModelSpec) -> Result<Self, SeparationError> {
-        let session = runtime.session(&spec.file)?;
-        let mismatch = |reason: String| SeparationError::ModelMismatch {
-            file: spec.file.clone(),
-            reason,
-        };
-        if !session.inputs().iter().any(|i| i.name() == spec.input) {
-            return Err(mismatch(format!("no input tensor `{}`", spec.input)));
-        }
-        for stem in &spec.stems {
-            if !session.outputs().iter().any(|o| o.name() == stem) {
-                return Err(mismatch(format!("no output tensor `{stem}`")));
-            }
-        }
+        let model = runtime.model(&spec.file)?;
+        let outputs: Vec<&str> = spec.stems.iter().map(String::as_str).collect();
+        model.require(&[&spec.input], &outputs)?;
         if spec.bins == 0 || spec.bins > spec.fft_size / 2 + 1 || spec.segment_frames == 0 {
-            return Err(mismatch("bins or segment length out of range".into()));
+            return Err(model.mismatch("bins or segment length out of range").into());
         }
+        let stems = spec
+            .stems
+            .iter()
+            .map(|name| {
+                SourceStem::from_name(name)
+                    .ok_or_else(|| model.mismatch(format!("`{name}` is not a known stem")))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             stft: Stft::new(spec.fft_size, spec.hop),
+            stems,
             spec,
-            session: Mutex::new(session),
+            options: SeparationOptions::default(),
+            model,
         })
+    }
+
+    /// The same model, separating with `options`.
+    pub fn with_options(self, options: SeparationOptions) -> Self {
+        Self { options, ..self }
     }
 
     /// The model's description.
@@ -170,8 +156,9 @@ impl Separator {
     }
 
     /// Splits 44.1 kHz stereo `audio` into one 44.1 kHz stereo signal per stem (in
-    /// [`ModelSpec::stems`] order), each exactly as long as the input.
-    pub fn separate(
+    /// [`ModelSpec::stems`] order), each exactly as long as the input, with `options` instead
+    /// of its own.
+    pub fn separate_with(
         &self,
         audio: &Audio,
         options: &SeparationOptions,
@@ -212,8 +199,7 @@ impl Separator {
                     .into_iter()
                     .map(|accumulator| self.stft.finish(accumulator, len))
                     .collect();
-                Audio::new(PROCESSING_RATE, sides)
-                    .map_err(|e| SeparationError::Inference(e.to_string()))
+                Ok(Audio::new(PROCESSING_RATE, sides)?)
             })
             .collect()
     }
@@ -221,30 +207,49 @@ impl Separator {
     /// Runs the network on one window of magnitudes; returns one estimate per stem.
     fn run_network(&self, magnitude: &[f32]) -> Result<Vec<Vec<f32>>, SeparationError> {
         let shape = [1usize, 2, self.spec.segment_frames, self.spec.bins];
-        let input = TensorRef::from_array_view((shape, magnitude))?;
-        let mut session = self
-            .session
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let outputs = session.run(ort::inputs![self.spec.input.as_str() => input])?;
-        self.spec
-            .stems
-            .iter()
-            .map(|stem| {
-                let value = outputs.get(stem.as_str()).ok_or_else(|| {
-                    SeparationError::Inference(format!("the model returned no `{stem}`"))
-                })?;
-                let (_, data) = value.try_extract_tensor::<f32>()?;
-                if data.len() != magnitude.len() {
-                    return Err(SeparationError::Inference(format!(
-                        "`{stem}` has {} values, expected {}",
-                        data.len(),
-                        magnitude.len()
-                    )));
+        let input = Input {
+            name: &self.spec.input,
+            shape: &shape,
+            data: magnitude,
+        };
+        let outputs: Vec<&str> = self.spec.stems.iter().map(String::as_str).collect();
+        let estimates = self.model.run(&[input], &outputs)?;
+        estimates
+            .into_iter()
+            .zip(&self.spec.stems)
+            .map(|(estimate, stem)| {
+                if estimate.data.len() != magnitude.len() {
+                    return Err(self
+                        .model
+                        .mismatch(format!(
+                            "`{stem}` has {} values, expected {}",
+                            estimate.data.len(),
+                            magnitude.len()
+                        ))
+                        .into());
                 }
-                Ok(data.to_vec())
+                Ok(estimate.data)
             })
             .collect()
+    }
+}
+
+impl Separate for Separator {
+    fn file(&self) -> &Path {
+        self.model.file()
+    }
+
+    fn stems(&self) -> Vec<SourceStem> {
+        self.stems.clone()
+    }
+
+    fn separate(
+        &self,
+        audio: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
+        let stems = self.separate_with(audio, &self.options, progress)?;
+        Ok(self.stems.iter().copied().zip(stems).collect())
     }
 }
 

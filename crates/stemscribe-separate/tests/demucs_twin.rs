@@ -7,7 +7,7 @@
 use stemscribe_audio::Audio;
 use stemscribe_eval::global_sdr;
 use stemscribe_runtime::{Runtime, RuntimeConfig};
-use stemscribe_separate::{MdxOptions, ModelFile, ModelFileError, SourceStem};
+use stemscribe_separate::{ModelFile, ModelFileError, Separate, SourceStem};
 
 mod common;
 
@@ -21,7 +21,7 @@ fn runtime() -> Runtime {
     Runtime::new(&RuntimeConfig {
         models_dir: Some(installed()),
         library: None,
-        threads: None,
+        ..RuntimeConfig::default()
     })
     .unwrap()
 }
@@ -42,7 +42,7 @@ fn the_twin_separates_like_the_reference() {
     let input = read_stereo("input.f32");
     let mut calls = 0;
     let separated = model
-        .separate(&input, &MdxOptions::default(), &mut |p| {
+        .separate(&input, &mut |p| {
             calls += 1;
             assert_eq!(p.done, calls);
         })

@@ -24,7 +24,7 @@ fn runtime() -> Runtime {
     Runtime::new(&RuntimeConfig {
         models_dir: Some(twin_dir()),
         library: Some(twin_dir().join("../lib/libonnxruntime.so")),
-        threads: None,
+        ..RuntimeConfig::default()
     })
     .unwrap()
 }
@@ -38,7 +38,7 @@ fn check(denoise: bool, suffix: &str) {
     let input = read_stereo("input.f32");
     let mut calls = 0;
     let stems = model
-        .separate(&input, &MdxOptions { denoise }, &mut |p| {
+        .separate_with(&input, &MdxOptions { denoise }, &mut |p| {
             calls += 1;
             assert_eq!(p.done, calls);
         })

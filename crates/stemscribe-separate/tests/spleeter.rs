@@ -28,7 +28,7 @@ fn separator() -> Separator {
 fn reference_mode_matches_pytorch_spleeter() {
     let mix = load("rock_mix.wav");
     let stems = separator()
-        .separate(&mix, &SeparationOptions::spleeter_reference(), &mut |_| {})
+        .separate_with(&mix, &SeparationOptions::spleeter_reference(), &mut |_| {})
         .unwrap();
     for (stem, name) in stems
         .iter()
@@ -55,7 +55,7 @@ fn separates_a_real_song_against_its_stems() {
     let accompaniment = Audio::sum(&[stem_track(1), stem_track(2), stem_track(3)]).unwrap();
     let mut calls = 0;
     let stems = separator()
-        .separate(&mix, &SeparationOptions::default(), &mut |p| {
+        .separate_with(&mix, &SeparationOptions::default(), &mut |p| {
             calls += 1;
             assert!(p.done <= p.total);
         })
@@ -74,7 +74,7 @@ fn separates_a_real_song_against_its_stems() {
 fn rejects_input_that_is_not_44k_stereo() {
     let mono = Audio::new(44_100, vec![vec![0.0; 1_000]]).unwrap();
     assert!(separator()
-        .separate(&mono, &SeparationOptions::default(), &mut |_| {})
+        .separate_with(&mono, &SeparationOptions::default(), &mut |_| {})
         .is_err());
 }
 
@@ -86,7 +86,9 @@ fn wiener_refinement_keeps_quality() {
         wiener: true,
         ..SeparationOptions::default()
     };
-    let stems = separator().separate(&mix, &options, &mut |_| {}).unwrap();
+    let stems = separator()
+        .separate_with(&mix, &options, &mut |_| {})
+        .unwrap();
     let vocal_sdr = global_sdr(&vocals, &stems[0]);
     assert!(
         vocal_sdr > 11.0,

@@ -23,14 +23,14 @@ fn a_four_stem_card_separates_like_its_numpy_reference() {
     let runtime = Runtime::new(&RuntimeConfig {
         models_dir: Some(dir),
         library: Some(installed().join("lib/libonnxruntime.so")),
-        threads: None,
+        ..RuntimeConfig::default()
     })
     .unwrap();
     let separator = Separator::new(&runtime, card.spec.clone()).unwrap();
     let input = read_stereo("input.f32");
     let mut windows = 0;
     let stems = separator
-        .separate(&input, &SeparationOptions::spleeter_reference(), &mut |p| {
+        .separate_with(&input, &SeparationOptions::spleeter_reference(), &mut |p| {
             windows = p.total;
         })
         .unwrap();

@@ -1,5 +1,6 @@
 //! `payload.url`: off by default, and when enabled, only within the operator's rules.
-//! Needs the runtime and models from `scripts/setup.sh`.
+//! The fetch that is separated runs on the runtime and models from `scripts/setup.sh`; the
+//! refusals run on test doubles ([`common::double`]).
 
 mod common;
 
@@ -103,7 +104,7 @@ fn assert_refused(response: &(u16, Value), code: u64, reason: &str) {
 #[test]
 fn urls_are_not_fetched_unless_enabled() {
     let origin = origin();
-    let server = Server::start(ServerConfig::default());
+    let server = Server::start_double(ServerConfig::default());
     let url = format!("http://{origin}/song.wav");
     assert_refused(
         &invoke(server.addr, &url_body(&url)),
@@ -132,7 +133,7 @@ fn an_allowed_host_is_fetched_and_separated() {
 fn fetches_outside_the_rules_fail_cleanly() {
     let origin = origin();
     let port = origin.port();
-    let open = Server::start(fetching(&["127.0.0.1"], true));
+    let open = Server::start_double(fetching(&["127.0.0.1"], true));
     let cases = [
         (
             format!("ftp://127.0.0.1:{port}/song.wav"),
@@ -159,7 +160,7 @@ fn fetches_outside_the_rules_fail_cleanly() {
         assert_refused(&invoke(open.addr, &url_body(&url)), 40_000_024, reason);
     }
 
-    let guarded = Server::start(fetching(&["127.0.0.1", "localhost"], false));
+    let guarded = Server::start_double(fetching(&["127.0.0.1", "localhost"], false));
     for url in [
         format!("http://{origin}/song.wav"),
         format!("http://localhost:{port}/song.wav"),

@@ -1,5 +1,6 @@
 //! Slow and greedy clients: idle and trickling connections, stalled uploads, a full queue,
 //! shutdown with a client still connected, heads too large, and the JSON of every refusal.
+//! All run on test doubles ([`common::double`]): none of them is about what the models return.
 
 mod common;
 
@@ -37,7 +38,7 @@ fn keys() -> Option<HashMap<String, String>> {
 
 #[test]
 fn idle_and_trickling_connections_are_closed() {
-    let server = Server::start(quick());
+    let server = Server::start_double(quick());
     let idle = TcpStream::connect(server.addr).unwrap();
     let trickling = TcpStream::connect(server.addr).unwrap();
     let writer = {
@@ -59,7 +60,7 @@ fn idle_and_trickling_connections_are_closed() {
 
 #[test]
 fn a_body_that_stops_arriving_is_answered() {
-    let server = Server::start(quick());
+    let server = Server::start_double(quick());
     let mut stream = TcpStream::connect(server.addr).unwrap();
     write!(
         stream,
@@ -98,7 +99,7 @@ fn large_start(fields: &str) -> Vec<u8> {
 
 #[test]
 fn large_bodies_need_credentials_first_and_a_place() {
-    let server = Server::start(ServerConfig {
+    let server = Server::start_double(ServerConfig {
         keys: keys(),
         max_jobs: 1,
         queue: 1,
@@ -131,7 +132,7 @@ fn large_bodies_need_credentials_first_and_a_place() {
 
 #[test]
 fn a_queue_serves_more_clients_than_slots() {
-    let server = Server::start(ServerConfig {
+    let server = Server::start_double(ServerConfig {
         max_jobs: 1,
         queue: 3,
         ..ServerConfig::default()
@@ -151,7 +152,7 @@ fn a_queue_serves_more_clients_than_slots() {
 
 #[test]
 fn shutdown_ends_with_a_slow_client_connected() {
-    let mut server = Server::start(ServerConfig {
+    let mut server = Server::start_double(ServerConfig {
         header_timeout: Duration::from_secs(600),
         body_timeout: Duration::from_secs(600),
         ..quick()
@@ -177,7 +178,7 @@ fn shutdown_ends_with_a_slow_client_connected() {
 
 #[test]
 fn every_refusal_is_json_with_a_status_code() {
-    let server = Server::start(quick());
+    let server = Server::start_double(quick());
     let long_target = format!("/api/v1/invoke?x={}", "a".repeat(20_000));
     assert_status(
         &request(server.addr, "POST", &long_target, b"{}"),

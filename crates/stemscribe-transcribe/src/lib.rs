@@ -11,23 +11,16 @@ pub use notes::{
     evidence, kept_segments, notes_from_track, notes_with_evidence, Evidence, TranscriptionOptions,
 };
 pub use pitch::{
-    CrepeCapacity, PitchModel, PitchModelSpec, PitchTrack, PitchTracker, UnknownPitchModel,
+    CrepeCapacity, PitchModel, PitchModelSpec, PitchTrack, PitchTracker, TrackPitch,
+    UnknownPitchModel,
 };
 pub use segment::{segment, Segment};
 pub use stemscribe_midi::{Note, Transcription};
+pub use stemscribe_runtime::Progress;
 
 use stemscribe_audio::{Audio, AudioError};
 use stemscribe_runtime::{Runtime, RuntimeError};
 use thiserror::Error;
-
-/// How far a long task has come.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    /// Steps done.
-    pub done: usize,
-    /// Steps in all.
-    pub total: usize,
-}
 
 /// Why there are no notes: the API's `40000010 InvalidData:NoOutput`.
 #[derive(Debug, Clone, Copy, PartialEq, Error)]
@@ -49,20 +42,10 @@ pub enum NoOutput {
 /// Why transcription failed.
 #[derive(Debug, Error)]
 pub enum TranscriptionError {
-    /// The runtime or the model file could not be loaded.
+    /// The runtime or the model could not be loaded or run, or its tensors are not what its
+    /// spec says.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    /// The ONNX file does not have the tensors its spec describes.
-    #[error("model {file} does not match its description: {reason}")]
-    ModelMismatch {
-        /// The model file.
-        file: String,
-        /// What differs.
-        reason: String,
-    },
-    /// ONNX Runtime failed while running the model.
-    #[error("inference failed: {0}")]
-    Inference(String),
     /// The voice could not be converted to the model's rate.
     #[error(transparent)]
     Audio(#[from] AudioError),
@@ -71,16 +54,10 @@ pub enum TranscriptionError {
     NoOutput(#[from] NoOutput),
 }
 
-impl From<ort::Error> for TranscriptionError {
-    fn from(error: ort::Error) -> Self {
-        Self::Inference(error.to_string())
-    }
-}
-
 /// A loaded pitch tracker with its note rules, shareable across threads.
 #[derive(Debug)]
 pub struct Transcriber {
-    tracker: PitchTracker,
+    tracker: Box<dyn TrackPitch>,
     options: TranscriptionOptions,
 }
 
@@ -91,15 +68,20 @@ impl Transcriber {
         spec: PitchModelSpec,
         options: TranscriptionOptions,
     ) -> Result<Self, TranscriptionError> {
-        Ok(Self {
-            tracker: PitchTracker::new(runtime, spec)?,
+        Ok(Self::with_tracker(
+            Box::new(PitchTracker::new(runtime, spec)?),
             options,
-        })
+        ))
     }
 
-    /// The loaded F0 model.
-    pub fn tracker(&self) -> &PitchTracker {
-        &self.tracker
+    /// Transcribes with any pitch tracker (a test double, say).
+    pub fn with_tracker(tracker: Box<dyn TrackPitch>, options: TranscriptionOptions) -> Self {
+        Self { tracker, options }
+    }
+
+    /// The loaded F0 tracker.
+    pub fn tracker(&self) -> &dyn TrackPitch {
+        self.tracker.as_ref()
     }
 
     /// The pitch contour of `voice` (any rate and channel count; channels are averaged).
@@ -111,7 +93,7 @@ impl Transcriber {
         let mono = voice
             .clone()
             .remix(1)?
-            .resample(self.tracker.spec().sample_rate)?;
+            .resample(self.tracker.sample_rate())?;
         self.tracker.track(mono.channel(0), progress)
     }
 

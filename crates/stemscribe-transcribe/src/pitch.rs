@@ -4,13 +4,27 @@
 //! `left_frames` frames of context before it and `lookahead_frames` after it, which cover
 //! the network's receptive field, so the result equals one call over the whole signal.
 
-use std::sync::Mutex;
+use std::fmt;
 
-use ort::session::Session;
-use ort::value::TensorRef;
-use stemscribe_runtime::Runtime;
+use stemscribe_runtime::{Input, Model, Runtime};
 
 use crate::{Progress, TranscriptionError};
+
+/// A frame-wise F0 tracker: [`PitchTracker`] on a network, or a test double.
+pub trait TrackPitch: Send + Sync + fmt::Debug {
+    /// The rate, in Hz, of the mono signal [`TrackPitch::track`] reads.
+    fn sample_rate(&self) -> u32;
+
+    /// Progress steps [`TrackPitch::track`] takes for `samples` samples.
+    fn windows(&self, samples: usize) -> usize;
+
+    /// The pitch contour of `signal`, mono at [`TrackPitch::sample_rate`].
+    fn track(
+        &self,
+        signal: &[f32],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<PitchTrack, TranscriptionError>;
+}
 
 /// Describes a frame-wise F0 network stored as ONNX.
 ///
@@ -228,30 +242,15 @@ impl PitchTrack {
 #[derive(Debug)]
 pub struct PitchTracker {
     spec: PitchModelSpec,
-    session: Mutex<Session>,
+    model: Model,
 }
 
 impl PitchTracker {
     /// Loads the model `spec` describes and checks its tensor names.
     pub fn new(runtime: &Runtime, spec: PitchModelSpec) -> Result<Self, TranscriptionError> {
-        let session = runtime.session(&spec.file)?;
-        let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
-        let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
-        for (wanted, present) in [("audio", &inputs), ("fmin", &inputs), ("fmax", &inputs)]
-            .into_iter()
-            .chain([("pitch", &outputs), ("confidence", &outputs)])
-        {
-            if !present.contains(&wanted) {
-                return Err(TranscriptionError::ModelMismatch {
-                    file: spec.file.clone(),
-                    reason: format!("no tensor `{wanted}`"),
-                });
-            }
-        }
-        Ok(Self {
-            spec,
-            session: Mutex::new(session),
-        })
+        let model = runtime.model(&spec.file)?;
+        model.require(&["audio", "fmin", "fmax"], &["pitch", "confidence"])?;
+        Ok(Self { spec, model })
     }
 
     /// What the loaded model is.
@@ -303,13 +302,15 @@ impl PitchTracker {
             let (pitch, confidence) = self.run_network(input)?;
             let wanted = start - left..end - left;
             if pitch.len() < wanted.end || confidence.len() < wanted.end {
-                return Err(TranscriptionError::Inference(format!(
-                    "{} returned {} frames for {} samples, expected at least {}",
-                    self.spec.file,
-                    pitch.len().min(confidence.len()),
-                    input.len(),
-                    wanted.end
-                )));
+                return Err(self
+                    .model
+                    .mismatch(format!(
+                        "returned {} frames for {} samples, expected at least {}",
+                        pitch.len().min(confidence.len()),
+                        input.len(),
+                        wanted.end
+                    ))
+                    .into());
             }
             track.pitch_hz.extend_from_slice(&pitch[wanted.clone()]);
             track.confidence.extend_from_slice(&confidence[wanted]);
@@ -330,36 +331,49 @@ impl PitchTracker {
         Ok(track)
     }
 
+    /// SwiftF0 returns pitch as `f64` and confidence as `f32`; [`Model::run`] gives both as
+    /// `f32`.
     fn run_network(&self, audio: &[f32]) -> Result<(Vec<f32>, Vec<f32>), TranscriptionError> {
-        let fmin = [self.spec.fmin];
-        let fmax = [self.spec.fmax];
         let scalar: [usize; 0] = [];
-        let inputs = ort::inputs![
-            "audio" => TensorRef::from_array_view(([1usize, audio.len()], audio))?,
-            "fmin" => TensorRef::from_array_view((scalar, &fmin[..]))?,
-            "fmax" => TensorRef::from_array_view((scalar, &fmax[..]))?,
+        let inputs = [
+            Input {
+                name: "audio",
+                shape: &[1, audio.len()],
+                data: audio,
+            },
+            Input {
+                name: "fmin",
+                shape: &scalar,
+                data: &[self.spec.fmin],
+            },
+            Input {
+                name: "fmax",
+                shape: &scalar,
+                data: &[self.spec.fmax],
+            },
         ];
-        let mut session = self
-            .session
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let outputs = session.run(inputs)?;
-        let extract = |name: &str| -> Result<Vec<f32>, TranscriptionError> {
-            let value = outputs.get(name).ok_or_else(|| {
-                TranscriptionError::Inference(format!("the model returned no `{name}`"))
-            })?;
-            // SwiftF0 returns pitch as f64 and confidence as f32; accept either for both.
-            match value.try_extract_tensor::<f32>() {
-                Ok((_, data)) => Ok(data.to_vec()),
-                Err(_) => Ok(value
-                    .try_extract_tensor::<f64>()?
-                    .1
-                    .iter()
-                    .map(|&v| v as f32)
-                    .collect()),
-            }
-        };
-        Ok((extract("pitch")?, extract("confidence")?))
+        let mut outputs = self.model.run(&inputs, &["pitch", "confidence"])?;
+        let confidence = outputs.pop().map(|t| t.data).unwrap_or_default();
+        let pitch = outputs.pop().map(|t| t.data).unwrap_or_default();
+        Ok((pitch, confidence))
+    }
+}
+
+impl TrackPitch for PitchTracker {
+    fn sample_rate(&self) -> u32 {
+        self.spec.sample_rate
+    }
+
+    fn windows(&self, samples: usize) -> usize {
+        PitchTracker::windows(self, samples)
+    }
+
+    fn track(
+        &self,
+        signal: &[f32],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<PitchTrack, TranscriptionError> {
+        PitchTracker::track(self, signal, progress)
     }
 }
 

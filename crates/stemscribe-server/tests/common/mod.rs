@@ -12,7 +12,10 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
-use stemscribe_engine::{Engine, EngineConfig};
+use stemscribe_engine::{
+    Audio, DeviceUse, Engine, EngineConfig, EngineParts, PitchTrack, Progress, Separate,
+    SeparationError, SourceStem, TrackPitch, Transcriber, TranscriptionError,
+};
 use stemscribe_server::{serve, ServerConfig};
 use tokio::sync::oneshot;
 
@@ -30,6 +33,86 @@ pub fn engine() -> Arc<Engine> {
         .clone()
 }
 
+/// An engine of test doubles, for tests that check how requests are validated and answered:
+/// no ONNX Runtime, no model file. It separates every mix into two halves of itself and hears
+/// a steady 220 Hz voice in anything.
+pub fn double() -> Arc<Engine> {
+    Arc::new(Engine::from_parts(EngineParts {
+        two_stems: Box::new(HalfSplit),
+        four_stems: None,
+        transcriber: Some(Transcriber::with_tracker(
+            Box::new(SteadyVoice),
+            Default::default(),
+        )),
+        noise: Default::default(),
+        derived: Default::default(),
+        device: DeviceUse::Cpu { fallback: None },
+    }))
+}
+
+/// A separator double: the vocals and the accompaniment are each half the mix.
+#[derive(Debug)]
+struct HalfSplit;
+
+impl Separate for HalfSplit {
+    fn file(&self) -> &std::path::Path {
+        "half-split (test double)".as_ref()
+    }
+
+    fn stems(&self) -> Vec<SourceStem> {
+        vec![SourceStem::Vocals, SourceStem::Accompaniment]
+    }
+
+    fn separate(
+        &self,
+        audio: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
+        let half = |_| {
+            let sides = audio
+                .channels()
+                .iter()
+                .map(|side| side.iter().map(|s| 0.5 * s).collect())
+                .collect();
+            Audio::new(audio.sample_rate(), sides)
+        };
+        progress(Progress { done: 1, total: 1 });
+        Ok(vec![
+            (SourceStem::Vocals, half(0)?),
+            (SourceStem::Accompaniment, half(1)?),
+        ])
+    }
+}
+
+/// A pitch tracker double: 220 Hz, fully voiced, in every 10 ms frame.
+#[derive(Debug)]
+struct SteadyVoice;
+
+impl TrackPitch for SteadyVoice {
+    fn sample_rate(&self) -> u32 {
+        16_000
+    }
+
+    fn windows(&self, _samples: usize) -> usize {
+        1
+    }
+
+    fn track(
+        &self,
+        signal: &[f32],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<PitchTrack, TranscriptionError> {
+        let frames = signal.len() / 160;
+        progress(Progress { done: 1, total: 1 });
+        Ok(PitchTrack {
+            frame_period: 0.01,
+            pitch_hz: vec![220.0; frames],
+            confidence: vec![0.95; frames],
+            loudness_db: vec![-20.0; frames],
+        })
+    }
+}
+
 /// A running server; dropping the sender shuts it down.
 pub struct Server {
     pub addr: SocketAddr,
@@ -38,10 +121,19 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server on the real models.
     pub fn start(config: ServerConfig) -> Self {
+        Self::start_with(config, engine())
+    }
+
+    /// A server on the test doubles of [`double`].
+    pub fn start_double(config: ServerConfig) -> Self {
+        Self::start_with(config, double())
+    }
+
+    pub fn start_with(config: ServerConfig, engine: Arc<Engine>) -> Self {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
-        let engine = engine();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().unwrap();
             runtime.block_on(async move {
