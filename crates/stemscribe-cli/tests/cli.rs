@@ -13,8 +13,11 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Runs the binary on the CPU, so that stderr is the same whether or not the GPU build of ONNX
+/// Runtime is installed (with it and no GPU, `auto` adds a line saying it fell back).
 fn stemscribe<S: AsRef<OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stemscribe"))
+        .args(["--device", "cpu"])
         .args(args)
         .output()
         .expect("the binary runs")
@@ -596,4 +599,26 @@ fn batch_separates_a_folder_resumes_and_reports_failures() {
     );
     let summary = std::fs::read_to_string(outputs.join("summary.csv")).unwrap();
     assert!(summary.contains("rock.wav,skipped,"), "{summary}");
+}
+
+#[test]
+fn device_cuda_runs_on_cuda_or_fails_with_the_reason() {
+    let result = Command::new(env!("CARGO_BIN_EXE_stemscribe"))
+        .args(["--device", "cuda", "models"])
+        .output()
+        .unwrap();
+    if result.status.success() {
+        let stdout = String::from_utf8_lossy(&result.stdout);
+        assert!(stdout.contains("device: cuda"), "{stdout}");
+    } else {
+        // The CPU build (CI), or the GPU build without a GPU.
+        assert_one_line_error(&result, 1, "");
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(
+            stderr.contains("scripts/setup.sh --gpu") || stderr.contains("libcuda.so.1"),
+            "{stderr}"
+        );
+    }
+    let result = without_models(&["--device", "gpu", "models"]);
+    assert_one_line_error(&result, 2, "gpu");
 }

@@ -92,6 +92,12 @@ pub enum CudaError {
         "the ONNX Runtime loaded is the CPU build; install the GPU build with `scripts/setup.sh --gpu`"
     )]
     CpuBuild,
+    /// The NVIDIA driver's `libcuda.so.1` cannot be loaded: no NVIDIA GPU, or its driver is
+    /// not installed.
+    #[error(
+        "the NVIDIA driver (libcuda.so.1) cannot be loaded: no NVIDIA GPU, or no driver installed"
+    )]
+    NoDriver,
     /// The CUDA and cuDNN libraries beside the GPU build could not be loaded.
     #[error("the CUDA libraries in {} cannot be loaded", dir.display())]
     Libraries {
@@ -124,6 +130,9 @@ pub(crate) fn gpu_library(models_dir: &Path) -> PathBuf {
 pub(crate) fn prepare_cuda(gpu_library: &Path) -> Result<(), CudaError> {
     if !CUDA::is_available().unwrap_or(false) {
         return Err(CudaError::CpuBuild);
+    }
+    if ort::util::preload_dylib("libcuda.so.1").is_err() {
+        return Err(CudaError::NoDriver);
     }
     let Some(dir) = gpu_library
         .parent()

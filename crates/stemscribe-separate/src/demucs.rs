@@ -134,17 +134,14 @@ impl DemucsModel {
         self.sources
             .iter()
             .zip(out)
-            .map(|(&stem, sides)| {
-                let sides: Vec<Vec<f32>> = sides
-                    .into_iter()
-                    .map(|side| {
-                        side.iter()
-                            .zip(&weight)
-                            .map(|(v, w)| v / w.max(1e-8))
-                            .collect()
-                    })
-                    .collect();
-                Ok((stem, Audio::new(PROCESSING_RATE, sides)?))
+            .map(|(&stem, mut sides)| {
+                // Divided in place: no second copy of a stem is ever held.
+                for side in &mut sides {
+                    for (v, w) in side.iter_mut().zip(&weight) {
+                        *v /= w.max(1e-8);
+                    }
+                }
+                Ok((stem, Audio::new(PROCESSING_RATE, Vec::from(sides))?))
             })
             .collect()
     }
