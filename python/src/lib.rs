@@ -107,8 +107,7 @@ fn input_audio(
             let rate = sample_rate.ok_or_else(|| {
                 PyValueError::new_err("sample_rate is required with an array of samples")
             })?;
-            let view = samples.as_array();
-            let channels: Vec<Vec<f32>> = view.rows().into_iter().map(|r| r.to_vec()).collect();
+            let channels = rows(&samples);
             py.detach(|| {
                 Audio::new(rate, channels)
                     .and_then(|a| a.remix(2))
@@ -122,6 +121,16 @@ fn input_audio(
     }
 }
 
+/// The rows of `samples [channels, frames]`, one `Vec` per channel.
+fn rows(samples: &PyReadonlyArray2<'_, f32>) -> Vec<Vec<f32>> {
+    samples
+        .as_array()
+        .rows()
+        .into_iter()
+        .map(|row| row.to_vec())
+        .collect()
+}
+
 /// Calls `callback(done, total)` from a thread without the GIL; keeps its first exception.
 struct Reporter {
     callback: Option<Py<PyAny>>,
@@ -129,6 +138,13 @@ struct Reporter {
 }
 
 impl Reporter {
+    fn new(callback: Option<Py<PyAny>>) -> Self {
+        Self {
+            callback,
+            failure: None,
+        }
+    }
+
     fn report(&mut self, progress: Progress) {
         let (Some(callback), None) = (&self.callback, &self.failure) else {
             return;
@@ -217,17 +233,11 @@ impl PyEngine {
             .parse()
             .map_err(|e| PyValueError::new_err(message(&e)))?;
         let audio = input_audio(py, path, samples, sample_rate)?;
-        let mut reporter = Reporter {
-            callback: progress,
-            failure: None,
-        };
-        let stems = py.detach(|| {
-            let result = self
-                .engine
-                .separate_all(&audio, model, &mut |p| reporter.report(p));
-            (result, reporter)
+        let mut reporter = Reporter::new(progress);
+        let result = py.detach(|| {
+            self.engine
+                .separate_all(&audio, model, &mut |p| reporter.report(p))
         });
-        let (result, reporter) = stems;
         let stems = reporter.finish(result)?;
         let out = PyDict::new(py);
         for stem in stems {
@@ -249,14 +259,8 @@ impl PyEngine {
         progress: Option<Py<PyAny>>,
     ) -> PyResult<PyTranscription> {
         let audio = input_audio(py, path, samples, sample_rate)?;
-        let mut reporter = Reporter {
-            callback: progress,
-            failure: None,
-        };
-        let (result, reporter) = py.detach(|| {
-            let result = self.engine.transcribe(&audio, &mut |p| reporter.report(p));
-            (result, reporter)
-        });
+        let mut reporter = Reporter::new(progress);
+        let result = py.detach(|| self.engine.transcribe(&audio, &mut |p| reporter.report(p)));
         Ok(PyTranscription {
             inner: reporter.finish(result)?,
         })
@@ -379,14 +383,9 @@ fn encode_audio(
         channels,
         format,
     };
-    let rows: Vec<Vec<f32>> = samples
-        .as_array()
-        .rows()
-        .into_iter()
-        .map(|r| r.to_vec())
-        .collect();
+    let channels = rows(&samples);
     py.detach(|| {
-        let audio = Audio::new(sample_rate, rows).map_err(EngineError::from)?;
+        let audio = Audio::new(sample_rate, channels).map_err(EngineError::from)?;
         let mut bytes = Vec::new();
         encode(audio, &spec, &mut bytes).map_err(EngineError::from)?;
         Ok(bytes)

@@ -36,19 +36,7 @@ impl Hardware {
             ..RuntimeConfig::default()
         }
     }
-}
 
-/// Loads the engine as `config` says, on `hardware`; says on stderr when CUDA was tried and
-/// the models run on the CPU instead.
-pub fn load_engine(hardware: Hardware, mut config: EngineConfig) -> Result<Engine> {
-    config.runtime.threads = hardware.threads;
-    config.runtime.device = hardware.device;
-    let engine = Engine::new(&config)?;
-    hardware.report_fallback(engine.device());
-    Ok(engine)
-}
-
-impl Hardware {
     /// Prints why the models run on the CPU, when CUDA was tried (unless `--quiet`).
     pub fn report_fallback(self, device: &DeviceUse) {
         if let DeviceUse::Cpu {
@@ -60,6 +48,16 @@ impl Hardware {
             }
         }
     }
+}
+
+/// Loads the engine as `config` says, on `hardware`; says on stderr when CUDA was tried and
+/// the models run on the CPU instead.
+pub fn load_engine(hardware: Hardware, mut config: EngineConfig) -> Result<Engine> {
+    config.runtime.threads = hardware.threads;
+    config.runtime.device = hardware.device;
+    let engine = Engine::new(&config)?;
+    hardware.report_fallback(engine.device());
+    Ok(engine)
 }
 
 /// The pitch-tracker choice of the commands that transcribe.

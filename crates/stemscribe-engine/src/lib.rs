@@ -523,33 +523,31 @@ impl Engine {
     ) -> Result<[Stem; 2], EngineError> {
         let mut stems = self.two_stems.separate(audio, progress)?;
         let file = self.two_stems.file();
-        let vocals = take_stem(&mut stems, SourceStem::Vocals, file)?;
-        let accompaniment = match take_stem(&mut stems, SourceStem::Accompaniment, file) {
-            Ok(stem) => stem,
-            Err(_) => Stem {
-                stem: SourceStem::Accompaniment,
-                audio: take_stem(&mut stems, SourceStem::Instrumental, file)?.audio,
-            },
-        };
-        Ok([vocals, accompaniment])
+        Ok([
+            take_stem(&mut stems, SourceStem::Vocals, file)?,
+            take_stem(&mut stems, SourceStem::Accompaniment, file)?,
+        ])
     }
 }
 
-/// Removes `stem` from `stems`, which the model in `file` returned.
+/// Removes `stem` from `stems`, which the model in `file` returned; an instrumental stem
+/// serves as the accompaniment, and is named so.
 fn take_stem(
     stems: &mut Vec<(SourceStem, Audio)>,
     stem: SourceStem,
     file: &Path,
 ) -> Result<Stem, EngineError> {
+    let serves =
+        |s: SourceStem| s == stem || (stem == SourceStem::Accompaniment && s.is_accompaniment());
     let index = stems
         .iter()
-        .position(|(s, _)| *s == stem)
+        .position(|&(s, _)| serves(s))
         .ok_or_else(|| RuntimeError::Mismatch {
             file: file.to_path_buf(),
             reason: format!("no `{}` stem", stem.name()),
         })
         .map_err(SeparationError::from)?;
-    let (stem, audio) = stems.swap_remove(index);
+    let (_, audio) = stems.swap_remove(index);
     Ok(Stem { stem, audio })
 }
 

@@ -219,7 +219,7 @@ impl Runtime {
 
     /// Loads an installed model file (by its name in the models directory).
     pub fn model(&self, file_name: &str) -> Result<Model, RuntimeError> {
-        self.model_at(&self.model_path(file_name)?)
+        self.model_at(&self.models_dir.join(file_name))
     }
 
     /// Loads the model file at `path` (anywhere), fully optimised, on the device asked for;

@@ -32,11 +32,8 @@ pub trait Separate: Send + Sync + fmt::Debug {
 
     /// Whether its stems are exactly `stems`, in any order.
     fn has_stems(&self, stems: &[SourceStem]) -> bool {
-        let mut mine = self.stems();
-        let mut wanted = stems.to_vec();
-        mine.sort_by_key(|s| s.name());
-        wanted.sort_by_key(|s| s.name());
-        mine == wanted
+        let wanted: Vec<&str> = stems.iter().map(|s| s.name()).collect();
+        crate::spec::same_stems(self.stems().iter().map(|s| s.name()), &wanted)
     }
 }
 

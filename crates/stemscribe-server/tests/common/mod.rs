@@ -68,18 +68,16 @@ impl Separate for HalfSplit {
         audio: &Audio,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
-        let half = |_| {
-            let sides = audio
-                .channels()
-                .iter()
-                .map(|side| side.iter().map(|s| 0.5 * s).collect())
-                .collect();
-            Audio::new(audio.sample_rate(), sides)
-        };
+        let sides = audio
+            .channels()
+            .iter()
+            .map(|side| side.iter().map(|s| 0.5 * s).collect())
+            .collect();
+        let half = Audio::new(audio.sample_rate(), sides)?;
         progress(Progress { done: 1, total: 1 });
         Ok(vec![
-            (SourceStem::Vocals, half(0)?),
-            (SourceStem::Accompaniment, half(1)?),
+            (SourceStem::Vocals, half.clone()),
+            (SourceStem::Accompaniment, half),
         ])
     }
 }
