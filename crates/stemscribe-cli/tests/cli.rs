@@ -622,3 +622,34 @@ fn device_cuda_runs_on_cuda_or_fails_with_the_reason() {
     let result = without_models(&["--device", "gpu", "models"]);
     assert_one_line_error(&result, 2, "gpu");
 }
+
+#[test]
+fn setup_verifies_an_installation_offline_and_reports_a_failure() {
+    let installed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/installed");
+    let cache = temp_dir("setup-cache");
+    let result = stemscribe(&[
+        os("setup"),
+        os("--dest"),
+        installed.as_os_str(),
+        os("--cache"),
+        cache.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    assert!(stderr.contains("verified") && stderr.contains("nothing to do"), "{stderr}");
+
+    let blocker = cache.join("a-file");
+    std::fs::write(&blocker, b"").unwrap();
+    let result = stemscribe(&[
+        os("setup"),
+        os("--dest"),
+        blocker.join("models").as_os_str(),
+        os("--cache"),
+        cache.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("a-file") && stderr.contains("error: stemscribe setup"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&cache).unwrap().filter_map(Result::ok).collect();
+    assert_eq!(left.len(), 1, "only the blocking file is left: the kit is removed");
+}

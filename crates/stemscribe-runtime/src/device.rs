@@ -89,7 +89,7 @@ impl fmt::Display for DeviceUse {
 pub enum CudaError {
     /// The ONNX Runtime library loaded has no CUDA execution provider.
     #[error(
-        "the ONNX Runtime loaded is the CPU build; install the GPU build with `scripts/setup.sh --gpu`"
+        "the ONNX Runtime loaded is the CPU build; install the GPU build with `stemscribe setup --gpu` (scripts/setup.sh --gpu in a checkout)"
     )]
     CpuBuild,
     /// The NVIDIA driver's `libcuda.so.1` cannot be loaded: no NVIDIA GPU, or its driver is

@@ -14,8 +14,9 @@
 //! 3. the `models/installed/` of the checkout this crate was built from, where
 //!    `scripts/setup.sh` puts everything, if that checkout still exists;
 //! 4. the user's data directory, `$XDG_DATA_HOME/stemscribe/models` (by default
-//!    `~/.local/share/stemscribe/models`), where `scripts/setup.sh --user` installs, so that
-//!    a binary installed with `cargo install` works without the source tree.
+//!    `~/.local/share/stemscribe/models`), where `stemscribe setup` (see [`setup`]) and
+//!    `scripts/setup.sh --user` install, so that a binary installed with `cargo install` or a
+//!    Python wheel works without the source tree.
 //!
 //! ONNX Runtime is loaded once per process and its one environment is shared: a second
 //! [`Runtime`] reuses the library the first one loaded, whatever path it names. That
@@ -31,6 +32,7 @@ use thiserror::Error;
 
 mod device;
 mod model;
+pub mod setup;
 
 pub use device::{CudaError, Device, DeviceUse, UnknownDevice};
 pub use model::{Input, Model, Tensor, TensorSpec};
@@ -39,9 +41,9 @@ pub use model::{Input, Model, Tensor, TensorSpec};
 pub const LIBRARY_ENV: &str = "STEMSCRIBE_ORT_LIB";
 /// Environment variable naming the directory of installed models.
 pub const MODELS_ENV: &str = "STEMSCRIBE_MODELS_DIR";
-/// The command that installs the runtime and the models (from a stemscribe checkout).
+/// The commands that install the runtime and the models.
 pub const SETUP_COMMAND: &str =
-    "scripts/setup.sh, or scripts/setup.sh --user for the user's data directory";
+    "`stemscribe setup`, `stemscribe.setup()` in Python, or scripts/setup.sh in a checkout";
 
 /// How far a long task has come, in steps (network windows) of the task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +58,7 @@ pub struct Progress {
 #[derive(Debug, Error)]
 pub enum RuntimeError {
     /// No ONNX Runtime library at the path that was looked up.
-    #[error("ONNX Runtime library not found at {0} (install it with `{SETUP_COMMAND}` in a stemscribe checkout, `--user` for the user's data directory, or set {LIBRARY_ENV})")]
+    #[error("ONNX Runtime library not found at {0} (install it with {SETUP_COMMAND}, or set {LIBRARY_ENV})")]
     LibraryMissing(PathBuf),
     /// The library exists but could not be loaded.
     #[error("cannot load ONNX Runtime from {path}")]
@@ -69,7 +71,7 @@ pub enum RuntimeError {
     },
     /// A model file is not installed.
     #[error(
-        "model file {0} not found (install the models with `{SETUP_COMMAND}` in a stemscribe checkout, `--user` for the user's data directory, or set {MODELS_ENV})"
+        "model file {0} not found (install the models with {SETUP_COMMAND}, or set {MODELS_ENV})"
     )]
     ModelMissing(PathBuf),
     /// ONNX Runtime refused to load a model file.
@@ -139,14 +141,7 @@ impl Runtime {
         let models_dir = config
             .models_dir
             .clone()
-            .or_else(|| std::env::var_os(MODELS_ENV).map(PathBuf::from))
-            .unwrap_or_else(|| {
-                default_models_dir(
-                    &project_models_dir(),
-                    std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
-                    std::env::var_os("HOME").map(PathBuf::from),
-                )
-            });
+            .unwrap_or_else(default_models_dir);
         let gpu_library = device::gpu_library(&models_dir);
         let library = config
             .library
@@ -299,10 +294,23 @@ fn shared_environment(library: &Path) -> Result<Environment, RuntimeError> {
     Ok(environment)
 }
 
-/// `models/installed/` of the workspace this crate was built in.
-/// The checkout's models directory if it exists, else the user's (see the [crate docs](crate));
+/// The models directory used when none is configured: [`MODELS_ENV`], else the checkout's
+/// if it still exists, else the user's data directory (see the [crate docs](crate)).
+pub fn default_models_dir() -> PathBuf {
+    std::env::var_os(MODELS_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            choose_models_dir(
+                &project_models_dir(),
+                std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
+                std::env::var_os("HOME").map(PathBuf::from),
+            )
+        })
+}
+
+/// The checkout's models directory if it exists, else the user's;
 /// the checkout's when neither can be named.
-fn default_models_dir(
+fn choose_models_dir(
     project: &Path,
     xdg_data_home: Option<PathBuf>,
     home: Option<PathBuf>,
@@ -316,11 +324,15 @@ fn default_models_dir(
         .map_or_else(|| project.to_owned(), |data| data.join("stemscribe/models"))
 }
 
+/// `models/installed/` of the workspace this crate was built in.
 fn project_models_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models/installed")
-        .components()
-        .collect()
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(crate_dir)
+        .join("models")
+        .join("installed")
 }
 
 #[cfg(test)]
@@ -331,16 +343,16 @@ mod tests {
     fn the_checkout_comes_first_then_the_user_data_directory() {
         let existing = std::env::temp_dir();
         let gone = Path::new("/nonexistent/stemscribe/models/installed");
-        assert_eq!(default_models_dir(&existing, None, None), existing);
+        assert_eq!(choose_models_dir(&existing, None, None), existing);
         assert_eq!(
-            default_models_dir(gone, Some("/data".into()), Some("/home/u".into())),
+            choose_models_dir(gone, Some("/data".into()), Some("/home/u".into())),
             PathBuf::from("/data/stemscribe/models")
         );
         // A relative XDG_DATA_HOME is invalid by the specification and ignored.
         assert_eq!(
-            default_models_dir(gone, Some("data".into()), Some("/home/u".into())),
+            choose_models_dir(gone, Some("data".into()), Some("/home/u".into())),
             PathBuf::from("/home/u/.local/share/stemscribe/models")
         );
-        assert_eq!(default_models_dir(gone, None, None), gone);
+        assert_eq!(choose_models_dir(gone, None, None), gone);
     }
 }
