@@ -10,8 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use stemscribe_engine::setup::{install, SetupOptions};
 use stemscribe_engine::{
-    default_models_dir, decode_file, encode, to_json, to_smf, Audio, DecodeOptions, Device, Engine, EngineConfig,
-    EngineError, Note, OutputFormat, OutputSpec, PitchModel, Progress, RuntimeConfig,
+    decode_file, default_models_dir, encode, to_json, to_smf, Audio, DecodeOptions, Device, Engine,
+    EngineConfig, EngineError, Note, OutputFormat, OutputSpec, PitchModel, Progress, RuntimeConfig,
     SeparationModel, SmfOptions, Transcription, WavSampleFormat, PROCESSING_RATE,
 };
 

@@ -163,3 +163,21 @@ def test_help_reads_well():
     assert "Engine" in stemscribe.__doc__
     assert stemscribe.Engine.separate.__doc__.strip().startswith("Every stem")
     assert issubclass(stemscribe.NoOutputError, stemscribe.StemscribeError)
+
+
+def test_setup_verifies_offline_and_raises_setup_error(tmp_path, capsys):
+    installed = Path(__file__).resolve().parents[2] / "models" / "installed"
+    assert stemscribe.setup(dest=installed, cache=tmp_path / "cache") == installed
+    assert "nothing to do" in capsys.readouterr().err
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    with pytest.raises(stemscribe.SetupError, match="a-file"):
+        stemscribe.setup(dest=blocker / "models", cache=tmp_path / "cache", quiet=True)
+    assert capsys.readouterr().err == ""
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [], "the scratch kit is removed"
+
+
+def test_progress_true_draws_a_tqdm_bar(engine, capsys):
+    pytest.importorskip("tqdm")
+    engine.separate(ROCK, progress=True)
+    assert "separating" in capsys.readouterr().err

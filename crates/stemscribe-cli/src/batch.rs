@@ -1,4 +1,4 @@
-//! `stemscribe batch`: every audio file under a folder through one engine, a few at a time,
+//! `stemscribe batch`: every audio file under a folder, `--jobs` at a time (one engine per job),
 //! resumable, with one progress bar and a summary.
 //!
 //! Each input `IN/a/song.mp3` gets its own folder `OUT/a/song/` holding what `--stems` writes
@@ -46,8 +46,8 @@ pub struct Args {
     /// Stem format: wav (32-bit float), mp3 or aac.
     #[arg(long, value_name = "wav|mp3|aac", conflicts_with = "midi")]
     format: Option<OutputFormat>,
-    /// Inputs processed at once (each already uses every core; more overlaps decoding and
-    /// writing with inference, at the cost of memory).
+    /// Inputs processed at once, each by its own engine with its share of the threads (an
+    /// engine runs one inference at a time); more costs memory (one set of models each).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
     /// Where to write the summary CSV (`file,status,seconds,error`).
@@ -100,13 +100,23 @@ pub fn run(args: &Args, hardware: Hardware, quiet: bool) -> Result<()> {
         args.input_dir.display()
     );
     let inputs = find_audio(&args.input_dir)?;
-    let engine = load_engine(
-        hardware,
-        EngineConfig {
-            separation_only: !args.midi,
-            ..args.two_stem.apply(args.pitch.config())
-        },
-    )?;
+    let jobs = usize::from(args.jobs).min(inputs.len()).max(1);
+    let threads = hardware
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let share = |job| Hardware {
+        threads: Some((threads / jobs).max(1)),
+        // One note is enough when CUDA falls back.
+        quiet: hardware.quiet || job > 0,
+        ..hardware
+    };
+    let config = EngineConfig {
+        separation_only: !args.midi,
+        ..args.two_stem.apply(args.pitch.config())
+    };
+    let engines = (0..jobs)
+        .map(|job| load_engine(share(job), config.clone()))
+        .collect::<Result<Vec<_>>>()?;
     let bar = if quiet {
         ProgressBar::hidden()
     } else {
@@ -121,8 +131,8 @@ pub fn run(args: &Args, hardware: Hardware, quiet: bool) -> Result<()> {
     let queue = Arc::new(Mutex::new(inputs.into_iter()));
     let rows = Arc::new(Mutex::new(Vec::new()));
     std::thread::scope(|scope| {
-        for _ in 0..args.jobs {
-            let (queue, rows, bar, engine) = (queue.clone(), rows.clone(), &bar, &engine);
+        for engine in &engines {
+            let (queue, rows, bar) = (queue.clone(), rows.clone(), &bar);
             scope.spawn(move || loop {
                 let next = queue.lock().ok().and_then(|mut q| q.next());
                 let Some(input) = next else { break };

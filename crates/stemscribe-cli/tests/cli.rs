@@ -562,16 +562,19 @@ fn batch_separates_a_folder_resumes_and_reports_failures() {
     std::fs::copy(data("rock_mix.wav"), inputs.join("album/rock.wav")).unwrap();
     std::fs::write(inputs.join("broken.mp3"), b"not audio at all").unwrap();
     std::fs::write(inputs.join("notes.txt"), b"not an input").unwrap();
-    let batch = || {
+    let batch = |jobs: &str| {
         stemscribe(&[
             os("batch"),
             inputs.as_os_str(),
             outputs.as_os_str(),
             os("-q"),
+            os("--jobs"),
+            os(jobs),
         ])
     };
 
-    let result = batch();
+    // Two engines, one input each.
+    let result = batch("2");
     assert_eq!(result.status.code(), Some(1), "one input is broken");
     let summary = std::fs::read_to_string(outputs.join("summary.csv")).unwrap();
     let lines: Vec<&str> = summary.lines().collect();
@@ -591,7 +594,7 @@ fn batch_separates_a_folder_resumes_and_reports_failures() {
 
     // The second run skips what is done and retries what failed.
     std::fs::remove_file(inputs.join("broken.mp3")).unwrap();
-    let result = batch();
+    let result = batch("1");
     assert!(
         result.status.success(),
         "{}",
@@ -636,7 +639,10 @@ fn setup_verifies_an_installation_offline_and_reports_a_failure() {
     ]);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stderr}");
-    assert!(stderr.contains("verified") && stderr.contains("nothing to do"), "{stderr}");
+    assert!(
+        stderr.contains("verified") && stderr.contains("nothing to do"),
+        "{stderr}"
+    );
 
     let blocker = cache.join("a-file");
     std::fs::write(&blocker, b"").unwrap();
@@ -649,7 +655,17 @@ fn setup_verifies_an_installation_offline_and_reports_a_failure() {
     ]);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert_eq!(result.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("a-file") && stderr.contains("error: stemscribe setup"), "{stderr}");
-    let left: Vec<_> = std::fs::read_dir(&cache).unwrap().filter_map(Result::ok).collect();
-    assert_eq!(left.len(), 1, "only the blocking file is left: the kit is removed");
+    assert!(
+        stderr.contains("a-file") && stderr.contains("error: stemscribe setup"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(
+        left.len(),
+        1,
+        "only the blocking file is left: the kit is removed"
+    );
 }

@@ -36,8 +36,8 @@ pub use stemscribe_encode::{
 };
 pub use stemscribe_midi::{from_json, to_json, to_smf, MidiError, Note, SmfOptions, Transcription};
 pub use stemscribe_runtime::{
-    default_models_dir, setup, CudaError, Device, DeviceUse, Runtime, RuntimeConfig,
-    RuntimeError, UnknownDevice,
+    default_models_dir, setup, CudaError, Device, DeviceUse, Runtime, RuntimeConfig, RuntimeError,
+    UnknownDevice,
 };
 pub use stemscribe_separate::{
     derive_stems_each, install_model_file, installed_cards, suppress_noise, user_model_files,

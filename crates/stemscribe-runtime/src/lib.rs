@@ -138,10 +138,7 @@ impl Runtime {
     /// [`Device::Auto`] and the CPU build, models run on the CPU and no fallback is reported
     /// (there was nothing to fall back from).
     pub fn new(config: &RuntimeConfig) -> Result<Self, RuntimeError> {
-        let models_dir = config
-            .models_dir
-            .clone()
-            .unwrap_or_else(default_models_dir);
+        let models_dir = config.models_dir.clone().unwrap_or_else(default_models_dir);
         let gpu_library = device::gpu_library(&models_dir);
         let library = config
             .library

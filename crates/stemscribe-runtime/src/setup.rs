@@ -16,7 +16,10 @@ const CACHE_ENV: &str = "STEMSCRIBE_SETUP_CACHE";
 
 /// The kit: each file's path relative to a checkout's root, and its contents.
 const KIT: &[(&str, &str)] = &[
-    ("scripts/setup.sh", include_str!("../../../scripts/setup.sh")),
+    (
+        "scripts/setup.sh",
+        include_str!("../../../scripts/setup.sh"),
+    ),
     (
         "scripts/convert_spleeter.py",
         include_str!("../../../scripts/convert_spleeter.py"),
@@ -155,7 +158,11 @@ fn write_kit(kit: &Path) -> Result<(), SetupError> {
     Ok(())
 }
 
-fn run_kit(kit: &Path, options: &SetupOptions, log: &mut dyn FnMut(&str)) -> Result<(), SetupError> {
+fn run_kit(
+    kit: &Path,
+    options: &SetupOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<(), SetupError> {
     let mut command = Command::new("bash");
     command
         .arg(kit.join("scripts/setup.sh"))
@@ -172,8 +179,14 @@ fn run_kit(kit: &Path, options: &SetupOptions, log: &mut dyn FnMut(&str)) -> Res
     let mut child = command.spawn().map_err(SetupError::Bash)?;
     let (sender, lines) = mpsc::channel();
     let readers: Vec<Box<dyn Read + Send>> = [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -277,8 +290,14 @@ mod tests {
             .map(|entry| entry.file_name())
             .collect();
         std::fs::remove_dir_all(&cache).unwrap();
-        assert!(matches!(result, Err(SetupError::Failed { .. })), "{result:?}");
-        assert!(lines.iter().any(|l| l.contains("not-a-folder")), "{lines:?}");
+        assert!(
+            matches!(result, Err(SetupError::Failed { .. })),
+            "{result:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("not-a-folder")),
+            "{lines:?}"
+        );
         assert_eq!(left, ["not-a-folder"], "the scratch kit is removed");
     }
 }
