@@ -138,7 +138,8 @@ fn rows(samples: &PyReadonlyArray2<'_, f32>) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// Calls `callback(done, total)` from a thread without the GIL; keeps its first exception.
+/// Calls a Python callback from a thread without the GIL (progress as `callback(done, total)`,
+/// or a line of text as `callback(line)`); keeps its first exception and then calls it no more.
 struct Reporter {
     callback: Option<Py<PyAny>>,
     failure: Option<PyErr>,
@@ -152,25 +153,38 @@ impl Reporter {
         }
     }
 
-    fn report(&mut self, progress: Progress) {
+    /// Calls the callback with what `call` passes it, unless there is none or it has failed.
+    fn call(&mut self, call: impl FnOnce(Python<'_>, &Py<PyAny>) -> PyResult<Py<PyAny>>) {
         let (Some(callback), None) = (&self.callback, &self.failure) else {
             return;
         };
-        let result = Python::attach(|py| {
-            callback
-                .call1(py, (progress.done, progress.total))
-                .map(drop)
-        });
-        if let Err(error) = result {
+        if let Err(error) = Python::attach(|py| call(py, callback)) {
             self.failure = Some(error);
         }
     }
 
-    fn finish<T>(self, result: Result<T, EngineError>) -> PyResult<T> {
+    fn report(&mut self, progress: Progress) {
+        self.call(|py, callback| callback.call1(py, (progress.done, progress.total)));
+    }
+
+    fn line(&mut self, line: &str) {
+        self.call(|py, callback| callback.call1(py, (line,)));
+    }
+
+    /// The callback's exception if it raised one, else `result` with `to_error` applied.
+    fn finish_with<T, E>(
+        self,
+        result: Result<T, E>,
+        to_error: impl FnOnce(E) -> PyErr,
+    ) -> PyResult<T> {
         if let Some(failure) = self.failure {
             return Err(failure);
         }
-        result.map_err(to_py)
+        result.map_err(to_error)
+    }
+
+    fn finish<T>(self, result: Result<T, EngineError>) -> PyResult<T> {
+        self.finish_with(result, to_py)
     }
 }
 
@@ -417,21 +431,9 @@ fn setup(
     if let Some(cache) = cache {
         options.cache = cache;
     }
-    let mut failure = None;
-    let result = py.detach(|| {
-        install(&options, &mut |line| {
-            let Some(log) = log.as_ref().filter(|_| failure.is_none()) else {
-                return;
-            };
-            if let Err(error) = Python::attach(|py| log.call1(py, (line,)).map(drop)) {
-                failure = Some(error);
-            }
-        })
-    });
-    if let Some(failure) = failure {
-        return Err(failure);
-    }
-    result.map_err(|e| SetupError::new_err(message(&e)))?;
+    let mut reporter = Reporter::new(log);
+    let result = py.detach(|| install(&options, &mut |line| reporter.line(line)));
+    reporter.finish_with(result, |e| SetupError::new_err(message(&e)))?;
     Ok(options.dest)
 }
 

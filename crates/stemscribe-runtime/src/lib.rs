@@ -315,10 +315,20 @@ fn choose_models_dir(
     if project.is_dir() {
         return project.to_owned();
     }
-    xdg_data_home
-        .filter(|dir| dir.is_absolute())
-        .or_else(|| home.map(|home| home.join(".local/share")))
+    xdg_base_dir(xdg_data_home, home, ".local/share")
         .map_or_else(|| project.to_owned(), |data| data.join("stemscribe/models"))
+}
+
+/// An XDG base directory: the variable's value when it is absolute (a relative one is invalid
+/// by the specification and ignored), else `fallback` under the home directory.
+pub(crate) fn xdg_base_dir(
+    value: Option<PathBuf>,
+    home: Option<PathBuf>,
+    fallback: &str,
+) -> Option<PathBuf> {
+    value
+        .filter(|dir| dir.is_absolute())
+        .or_else(|| home.map(|home| home.join(fallback)))
 }
 
 /// `models/installed/` of the workspace this crate was built in.

