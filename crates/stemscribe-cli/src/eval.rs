@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::io::{decode_track, load_engine, write_output, Hardware};
+use crate::io::{decode_track, find_audio, load_engine, write_output, Hardware};
 use anyhow::{Context, Result};
 use stemscribe_engine::{
     decode_file, encode, from_json, Audio, DecodeOptions, EndPadding, EngineConfig, HighBand,
@@ -10,8 +10,8 @@ use stemscribe_engine::{
     PROCESSING_RATE,
 };
 use stemscribe_eval::{
-    add_noise, global_sdr, mix_over, noise_passed_db, read_notes_csv, score_notes, EvalNote,
-    NoiseKind, Tolerances,
+    add_babble, add_noise, global_sdr, mix_over, noise_passed_db, read_notes_csv, score_notes,
+    EvalNote, NoiseKind, Tolerances,
 };
 
 /// Evaluations.
@@ -93,9 +93,13 @@ pub enum End {
 /// Arguments of `stemscribe eval noise`.
 #[derive(Debug, clap::Args)]
 pub struct NoiseArgs {
-    /// A `.stem.mp4` file in Native Instruments stems order.
+    /// `.stem.mp4` files in Native Instruments stems order to measure.
     #[arg(long, value_name = "FILE")]
-    stems_file: PathBuf,
+    stems_file: Vec<PathBuf>,
+    /// The development corpus: every clip with stems under its `stems/` is measured too, and
+    /// the talkers under its `speech/` make the babble noise (without it: no babble).
+    #[arg(long, value_name = "DIR")]
+    corpus: Option<PathBuf>,
     /// Noise floor percentile of the suppressor (0-1).
     #[arg(long, default_value_t = NoiseOptions::default().percentile)]
     percentile: f32,
@@ -270,8 +274,40 @@ fn separation(args: &SeparationArgs, hardware: Hardware) -> Result<()> {
     Ok(())
 }
 
+/// The models in the column order of the noise tables: each 2-track model beside its
+/// 4-track counterpart.
+const NOISE_COLUMNS: [SeparationModel; 4] = [
+    SeparationModel::TwoTrackVocal,
+    SeparationModel::FourTrackVocal,
+    SeparationModel::TwoTrackAcc,
+    SeparationModel::FourTrackAcc,
+];
+
 fn noise(args: &NoiseArgs, hardware: Hardware) -> Result<()> {
-    let references = References::read(&args.stems_file, 1)?;
+    let mut clips = args
+        .stems_file
+        .iter()
+        .map(|path| {
+            let references = References::read(path, 1)?;
+            Ok(NoiseClip {
+                name: file_stem(path),
+                mix: references.mix,
+                vocals: Some(references.vocals),
+                accompaniment: Some(references.accompaniment),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut talkers = Vec::new();
+    if let Some(corpus) = &args.corpus {
+        clips.extend(corpus_noise_clips(&corpus.join("stems"))?);
+        for path in find_audio(&corpus.join("speech"))? {
+            talkers.push(decode_track(&path, None)?);
+        }
+    }
+    anyhow::ensure!(
+        !clips.is_empty(),
+        "nothing to measure: give --stems-file FILE or --corpus DIR"
+    );
     let noise = NoiseOptions {
         percentile: args.percentile,
         over_subtraction: args.over_subtraction,
@@ -287,15 +323,93 @@ fn noise(args: &NoiseArgs, hardware: Hardware) -> Result<()> {
             ..EngineConfig::default()
         },
     )?;
-    let mut conditions = vec![("clean".to_owned(), references.mix.clone())];
+    let mut summary = NoiseSummary::default();
+    for clip in &clips {
+        println!("\n== {} ({:.1} s)", clip.name, clip.mix.duration_secs());
+        noise_tables(&engine, clip, &talkers, &mut summary)?;
+    }
+    summary.print(clips.len());
+    Ok(())
+}
+
+/// A mix with its clean references, for the noise tables.
+struct NoiseClip {
+    name: String,
+    mix: Audio,
+    /// The clean vocal stem; `None` for an instrumental or when the stems do not sum to the
+    /// mix.
+    vocals: Option<Audio>,
+    /// The clean accompaniment; `None` when the stems do not sum to the mix.
+    accompaniment: Option<Audio>,
+}
+
+impl NoiseClip {
+    /// The clean reference of a model's stem, when the clip has one.
+    fn reference(&self, model: SeparationModel) -> Option<&Audio> {
+        match model.stem().name() {
+            "vocals" => self.vocals.as_ref(),
+            _ => self.accompaniment.as_ref(),
+        }
+    }
+}
+
+/// The corpus's clips with stems: NI stems files and tky823's mixtures (a song with a vocal,
+/// bass and piano; a piano and violin duo).
+fn corpus_noise_clips(stems: &Path) -> Result<Vec<NoiseClip>> {
+    let mut clips = Vec::new();
+    for path in find_audio(stems)? {
+        let name = file_stem(&path);
+        if name.ends_with(".stem") {
+            let references = References::read(&path, 1)?;
+            clips.push(NoiseClip {
+                name,
+                mix: references.mix,
+                vocals: Some(references.vocals),
+                accompaniment: Some(references.accompaniment),
+            });
+        } else if let Some(song) = name.strip_suffix("__mixture_16000") {
+            // tky823's mixtures are reverberant mixes of dry stems: the noise passed is
+            // measured, SDR against the stems is not.
+            clips.push(NoiseClip {
+                name: song.to_owned(),
+                mix: decode_track(&path, None)?,
+                vocals: None,
+                accompaniment: None,
+            });
+        }
+    }
+    Ok(clips)
+}
+
+/// A file's name without its last extension.
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The noise tables of one clip: SDR against the clean stems, and the noise passed.
+fn noise_tables(
+    engine: &stemscribe_engine::Engine,
+    clip: &NoiseClip,
+    talkers: &[Audio],
+    summary: &mut NoiseSummary,
+) -> Result<()> {
+    let mut conditions = vec![("clean".to_owned(), clip.mix.clone())];
     for kind in [
         NoiseKind::White,
         NoiseKind::Pink,
         NoiseKind::Hum { mains_hz: 50.0 },
     ] {
         for snr in [20.0, 10.0] {
-            let noisy = add_noise(&references.mix, kind, snr, 20_261_121)?;
+            let noisy = add_noise(&clip.mix, kind, snr, 20_261_121)?;
             conditions.push((format!("{} {snr} dB", kind.name()), noisy));
+        }
+    }
+    if !talkers.is_empty() {
+        for snr in [20.0, 10.0] {
+            let noisy = add_babble(&clip.mix, talkers, snr)?;
+            conditions.push((format!("babble {snr} dB"), noisy));
         }
     }
     let header = || {
@@ -304,40 +418,119 @@ fn noise(args: &NoiseArgs, hardware: Hardware) -> Result<()> {
             "input", "2track_vocal", "bs_4track_vocal", "2track_acc", "bs_4track_acc"
         )
     };
+    let cell = |value: Option<f64>, decimals: usize| {
+        value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
+    };
     println!("global SDR (dB) against the clean stems");
     header();
     let mut clean_outputs: Vec<Audio> = Vec::new();
     let mut passed_rows = Vec::new();
     for (name, mix) in &conditions {
-        let mut row = Vec::new();
+        let mut sdr = Vec::new();
         let mut passed = Vec::new();
-        for (index, model) in SeparationModel::ALL.into_iter().enumerate() {
+        for (index, model) in NOISE_COLUMNS.into_iter().enumerate() {
             let estimate = engine.separate(mix, model, &mut |_| {})?;
-            row.push(global_sdr(references.stem(model.stem().name())?, &estimate));
+            sdr.push(clip.reference(model).map(|r| global_sdr(r, &estimate)));
             match clean_outputs.get(index) {
-                Some(clean) => passed.push(noise_passed_db(mix, &references.mix, &estimate, clean)),
+                Some(clean) => passed.push(noise_passed_db(mix, &clip.mix, &estimate, clean)),
                 None => clean_outputs.push(estimate),
             }
         }
         println!(
-            "{name:<16} {:>13.2} {:>16.2} {:>11.2} {:>14.2}",
-            row[0], row[2], row[1], row[3]
+            "{name:<16} {:>13} {:>16} {:>11} {:>14}",
+            cell(sdr[0], 2),
+            cell(sdr[1], 2),
+            cell(sdr[2], 2),
+            cell(sdr[3], 2)
         );
+        summary.add_sdr(name, &sdr);
         if !passed.is_empty() {
+            summary.add_passed(name, &passed);
             passed_rows.push((name.clone(), passed));
         }
     }
     println!(
-        "\nnoise passed (dB): energy of output(noisy) - output(clean) against the added noise's"
+        "noise passed (dB): energy of output(noisy) - output(clean) against the added noise's"
     );
     header();
     for (name, passed) in passed_rows {
         println!(
             "{name:<16} {:>13.1} {:>16.1} {:>11.1} {:>14.1}",
-            passed[0], passed[2], passed[1], passed[3]
+            passed[0], passed[1], passed[2], passed[3]
         );
     }
     Ok(())
+}
+
+/// Every clip's figures per condition, for the mean and the worst over the clips.
+#[derive(Default)]
+struct NoiseSummary {
+    /// Per condition: noise passed per column, one row per clip.
+    passed: Vec<(String, Vec<[f64; 4]>)>,
+    /// Per condition: the 4-track minus the 2-track SDR (vocals, accompaniment) per clip.
+    sdr_gain: Vec<(String, Vec<[Option<f64>; 2]>)>,
+}
+
+impl NoiseSummary {
+    fn add_passed(&mut self, condition: &str, passed: &[f64]) {
+        let row = [passed[0], passed[1], passed[2], passed[3]];
+        Self::entry(&mut self.passed, condition).push(row);
+    }
+
+    fn add_sdr(&mut self, condition: &str, sdr: &[Option<f64>]) {
+        let gain = |two: Option<f64>, four: Option<f64>| Some(four? - two?);
+        let row = [gain(sdr[0], sdr[1]), gain(sdr[2], sdr[3])];
+        Self::entry(&mut self.sdr_gain, condition).push(row);
+    }
+
+    fn entry<'a, T>(rows: &'a mut Vec<(String, Vec<T>)>, condition: &str) -> &'a mut Vec<T> {
+        let index = match rows.iter().position(|(name, _)| name == condition) {
+            Some(index) => index,
+            None => {
+                rows.push((condition.to_owned(), Vec::new()));
+                rows.len() - 1
+            }
+        };
+        &mut rows[index].1
+    }
+
+    fn print(&self, clips: usize) {
+        println!("\n== over {clips} clips: noise passed (dB), mean / worst (highest)");
+        println!(
+            "{:<16} {:>13} {:>16} {:>11} {:>14}",
+            "input", "2track_vocal", "bs_4track_vocal", "2track_acc", "bs_4track_acc"
+        );
+        for (name, rows) in &self.passed {
+            let cells: Vec<String> = (0..4)
+                .map(|c| {
+                    let values: Vec<f64> = rows.iter().map(|r| r[c]).collect();
+                    let mean = values.iter().sum::<f64>() / values.len() as f64;
+                    let worst = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    format!("{mean:.1} / {worst:.1}")
+                })
+                .collect();
+            println!(
+                "{name:<16} {:>13} {:>16} {:>11} {:>14}",
+                cells[0], cells[1], cells[2], cells[3]
+            );
+        }
+        println!("\n== over {clips} clips: SDR of bs_4track_* minus 2track_* (dB), mean / worst (lowest)");
+        println!("{:<16} {:>16} {:>16}", "input", "vocals", "accompaniment");
+        for (name, rows) in &self.sdr_gain {
+            let cells: Vec<String> = (0..2)
+                .map(|c| {
+                    let values: Vec<f64> = rows.iter().filter_map(|r| r[c]).collect();
+                    if values.is_empty() {
+                        return "-".to_owned();
+                    }
+                    let mean = values.iter().sum::<f64>() / values.len() as f64;
+                    let worst = values.iter().copied().fold(f64::INFINITY, f64::min);
+                    format!("{mean:.2} / {worst:.2}")
+                })
+                .collect();
+            println!("{name:<16} {:>16} {:>16}", cells[0], cells[1]);
+        }
+    }
 }
 
 /// The streams of a NI stems file: the mix and each reference stem.

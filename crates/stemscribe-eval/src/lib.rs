@@ -8,7 +8,7 @@ mod separation;
 mod transcription;
 
 pub use mixing::{mix_over, MixError};
-pub use noise::{add_noise, rms, NoiseKind};
+pub use noise::{add_babble, add_noise, rms, NoiseKind};
 pub use separation::{global_sdr, noise_passed_db};
 pub use transcription::{
     match_notes, read_notes_csv, score_notes, EvalNote, NoteCsvError, NoteScores, Tolerances,
