@@ -30,8 +30,8 @@ pub struct Args {
     #[command(flatten)]
     input: Input,
     /// Model: 2track_vocal (vocals), 2track_acc (accompaniment), bs_4track_vocal (vocals of
-    /// a four-stem split) or bs_4track_acc (its drums + bass + other, stationary noise
-    /// removed).
+    /// a four-stem split, mains hum removed) or bs_4track_acc (its drums + bass + other,
+    /// mains hum and stationary noise removed).
     #[arg(long, short, default_value = "2track_vocal")]
     model: SeparationModel,
     /// Write the model's stem to this file.

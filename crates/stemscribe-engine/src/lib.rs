@@ -40,11 +40,11 @@ pub use stemscribe_runtime::{
     UnknownDevice,
 };
 pub use stemscribe_separate::{
-    derive_stems_each, install_model_file, installed_cards, suppress_noise, user_model_files,
-    uvr_hash, CardError, DemucsModel, DerivedStemsOptions, EndPadding, HighBand, InstallError,
-    MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem, MdxStems, ModelCard, ModelFile,
-    ModelFileError, ModelSpec, NoiseOptions, Progress, Separate, SeparationError,
-    SeparationOptions, Separator, SourceStem, USER_MODELS_DIR,
+    derive_stems_each, install_model_file, installed_cards, remove_hum, suppress_noise,
+    user_model_files, uvr_hash, CardError, DemucsModel, DerivedStemsOptions, EndPadding, HighBand,
+    Hum, HumOptions, InstallError, MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem,
+    MdxStems, ModelCard, ModelFile, ModelFileError, ModelSpec, NoiseOptions, Progress, Separate,
+    SeparationError, SeparationOptions, Separator, SourceStem, USER_MODELS_DIR,
 };
 pub use stemscribe_transcribe::{
     notes_from_track, notes_with_evidence, Evidence, NoOutput, PitchModel, PitchModelSpec,
@@ -111,10 +111,12 @@ pub enum SeparationModel {
     TwoTrackVocal,
     /// `2track_acc`: the accompaniment of a 2-stem split.
     TwoTrackAcc,
-    /// `bs_4track_vocal`: the vocals of a 4-stem split. With derived stems these are the
-    /// 2-stem vocals, whose mask already leaves steady noise out.
+    /// `bs_4track_vocal`: the vocals of a 4-stem split, of the input with its mains hum
+    /// removed. With derived stems these are the 2-stem vocals of that input, whose mask
+    /// already leaves hiss out.
     FourTrackVocal,
-    /// `bs_4track_acc`: drums + bass + other of a 4-stem split, with stationary noise removed.
+    /// `bs_4track_acc`: drums + bass + other of a 4-stem split, with mains hum and stationary
+    /// noise removed.
     FourTrackAcc,
 }
 
@@ -374,7 +376,8 @@ impl Engine {
     }
 
     /// Separates 44.1 kHz stereo `audio` into every stem of `model`'s family: vocals and
-    /// accompaniment, or the [`FOUR_STEMS`]. Derived drums, bass and other come from the same
+    /// accompaniment, or the [`FOUR_STEMS`] (of the input with its mains hum removed first,
+    /// see [`remove_hum`]). Derived drums, bass and other come from the same
     /// pass's accompaniment with its detected noise removed (one network pass); an installed
     /// four-stem model gives the vocals of the input as it is, and drums, bass and other of
     /// the input with its noise removed (two passes).
@@ -402,6 +405,8 @@ impl Engine {
         progress: &mut dyn FnMut(Progress),
         on_stem: &mut dyn FnMut(Stem) -> ControlFlow<()>,
     ) -> Result<(), EngineError> {
+        let dehummed = model.is_four_track().then(|| without_hum(audio)).flatten();
+        let audio = dehummed.as_ref().unwrap_or(audio);
         let four_stem_model = match (&self.four_stems, model.is_four_track()) {
             (_, false) => {
                 for stem in self.two_track_stems(audio, progress)? {
@@ -450,6 +455,8 @@ impl Engine {
         model: SeparationModel,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Audio, EngineError> {
+        let dehummed = model.is_four_track().then(|| without_hum(audio)).flatten();
+        let audio = dehummed.as_ref().unwrap_or(audio);
         match (model, &self.four_stems) {
             // The vocal mask already leaves steady noise to the rest; suppressing the noise
             // first only distorts the voice (on the musdb7 clip with white or pink hiss it
@@ -596,6 +603,11 @@ fn four_stem_file(runtime: &Runtime) -> Result<Option<ModelFile>, EngineError> {
         }
     }
     Ok(None)
+}
+
+/// `audio` without its mains hum, the four-track models' first step; `None` when it has none.
+fn without_hum(audio: &Audio) -> Option<Audio> {
+    remove_hum(audio, &HumOptions::default()).map(|(clean, _)| clean)
 }
 
 /// The first card in `models_dir` whose stems are exactly the [`FOUR_STEMS`]; any broken

@@ -12,6 +12,7 @@ mod demucs;
 mod denoise;
 mod derived;
 mod family;
+mod hum;
 mod mdx;
 mod separator;
 mod spec;
@@ -26,6 +27,7 @@ pub use family::{
     install_model_file, user_model_files, InstallError, ModelFile, ModelFileError, Separate,
     SourceStem, USER_MODELS_DIR,
 };
+pub use hum::{detect_hum, remove_hum, Hum, HumOptions};
 pub use mdx::{
     uvr_hash, MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem, MdxStems, MDX_HOP,
     UVR_HASH_BYTES,
