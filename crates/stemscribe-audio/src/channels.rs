@@ -15,7 +15,7 @@ use std::f32::consts::FRAC_1_SQRT_2;
 pub fn remix(channels: Vec<Vec<f32>>, num_channels: usize) -> Vec<Vec<f32>> {
     let inputs = channels.len();
     match (inputs, num_channels) {
-        (_, 1) => vec![mix(&channels, &vec![1.0 / inputs as f32; inputs])],
+        (_, 1) => vec![mono(&channels)],
         (1, n) => vec![channels[0].clone(); n],
         (i, 2) if i > 2 => {
             let (left, right) = stereo_gains(i);
@@ -46,6 +46,22 @@ fn stereo_gains(inputs: usize) -> (Vec<f32>, Vec<f32>) {
         gains.iter_mut().for_each(|g| *g /= total);
     }
     (left, right)
+}
+
+/// The mean of `channels` (at least one, all as long as the first).
+pub fn mono(channels: &[Vec<f32>]) -> Vec<f32> {
+    mix(channels, &vec![1.0 / channels.len() as f32; channels.len()])
+}
+
+/// Root mean square over every sample of every channel (0 for none).
+pub fn rms(channels: &[Vec<f32>]) -> f64 {
+    let count: usize = channels.iter().map(Vec::len).sum();
+    let energy: f64 = channels
+        .iter()
+        .flatten()
+        .map(|&s| f64::from(s).powi(2))
+        .sum();
+    (energy / count.max(1) as f64).sqrt()
 }
 
 fn mix(channels: &[Vec<f32>], gains: &[f32]) -> Vec<f32> {

@@ -192,7 +192,7 @@ fn check_channel_count(count: usize) -> Result<(), AudioError> {
     }
 }
 
-pub use channels::remix;
+pub use channels::{mono, remix, rms};
 pub use resample::StreamResampler;
 
 #[cfg(test)]

@@ -139,7 +139,8 @@ pub fn run(args: &CorpusArgs, hardware: Hardware) -> Result<()> {
     Ok(())
 }
 
-fn stem_name(path: &Path) -> String {
+/// A file's name up to its first dot.
+pub(crate) fn stem_name(path: &Path) -> String {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
     name.split('.').next().unwrap_or(name).to_owned()
 }

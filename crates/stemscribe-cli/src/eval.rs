@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::corpus::stem_name;
 use crate::io::{decode_track, find_audio, load_engine, write_output, Hardware};
 use anyhow::{Context, Result};
 use stemscribe_engine::{
@@ -287,15 +288,7 @@ fn noise(args: &NoiseArgs, hardware: Hardware) -> Result<()> {
     let mut clips = args
         .stems_file
         .iter()
-        .map(|path| {
-            let references = References::read(path, 1)?;
-            Ok(NoiseClip {
-                name: file_stem(path),
-                mix: references.mix,
-                vocals: Some(references.vocals),
-                accompaniment: Some(references.accompaniment),
-            })
-        })
+        .map(|path| NoiseClip::from_stems_file(path))
         .collect::<Result<Vec<_>>>()?;
     let mut talkers = Vec::new();
     if let Some(corpus) = &args.corpus {
@@ -344,6 +337,17 @@ struct NoiseClip {
 }
 
 impl NoiseClip {
+    /// A NI stems file's mix and its vocals and accompaniment.
+    fn from_stems_file(path: &Path) -> Result<Self> {
+        let references = References::read(path, 1)?;
+        Ok(Self {
+            name: stem_name(path),
+            mix: references.mix,
+            vocals: Some(references.vocals),
+            accompaniment: Some(references.accompaniment),
+        })
+    }
+
     /// The clean reference of a model's stem, when the clip has one.
     fn reference(&self, model: SeparationModel) -> Option<&Audio> {
         match model.stem().name() {
@@ -358,15 +362,9 @@ impl NoiseClip {
 fn corpus_noise_clips(stems: &Path) -> Result<Vec<NoiseClip>> {
     let mut clips = Vec::new();
     for path in find_audio(stems)? {
-        let name = file_stem(&path);
-        if name.ends_with(".stem") {
-            let references = References::read(&path, 1)?;
-            clips.push(NoiseClip {
-                name,
-                mix: references.mix,
-                vocals: Some(references.vocals),
-                accompaniment: Some(references.accompaniment),
-            });
+        let name = stem_name(&path);
+        if path.to_string_lossy().ends_with(".stem.mp4") {
+            clips.push(NoiseClip::from_stems_file(&path)?);
         } else if let Some(song) = name.strip_suffix("__mixture_16000") {
             // tky823's mixtures are reverberant mixes of dry stems: the noise passed is
             // measured, SDR against the stems is not.
@@ -379,13 +377,6 @@ fn corpus_noise_clips(stems: &Path) -> Result<Vec<NoiseClip>> {
         }
     }
     Ok(clips)
-}
-
-/// A file's name without its last extension.
-fn file_stem(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 /// The noise tables of one clip: SDR against the clean stems, and the noise passed.
@@ -412,17 +403,11 @@ fn noise_tables(
             conditions.push((format!("babble {snr} dB"), noisy));
         }
     }
-    let header = || {
-        println!(
-            "{:<16} {:>13} {:>16} {:>11} {:>14}",
-            "input", "2track_vocal", "bs_4track_vocal", "2track_acc", "bs_4track_acc"
-        )
-    };
     let cell = |value: Option<f64>, decimals: usize| {
         value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
     };
     println!("global SDR (dB) against the clean stems");
-    header();
+    print_noise_header();
     let mut clean_outputs: Vec<Audio> = Vec::new();
     let mut passed_rows = Vec::new();
     for (name, mix) in &conditions {
@@ -452,7 +437,7 @@ fn noise_tables(
     println!(
         "noise passed (dB): energy of output(noisy) - output(clean) against the added noise's"
     );
-    header();
+    print_noise_header();
     for (name, passed) in passed_rows {
         println!(
             "{name:<16} {:>13.1} {:>16.1} {:>11.1} {:>14.1}",
@@ -460,6 +445,14 @@ fn noise_tables(
         );
     }
     Ok(())
+}
+
+/// The column heads of the noise tables, in [`NOISE_COLUMNS`] order.
+fn print_noise_header() {
+    println!(
+        "{:<16} {:>13} {:>16} {:>11} {:>14}",
+        "input", "2track_vocal", "bs_4track_vocal", "2track_acc", "bs_4track_acc"
+    );
 }
 
 /// Every clip's figures per condition, for the mean and the worst over the clips.
@@ -496,17 +489,12 @@ impl NoiseSummary {
 
     fn print(&self, clips: usize) {
         println!("\n== over {clips} clips: noise passed (dB), mean / worst (highest)");
-        println!(
-            "{:<16} {:>13} {:>16} {:>11} {:>14}",
-            "input", "2track_vocal", "bs_4track_vocal", "2track_acc", "bs_4track_acc"
-        );
+        print_noise_header();
         for (name, rows) in &self.passed {
             let cells: Vec<String> = (0..4)
                 .map(|c| {
                     let values: Vec<f64> = rows.iter().map(|r| r[c]).collect();
-                    let mean = values.iter().sum::<f64>() / values.len() as f64;
-                    let worst = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    format!("{mean:.1} / {worst:.1}")
+                    mean_and_worst(&values, f64::max, 1)
                 })
                 .collect();
             println!(
@@ -520,17 +508,22 @@ impl NoiseSummary {
             let cells: Vec<String> = (0..2)
                 .map(|c| {
                     let values: Vec<f64> = rows.iter().filter_map(|r| r[c]).collect();
-                    if values.is_empty() {
-                        return "-".to_owned();
-                    }
-                    let mean = values.iter().sum::<f64>() / values.len() as f64;
-                    let worst = values.iter().copied().fold(f64::INFINITY, f64::min);
-                    format!("{mean:.2} / {worst:.2}")
+                    mean_and_worst(&values, f64::min, 2)
                 })
                 .collect();
             println!("{name:<16} {:>16} {:>16}", cells[0], cells[1]);
         }
     }
+}
+
+/// `mean / worst` of `values` to `decimals` places, the worst picked by `worse` (`f64::max`
+/// or `f64::min`); `-` for none.
+fn mean_and_worst(values: &[f64], worse: fn(f64, f64) -> f64, decimals: usize) -> String {
+    let Some(worst) = values.iter().copied().reduce(worse) else {
+        return "-".to_owned();
+    };
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    format!("{mean:.decimals$} / {worst:.decimals$}")
 }
 
 /// The streams of a NI stems file: the mix and each reference stem.

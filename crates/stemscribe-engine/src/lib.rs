@@ -18,6 +18,7 @@
 //! # }
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -405,8 +406,7 @@ impl Engine {
         progress: &mut dyn FnMut(Progress),
         on_stem: &mut dyn FnMut(Stem) -> ControlFlow<()>,
     ) -> Result<(), EngineError> {
-        let dehummed = model.is_four_track().then(|| without_hum(audio)).flatten();
-        let audio = dehummed.as_ref().unwrap_or(audio);
+        let audio = &*model_input(audio, model);
         let four_stem_model = match (&self.four_stems, model.is_four_track()) {
             (_, false) => {
                 for stem in self.two_track_stems(audio, progress)? {
@@ -455,8 +455,7 @@ impl Engine {
         model: SeparationModel,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Audio, EngineError> {
-        let dehummed = model.is_four_track().then(|| without_hum(audio)).flatten();
-        let audio = dehummed.as_ref().unwrap_or(audio);
+        let audio = &*model_input(audio, model);
         match (model, &self.four_stems) {
             // The vocal mask already leaves steady noise to the rest; suppressing the noise
             // first only distorts the voice (on the musdb7 clip with white or pink hiss it
@@ -605,9 +604,14 @@ fn four_stem_file(runtime: &Runtime) -> Result<Option<ModelFile>, EngineError> {
     Ok(None)
 }
 
-/// `audio` without its mains hum, the four-track models' first step; `None` when it has none.
-fn without_hum(audio: &Audio) -> Option<Audio> {
-    remove_hum(audio, &HumOptions::default()).map(|(clean, _)| clean)
+/// What `model` separates: for the four-track models `audio` without its mains hum (their
+/// first step), else `audio` as it is.
+fn model_input(audio: &Audio, model: SeparationModel) -> Cow<'_, Audio> {
+    let dehummed = model
+        .is_four_track()
+        .then(|| remove_hum(audio, &HumOptions::default()))
+        .flatten();
+    dehummed.map_or(Cow::Borrowed(audio), |(clean, _)| Cow::Owned(clean))
 }
 
 /// The first card in `models_dir` whose stems are exactly the [`FOUR_STEMS`]; any broken

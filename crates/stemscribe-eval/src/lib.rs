@@ -8,8 +8,9 @@ mod separation;
 mod transcription;
 
 pub use mixing::{mix_over, MixError};
-pub use noise::{add_babble, add_noise, rms, NoiseKind};
+pub use noise::{add_babble, add_noise, NoiseKind};
 pub use separation::{global_sdr, noise_passed_db};
+pub use stemscribe_audio::rms;
 pub use transcription::{
     match_notes, read_notes_csv, score_notes, EvalNote, NoteCsvError, NoteScores, Tolerances,
     TranscriptionScores,

@@ -1,7 +1,7 @@
 //! Test noise for the denoising evaluation: white and pink hiss and mains hum, deterministic
 //! (seeded) and scaled to a signal-to-noise ratio against the signal it is added to.
 
-use stemscribe_audio::{Audio, AudioError};
+use stemscribe_audio::{mono, rms, Audio, AudioError};
 
 /// A kind of steady noise.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,17 +27,6 @@ impl NoiseKind {
             Self::Hum { mains_hz } => format!("hum {mains_hz} Hz"),
         }
     }
-}
-
-/// Root mean square over every sample of every channel (0 for none).
-pub fn rms(channels: &[Vec<f32>]) -> f64 {
-    let count: usize = channels.iter().map(Vec::len).sum();
-    let energy: f64 = channels
-        .iter()
-        .flatten()
-        .map(|&s| f64::from(s).powi(2))
-        .sum();
-    (energy / count.max(1) as f64).sqrt()
 }
 
 /// `signal` plus `kind` noise at `snr_db` (RMS over both sides), from generator `seed`.
@@ -102,10 +91,7 @@ pub fn add_babble(signal: &Audio, voices: &[Audio], snr_db: f64) -> Result<Audio
     let voices: Vec<Vec<f32>> = voices
         .iter()
         .map(|voice| {
-            let width = voice.num_channels().max(1) as f32;
-            let mono: Vec<f32> = (0..voice.frames())
-                .map(|i| voice.channels().iter().map(|c| c[i]).sum::<f32>() / width)
-                .collect();
+            let mono = mono(voice.channels());
             let level = rms(std::slice::from_ref(&mono)) as f32;
             mono.iter().map(|&s| s / level.max(1e-9)).collect()
         })

@@ -14,7 +14,9 @@
 use std::f64::consts::TAU;
 
 use rayon::prelude::*;
-use stemscribe_audio::Audio;
+use stemscribe_audio::{mono, rms, Audio};
+
+use crate::stft::periodic_hann;
 
 /// The parameters of the hum remover.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -84,10 +86,7 @@ pub fn remove_hum(audio: &Audio, options: &HumOptions) -> Option<(Audio, Hum)> {
 pub fn detect_hum(audio: &Audio, options: &HumOptions) -> Option<Hum> {
     let rate = f64::from(audio.sample_rate());
     let block = (options.block_secs * rate).round() as usize;
-    let count = audio.num_channels().max(1) as f32;
-    let mono: Vec<f32> = (0..audio.frames())
-        .map(|i| audio.channels().iter().map(|c| c[i]).sum::<f32>() / count)
-        .collect();
+    let mono = mono(audio.channels());
     if block < 16 || mono.len() < 8 * block {
         return None;
     }
@@ -122,7 +121,7 @@ pub fn detect_hum(audio: &Audio, options: &HumOptions) -> Option<Hum> {
     if coherence < options.coherence {
         return None;
     }
-    let level = rms(&mono) * 10f64.powf(options.min_level_db / 20.0);
+    let level = rms(std::slice::from_ref(&mono)) * 10f64.powf(options.min_level_db / 20.0);
     let highest = (options.max_hz / mains_hz).floor() as u32;
     let harmonics: Vec<u32> = (1..=highest)
         .into_par_iter()
@@ -182,18 +181,11 @@ fn windowed_coherence(amplitudes: &[(f64, f64)], width: usize) -> Option<(f64, f
     (weights > 0.0).then(|| (weighted / weights, magnitude / amplitudes.len() as f64))
 }
 
-fn rms(signal: &[f32]) -> f64 {
-    let energy: f64 = signal.iter().map(|&x| f64::from(x).powi(2)).sum();
-    (energy / signal.len().max(1) as f64).sqrt()
-}
-
 /// The complex amplitude, `(re, im)`, of the tone at `omega` (radians per sample) in each
 /// Hann-windowed block of `block` samples, blocks starting every `hop` samples from
 /// `-block / 2` (samples outside the signal are zero), phases at absolute time.
 fn block_amplitudes(signal: &[f32], omega: f64, block: usize, hop: usize) -> Vec<(f64, f64)> {
-    let window: Vec<f64> = (0..block)
-        .map(|n| 0.5 - 0.5 * (TAU * n as f64 / block as f64).cos())
-        .collect();
+    let window = periodic_hann(block);
     let scale = 2.0 / window.iter().sum::<f64>();
     let (step_re, step_im) = (omega.cos(), -omega.sin());
     let half = (block / 2) as isize;
@@ -236,9 +228,7 @@ fn subtract_tone(out: &mut [f32], signal: &[f32], omega: f64, options: &HumOptio
             (re / n, im / n)
         })
         .collect();
-    let crossfade: Vec<f64> = (0..block)
-        .map(|n| 0.5 - 0.5 * (TAU * n as f64 / block as f64).cos())
-        .collect();
+    let crossfade = periodic_hann(block);
     let (step_re, step_im) = (omega.cos(), omega.sin());
     let half = (block / 2) as isize;
     for (b, &(re, im)) in smoothed.iter().enumerate() {

@@ -27,15 +27,21 @@ impl std::fmt::Debug for Stft {
     }
 }
 
+/// The periodic Hann window of `n` samples (`0.5 - 0.5 cos(2 pi k / n)`), whose copies `n / 2`
+/// apart sum to one.
+pub(crate) fn periodic_hann(n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|k| 0.5 - 0.5 * (std::f64::consts::TAU * k as f64 / n as f64).cos())
+        .collect()
+}
+
 impl Stft {
     /// Plans an STFT of `fft_size` (even) samples per frame, `hop` samples apart.
     pub fn new(fft_size: usize, hop: usize) -> Self {
         let mut planner = RealFftPlanner::<f32>::new();
-        let window = (0..fft_size)
-            .map(|n| {
-                let phase = 2.0 * std::f64::consts::PI * n as f64 / fft_size as f64;
-                (0.5 - 0.5 * phase.cos()) as f32
-            })
+        let window = periodic_hann(fft_size)
+            .into_iter()
+            .map(|w| w as f32)
             .collect();
         Self {
             fft_size,
