@@ -6,9 +6,9 @@ use crate::corpus::stem_name;
 use crate::io::{decode_track, find_audio, load_engine, write_output, Hardware};
 use anyhow::{Context, Result};
 use stemscribe_engine::{
-    decode_file, encode, from_json, Audio, DecodeOptions, EndPadding, EngineConfig, HighBand,
-    NoiseOptions, OutputFormat, OutputSpec, SeparationModel, SeparationOptions, WavSampleFormat,
-    PROCESSING_RATE,
+    decode_file, encode, from_json, Audio, DecodeOptions, DerivedStemsOptions, EndPadding,
+    EngineConfig, HighBand, MedianSplit, NoiseOptions, OutputFormat, OutputSpec, SeparationModel,
+    SeparationOptions, WavSampleFormat, PROCESSING_RATE,
 };
 use stemscribe_eval::{
     add_babble, add_noise, global_sdr, mix_over, noise_passed_db, read_notes_csv, score_notes,
@@ -82,6 +82,24 @@ pub enum Switch {
     Off,
 }
 
+/// How four-track models without a four-stem network split drums, bass and other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DerivedSplit {
+    /// The learned masks (the default).
+    Learned,
+    /// The median-filter rule they replaced.
+    Median,
+}
+
+impl From<DerivedSplit> for DerivedStemsOptions {
+    fn from(split: DerivedSplit) -> Self {
+        match split {
+            DerivedSplit::Learned => DerivedStemsOptions::Learned,
+            DerivedSplit::Median => DerivedStemsOptions::Median(MedianSplit::default()),
+        }
+    }
+}
+
 /// What the network sees past the song's end (see `EndPadding`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum End {
@@ -145,6 +163,9 @@ pub struct SeparationArgs {
     /// Loop the clip this many times, so that it spans several network windows (seams).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     repeat: u16,
+    /// How `bs_4track_*` derives drums, bass and other without a four-stem network.
+    #[arg(long, value_enum, default_value_t = DerivedSplit::Learned)]
+    derived: DerivedSplit,
 }
 
 /// Runs an evaluation and prints its table.
@@ -248,6 +269,7 @@ fn separation(args: &SeparationArgs, hardware: Hardware) -> Result<()> {
         hardware,
         EngineConfig {
             separation: options,
+            derived: args.derived.into(),
             ..EngineConfig::default()
         },
     )?;

@@ -44,8 +44,8 @@ pub use stemscribe_separate::{
     derive_stems_each, install_model_file, installed_cards, remove_hum, suppress_noise,
     user_model_files, uvr_hash, CardError, DemucsModel, DerivedStemsOptions, EndPadding, HighBand,
     Hum, HumOptions, InstallError, MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem,
-    MdxStems, ModelCard, ModelFile, ModelFileError, ModelSpec, NoiseOptions, Progress, Separate,
-    SeparationError, SeparationOptions, Separator, SourceStem, USER_MODELS_DIR,
+    MdxStems, MedianSplit, ModelCard, ModelFile, ModelFileError, ModelSpec, NoiseOptions, Progress,
+    Separate, SeparationError, SeparationOptions, Separator, SourceStem, USER_MODELS_DIR,
 };
 pub use stemscribe_transcribe::{
     notes_from_track, notes_with_evidence, Evidence, NoOutput, PitchModel, PitchModelSpec,

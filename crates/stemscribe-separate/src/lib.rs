@@ -22,7 +22,7 @@ mod wiener;
 
 pub use demucs::{DemucsModel, DEMUCS_SEGMENT};
 pub use denoise::{suppress_noise, NoiseOptions};
-pub use derived::{derive_stems, derive_stems_each, DerivedStemsOptions};
+pub use derived::{derive_stems, derive_stems_each, DerivedStemsOptions, MedianSplit};
 pub use family::{
     install_model_file, user_model_files, InstallError, ModelFile, ModelFileError, Separate,
     SourceStem, USER_MODELS_DIR,

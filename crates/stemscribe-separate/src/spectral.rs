@@ -97,3 +97,54 @@ pub(crate) fn median(values: &mut [f32]) -> f32 {
     let middle = values.len() / 2;
     *values.select_nth_unstable_by(middle, f32::total_cmp).1
 }
+
+/// Writes into `out[i]` the median of `value` over the `span` (odd) positions centred on `i`,
+/// positions past either end clamped to the first or last of `out.len()`. Keeps the window
+/// sorted in `window` as it slides, so each step costs a search and a short move, not a
+/// selection.
+pub(crate) fn sliding_medians(
+    span: usize,
+    value: impl Fn(usize) -> f32,
+    window: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let len = out.len();
+    if len == 0 {
+        return;
+    }
+    let half = span / 2;
+    let at = |i: isize| value(i.clamp(0, len as isize - 1) as usize);
+    let position = |window: &[f32], v: f32| window.partition_point(|w| w.total_cmp(&v).is_lt());
+    window.clear();
+    window.extend((-(half as isize)..=half as isize).map(at));
+    window.sort_unstable_by(f32::total_cmp);
+    for (i, median) in out.iter_mut().enumerate() {
+        *median = window[half];
+        let leaving = at(i as isize - half as isize);
+        let gone = position(window, leaving);
+        window.remove(gone);
+        let entering = at(i as isize + half as isize + 1);
+        let place = position(window, entering);
+        window.insert(place, entering);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sliding_medians_match_a_median_of_each_clamped_window() {
+        let values: Vec<f32> = (0..200).map(|i| ((i * 7919 + 13) % 101) as f32).collect();
+        for span in [1, 5, 9, 61] {
+            let mut out = vec![0.0; values.len()];
+            sliding_medians(span, |i| values[i], &mut Vec::new(), &mut out);
+            for (i, &got) in out.iter().enumerate() {
+                let mut window: Vec<f32> = (0..span)
+                    .map(|k| values[(i + k).saturating_sub(span / 2).min(values.len() - 1)])
+                    .collect();
+                assert_eq!(got, median(&mut window), "span {span}, position {i}");
+            }
+        }
+    }
+}

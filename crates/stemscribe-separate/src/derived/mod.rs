@@ -1,13 +1,20 @@
 //! Four stems without four-stem weights: drums, bass and other derived from a 2-stem
-//! accompaniment by harmonic/percussive separation with median filters (Fitzgerald, 2010)
-//! and a low band.
+//! accompaniment by masks that sum to one, so that `drums + bass + other` is the
+//! accompaniment, to rounding.
 //!
-//! On the mean-of-sides magnitude spectrogram `S`, a median across time gives the harmonic
-//! (sustained) part `H` and a median across frequency the percussive (transient) part `P`.
-//! Soft masks `H² / (H² + P²)` and `P² / (H² + P²)` split every bin; the harmonic share below
-//! a crossover (cosine taper between two frequencies) is the bass, above it the other
-//! instruments, and the percussive share is the drums. The three masks sum to one, so
-//! `drums + bass + other` is the accompaniment, to rounding.
+//! Two splits ([`DerivedStemsOptions`]): the default, [`learned`], is a small network over
+//! per-bin features, trained on the corpus's stems (`scripts/train_derived_stems.py`); the
+//! median rule it replaced ([`MedianSplit`]) is kept for comparison. The rule separates
+//! harmonic from percussive content with median filters (Fitzgerald, 2010) on the mean-of-sides
+//! magnitude spectrogram `S`: a median across time gives the sustained part `H` and a median
+//! across frequency the transient part `P`; soft masks `H² / (H² + P²)` and `P² / (H² + P²)`
+//! split every bin, the harmonic share below a crossover (a cosine taper between two
+//! frequencies) is the bass, above it the other instruments, and the percussive share is the
+//! drums.
+
+mod learned;
+#[rustfmt::skip]
+mod weights;
 
 use std::ops::ControlFlow;
 
@@ -19,10 +26,24 @@ use crate::stft::Stft;
 
 /// Added to both sides of a mask's ratio so silent bins split evenly.
 const EPSILON: f32 = 1e-10;
+/// STFT frame length of the learned split, in samples (the features were trained on it).
+const LEARNED_FFT_SIZE: usize = 4096;
+/// STFT hop of the learned split, in samples.
+const LEARNED_HOP: usize = 1024;
 
-/// The parameters of the derivation.
+/// How drums, bass and other are split from the accompaniment.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum DerivedStemsOptions {
+    /// A small network's masks over per-bin features (see the `learned` module).
+    #[default]
+    Learned,
+    /// Median-filter harmonic/percussive separation and a bass crossover.
+    Median(MedianSplit),
+}
+
+/// The parameters of the median rule.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DerivedStemsOptions {
+pub struct MedianSplit {
     /// STFT frame length in samples.
     pub fft_size: usize,
     /// STFT hop in samples.
@@ -37,7 +58,7 @@ pub struct DerivedStemsOptions {
     pub bass_none_hz: f32,
 }
 
-impl Default for DerivedStemsOptions {
+impl Default for MedianSplit {
     fn default() -> Self {
         Self {
             fft_size: 4096,
@@ -68,6 +89,32 @@ pub fn derive_stems(accompaniment: &Audio, options: &DerivedStemsOptions) -> [Au
 pub fn derive_stems_each(
     accompaniment: &Audio,
     options: &DerivedStemsOptions,
+    on_stem: &mut dyn FnMut(Audio) -> ControlFlow<()>,
+) {
+    match options {
+        DerivedStemsOptions::Learned => {
+            let stft = Stft::new(LEARNED_FFT_SIZE, LEARNED_HOP);
+            let magnitude = spectrogram(&stft, accompaniment);
+            let bins = magnitude.bins;
+            let masks =
+                learned::learned_masks(magnitude, accompaniment.sample_rate(), LEARNED_FFT_SIZE);
+            for mask in masks {
+                let mut signals = apply_masks(&stft, accompaniment, 1, |t, gains| {
+                    gains[0].copy_from_slice(&mask[t * bins..(t + 1) * bins]);
+                });
+                if on_stem(signals.remove(0)).is_break() {
+                    return;
+                }
+            }
+        }
+        DerivedStemsOptions::Median(split) => median_split(accompaniment, split, on_stem),
+    }
+}
+
+/// The median rule (see the module's text).
+fn median_split(
+    accompaniment: &Audio,
+    options: &MedianSplit,
     on_stem: &mut dyn FnMut(Audio) -> ControlFlow<()>,
 ) {
     let stft = Stft::new(options.fft_size, options.hop);
@@ -144,6 +191,18 @@ pub fn derive_stems_each(
 mod tests {
     use super::*;
 
+    const SPLITS: [DerivedStemsOptions; 2] = [
+        DerivedStemsOptions::Learned,
+        DerivedStemsOptions::Median(MedianSplit {
+            fft_size: 4096,
+            hop: 1024,
+            harmonic_frames: 31,
+            percussive_bins: 9,
+            bass_full_hz: 150.0,
+            bass_none_hz: 300.0,
+        }),
+    ];
+
     fn signal(f: impl Fn(usize) -> f32) -> Audio {
         let side: Vec<f32> = (0..44_100).map(f).collect();
         Audio::new(44_100, vec![side.clone(), side]).unwrap()
@@ -156,15 +215,17 @@ mod tests {
     #[test]
     fn the_stems_sum_to_the_accompaniment() {
         let mix = signal(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5);
-        let stems = derive_stems(&mix, &DerivedStemsOptions::default());
-        let sum = Audio::sum(&stems).unwrap();
-        for (a, b) in sum
-            .channels()
-            .iter()
-            .flatten()
-            .zip(mix.channels().iter().flatten())
-        {
-            assert!((a - b).abs() < 1e-4);
+        for options in SPLITS {
+            let stems = derive_stems(&mix, &options);
+            let sum = Audio::sum(&stems).unwrap();
+            for (a, b) in sum
+                .channels()
+                .iter()
+                .flatten()
+                .zip(mix.channels().iter().flatten())
+            {
+                assert!((a - b).abs() < 1e-4, "{options:?}");
+            }
         }
     }
 
@@ -172,15 +233,26 @@ mod tests {
     fn tones_go_to_bass_or_other_and_clicks_to_drums() {
         let tau = std::f32::consts::TAU;
         let bass = signal(|i| 0.5 * (tau * 80.0 * i as f32 / 44_100.0).sin());
-        let [drums, low, other] = derive_stems(&bass, &DerivedStemsOptions::default());
-        assert!(energy(&low) > 20.0 * (energy(&drums) + energy(&other)));
-
         let lead = signal(|i| 0.5 * (tau * 880.0 * i as f32 / 44_100.0).sin());
-        let [drums, low, other] = derive_stems(&lead, &DerivedStemsOptions::default());
-        assert!(energy(&other) > 20.0 * (energy(&drums) + energy(&low)));
-
         let clicks = signal(|i| if i % 11_025 == 0 { 1.0 } else { 0.0 });
-        let [drums, low, other] = derive_stems(&clicks, &DerivedStemsOptions::default());
-        assert!(energy(&drums) > 5.0 * (energy(&low) + energy(&other)));
+        for options in SPLITS {
+            let [drums, low, other] = derive_stems(&bass, &options);
+            assert!(
+                energy(&low) > 20.0 * (energy(&drums) + energy(&other)),
+                "{options:?}"
+            );
+
+            let [drums, low, other] = derive_stems(&lead, &options);
+            assert!(
+                energy(&other) > 20.0 * (energy(&drums) + energy(&low)),
+                "{options:?}"
+            );
+
+            let [drums, low, other] = derive_stems(&clicks, &options);
+            assert!(
+                energy(&drums) > 5.0 * (energy(&low) + energy(&other)),
+                "{options:?}"
+            );
+        }
     }
 }

@@ -1,0 +1,249 @@
+//! The learned split: per-bin features of the accompaniment's spectrogram, and a small network
+//! (one hidden layer of `tanh` units, a softmax over drums, bass and other) that turns them into
+//! three masks summing to one. `scripts/train_derived_stems.py` computes the same features
+//! (any change here must be made there, and the weights retrained) and writes `weights.rs`.
+//!
+//! The features of bin `f` in frame `t`, with `L` the magnitude in dB (`20 log10(|X| + 1e-8)`):
+//! - for each of [`SCALES`] `(frames, bins)`: the tonal share `H² / (H² + P²)` of median
+//!   filters across time (`H`) and across frequency (`P`), windows clamped at the edges;
+//! - the bin's frequency as 8 triangular weights over `log2(hz / 20)`, centres 0 to 10 octaves;
+//! - `L` against the frame's loudest bin, and against its 31-frame median (the contrast);
+//! - the frame's percussive energy share and its mean rise in dB (broadband onsets);
+//! - `L`'s change from the previous frame, to 2, 5 and 10 frames later (decay) and from 2
+//!   frames earlier;
+//! - `L` above its neighbours 3–4 bins away and 1 bin away (spectral peaks, i.e. partials).
+
+use rayon::prelude::*;
+
+use super::weights::{B1, B2, SCALES, W1, W2};
+use crate::spectral::{sliding_medians, Spectrogram};
+
+/// Added to both sides of a ratio so silent bins split evenly.
+const EPSILON: f32 = 1e-10;
+/// The scale whose median across time is the contrast feature's reference.
+const CONTRAST_SCALE: usize = 1;
+/// Features per bin: one tonal share per scale, then 19 more (see the module's list).
+pub(super) const INPUTS: usize = SCALES.len() + 19;
+const _: () = assert!(
+    SCALES.len() == 3,
+    "the three masks are written over the three scales' tonal shares"
+);
+/// Centres of the triangular frequency weights, in octaves above 20 Hz.
+const OCTAVE_CENTRES: usize = 8;
+/// Octaves from the first frequency centre to the last.
+const OCTAVE_SPAN: f32 = 10.0;
+
+/// The masks `[drums, bass, other]` of a spectrogram taken with the module's STFT at
+/// `sample_rate`, each frame-major like the spectrogram.
+pub(super) fn learned_masks(
+    magnitude: Spectrogram,
+    sample_rate: u32,
+    fft_size: usize,
+) -> [Vec<f32>; 3] {
+    let bins = magnitude.bins;
+    let frames = magnitude.frames();
+    let mut tonal: Vec<Vec<f32>> = Vec::with_capacity(SCALES.len());
+    let mut contrast = Vec::new();
+    let mut percussive_share = Vec::new();
+    for (scale, &(time_frames, freq_bins)) in SCALES.iter().enumerate() {
+        let harmonic = time_medians(&magnitude, time_frames);
+        let mut share = vec![0.0_f32; frames * bins];
+        let is_contrast = scale == CONTRAST_SCALE;
+        if is_contrast {
+            contrast = vec![0.0_f32; frames * bins];
+        }
+        let mut sums = vec![(0.0_f64, 0.0_f64); frames];
+        share
+            .par_chunks_mut(bins)
+            .zip(sums.par_iter_mut())
+            .enumerate()
+            .for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(window, percussive), (t, (out, sum))| {
+                    let row = &magnitude.values[t * bins..(t + 1) * bins];
+                    percussive.resize(bins, 0.0);
+                    sliding_medians(freq_bins, |f| row[f], window, percussive);
+                    for ((value, p), f) in out.iter_mut().zip(percussive.iter()).zip(0..) {
+                        let p = p.powi(2);
+                        let h = harmonic[f * frames + t].powi(2);
+                        *value = (h + EPSILON / 2.0) / (h + p + EPSILON);
+                        sum.0 += f64::from(p);
+                        sum.1 += f64::from(h + p);
+                    }
+                },
+            );
+        if is_contrast {
+            contrast
+                .par_chunks_mut(bins)
+                .enumerate()
+                .for_each(|(t, out)| {
+                    let row = &magnitude.values[t * bins..(t + 1) * bins];
+                    for (f, value) in out.iter_mut().enumerate() {
+                        let level = decibels(row[f]) - decibels(harmonic[f * frames + t]);
+                        *value = (level / 30.0).clamp(-2.0, 2.0);
+                    }
+                });
+            percussive_share = sums
+                .iter()
+                .map(|&(p, total)| (p / (total + f64::from(EPSILON))) as f32)
+                .collect();
+        }
+        tonal.push(share);
+    }
+
+    let mut level = magnitude.values;
+    level.par_iter_mut().for_each(|m| *m = decibels(*m));
+    let level = level;
+    let row = |t: usize| &level[t * bins..(t + 1) * bins];
+    let flux: Vec<f32> = (0..frames)
+        .into_par_iter()
+        .map(|t| {
+            if t == 0 {
+                return 0.0;
+            }
+            let rise: f32 = row(t)
+                .iter()
+                .zip(row(t - 1))
+                .map(|(a, b)| (a - b).max(0.0))
+                .sum();
+            rise / bins as f32 / 10.0
+        })
+        .collect();
+    let octave_weights = octave_weights(bins, sample_rate, fft_size);
+
+    // Each frame's masks are written over its tonal shares, which only that frame reads.
+    let mut masks: [Vec<f32>; 3] = tonal
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one tonal share per scale, three scales"));
+    let [drums, bass, other] = &mut masks;
+    drums
+        .par_chunks_mut(bins)
+        .zip(bass.par_chunks_mut(bins))
+        .zip(other.par_chunks_mut(bins))
+        .enumerate()
+        .for_each_init(
+            || [0.0_f32; INPUTS],
+            |input, (t, ((drums, bass), other))| {
+                let now = row(t);
+                let earlier = |k: usize| row(t.saturating_sub(k));
+                let later = |k: usize| row((t + k).min(frames - 1));
+                let (previous, back2) = (earlier(1), earlier(2));
+                let (ahead2, ahead5, ahead10) = (later(2), later(5), later(10));
+                let loudest = now.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let at = |f: isize| now[f.clamp(0, bins as isize - 1) as usize];
+                for f in 0..bins {
+                    let l = now[f];
+                    input[..3].copy_from_slice(&[drums[f], bass[f], other[f]]);
+                    let mut k = 3;
+                    input[k..k + OCTAVE_CENTRES].copy_from_slice(
+                        &octave_weights[f * OCTAVE_CENTRES..(f + 1) * OCTAVE_CENTRES],
+                    );
+                    k += OCTAVE_CENTRES;
+                    let fi = f as isize;
+                    let far = at(fi - 4).max(at(fi - 3)).max(at(fi + 3)).max(at(fi + 4));
+                    let near = at(fi - 1).max(at(fi + 1));
+                    let rest = [
+                        ((l - loudest) / 80.0 + 1.0).clamp(-1.0, 1.0),
+                        contrast[t * bins + f],
+                        percussive_share[t],
+                        flux[t],
+                        ((l - previous[f]) / 20.0).clamp(-2.0, 2.0),
+                        ((ahead2[f] - l) / 30.0).clamp(-2.0, 2.0),
+                        ((ahead5[f] - l) / 30.0).clamp(-2.0, 2.0),
+                        ((ahead10[f] - l) / 30.0).clamp(-2.0, 2.0),
+                        ((back2[f] - l) / 30.0).clamp(-2.0, 2.0),
+                        ((l - far) / 20.0).clamp(-2.0, 2.0),
+                        ((l - near) / 20.0).clamp(-2.0, 2.0),
+                    ];
+                    input[k..].copy_from_slice(&rest);
+                    let [d, b, o] = network(input);
+                    drums[f] = d;
+                    bass[f] = b;
+                    other[f] = o;
+                }
+            },
+        );
+    masks
+}
+
+/// The network: `softmax(W2ᵀ tanh(W1ᵀ x + b1) + b2)`.
+fn network(input: &[f32; INPUTS]) -> [f32; 3] {
+    let mut hidden = B1;
+    for (x, weights) in input.iter().zip(&W1) {
+        for (h, w) in hidden.iter_mut().zip(weights) {
+            *h += x * w;
+        }
+    }
+    let mut logits = B2;
+    for (h, weights) in hidden.iter().zip(&W2) {
+        let h = tanh(*h);
+        for (l, w) in logits.iter_mut().zip(weights) {
+            *l += h * w;
+        }
+    }
+    let top = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp = logits.map(|l| (l - top).exp());
+    let total: f32 = exp.iter().sum();
+    exp.map(|e| e / total)
+}
+
+/// `tanh` by its (7, 6) Padé approximant, clamped to ±1: within 1e-4 of the exact value, and
+/// several times faster than the library's, which dominated the network's time.
+fn tanh(x: f32) -> f32 {
+    let x2 = x * x;
+    let numerator = x * (135_135.0 + x2 * (17_325.0 + x2 * (378.0 + x2)));
+    let denominator = 135_135.0 + x2 * (62_370.0 + x2 * (3_150.0 + 28.0 * x2));
+    (numerator / denominator).clamp(-1.0, 1.0)
+}
+
+/// Medians across time of every bin over `span` frames (odd; the window's ends clamped to the
+/// first and last frame), bin-major.
+fn time_medians(magnitude: &Spectrogram, span: usize) -> Vec<f32> {
+    let (bins, frames) = (magnitude.bins, magnitude.frames());
+    let mut out = vec![0.0_f32; bins * frames];
+    out.par_chunks_mut(frames.max(1))
+        .enumerate()
+        .for_each_init(Vec::new, |window, (f, out)| {
+            sliding_medians(span, |t| magnitude.values[t * bins + f], window, out);
+        });
+    out
+}
+
+/// The triangular weights of every bin's frequency, [`OCTAVE_CENTRES`] per bin.
+fn octave_weights(bins: usize, sample_rate: u32, fft_size: usize) -> Vec<f32> {
+    let spacing = OCTAVE_SPAN / (OCTAVE_CENTRES - 1) as f32;
+    (0..bins)
+        .flat_map(|f| {
+            let hz = f as f32 * sample_rate as f32 / fft_size as f32;
+            let octaves = (hz.max(20.0) / 20.0).log2();
+            (0..OCTAVE_CENTRES)
+                .map(move |c| (1.0 - (octaves - c as f32 * spacing).abs() / spacing).max(0.0))
+        })
+        .collect()
+}
+
+/// A magnitude in dB, floored at -160 dB.
+fn decibels(magnitude: f32) -> f32 {
+    20.0 * (magnitude + 1e-8).log10()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fast_tanh_is_within_1e_4() {
+        for i in -10_000..=10_000 {
+            let x = i as f32 / 1000.0;
+            assert!((tanh(x) - x.tanh()).abs() < 1e-4, "{x}");
+        }
+    }
+
+    #[test]
+    fn the_masks_sum_to_one() {
+        let input = [0.3_f32; INPUTS];
+        let masks = network(&input);
+        assert!((masks.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert!(masks.iter().all(|m| (0.0..=1.0).contains(m)));
+    }
+}
