@@ -58,16 +58,21 @@ pub struct MedianSplit {
     pub bass_none_hz: f32,
 }
 
+impl MedianSplit {
+    /// The rule's settings as it shipped (chosen on the musdb7 rock clip).
+    pub const DEFAULT: Self = Self {
+        fft_size: 4096,
+        hop: 1024,
+        harmonic_frames: 31,
+        percussive_bins: 9,
+        bass_full_hz: 150.0,
+        bass_none_hz: 300.0,
+    };
+}
+
 impl Default for MedianSplit {
     fn default() -> Self {
-        Self {
-            fft_size: 4096,
-            hop: 1024,
-            harmonic_frames: 31,
-            percussive_bins: 9,
-            bass_full_hz: 150.0,
-            bass_none_hz: 300.0,
-        }
+        Self::DEFAULT
     }
 }
 
@@ -193,14 +198,7 @@ mod tests {
 
     const SPLITS: [DerivedStemsOptions; 2] = [
         DerivedStemsOptions::Learned,
-        DerivedStemsOptions::Median(MedianSplit {
-            fft_size: 4096,
-            hop: 1024,
-            harmonic_frames: 31,
-            percussive_bins: 9,
-            bass_full_hz: 150.0,
-            bass_none_hz: 300.0,
-        }),
+        DerivedStemsOptions::Median(MedianSplit::DEFAULT),
     ];
 
     fn signal(f: impl Fn(usize) -> f32) -> Audio {
