@@ -513,12 +513,7 @@ impl NoiseSummary {
         println!("\n== over {clips} clips: noise passed (dB), mean / worst (highest)");
         print_noise_header();
         for (name, rows) in &self.passed {
-            let cells: Vec<String> = (0..4)
-                .map(|c| {
-                    let values: Vec<f64> = rows.iter().map(|r| r[c]).collect();
-                    mean_and_worst(&values, f64::max, 1)
-                })
-                .collect();
+            let cells = column_summaries(rows, |r, c| Some(r[c]), f64::max, 1);
             println!(
                 "{name:<16} {:>13} {:>16} {:>11} {:>14}",
                 cells[0], cells[1], cells[2], cells[3]
@@ -527,15 +522,24 @@ impl NoiseSummary {
         println!("\n== over {clips} clips: SDR of bs_4track_* minus 2track_* (dB), mean / worst (lowest)");
         println!("{:<16} {:>16} {:>16}", "input", "vocals", "accompaniment");
         for (name, rows) in &self.sdr_gain {
-            let cells: Vec<String> = (0..2)
-                .map(|c| {
-                    let values: Vec<f64> = rows.iter().filter_map(|r| r[c]).collect();
-                    mean_and_worst(&values, f64::min, 2)
-                })
-                .collect();
+            let cells = column_summaries(rows, |r, c| r[c], f64::min, 2);
             println!("{name:<16} {:>16} {:>16}", cells[0], cells[1]);
         }
     }
+}
+
+/// [`mean_and_worst`] of each of the `N` columns of `rows` over the rows with a value there
+/// (`value(row, column)`).
+fn column_summaries<const N: usize, T>(
+    rows: &[[T; N]],
+    value: impl Fn(&[T; N], usize) -> Option<f64>,
+    worse: fn(f64, f64) -> f64,
+    decimals: usize,
+) -> [String; N] {
+    std::array::from_fn(|c| {
+        let values: Vec<f64> = rows.iter().filter_map(|r| value(r, c)).collect();
+        mean_and_worst(&values, worse, decimals)
+    })
 }
 
 /// `mean / worst` of `values` to `decimals` places, the worst picked by `worse` (`f64::max`

@@ -16,10 +16,9 @@
 use rayon::prelude::*;
 
 use super::weights::{B1, B2, SCALES, W1, W2};
+use super::EPSILON;
 use crate::spectral::{sliding_medians, Spectrogram};
 
-/// Added to both sides of a ratio so silent bins split evenly.
-const EPSILON: f32 = 1e-10;
 /// The scale whose median across time is the contrast feature's reference.
 const CONTRAST_SCALE: usize = 1;
 /// Features per bin: one tonal share per scale, then 19 more (see the module's list).
