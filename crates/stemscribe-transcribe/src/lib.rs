@@ -3,10 +3,12 @@
 //! and rests, and [`notes_from_track`] turns those into the service's notes, or into
 //! [`NoOutput`] when nothing is sung.
 
+mod harmonics;
 mod notes;
 mod pitch;
 mod segment;
 
+pub use harmonics::harmonic_levels_db;
 pub use notes::{
     evidence, kept_segments, notes_from_track, notes_with_evidence, Evidence, TranscriptionOptions,
 };

@@ -8,7 +8,7 @@ use std::fmt;
 
 use stemscribe_runtime::{Input, Model, Runtime};
 
-use crate::{Progress, TranscriptionError};
+use crate::{harmonic_levels_db, Progress, TranscriptionError};
 
 /// A frame-wise F0 tracker: [`PitchTracker`] on a network, or a test double.
 pub trait TrackPitch: Send + Sync + fmt::Debug {
@@ -224,6 +224,9 @@ pub struct PitchTrack {
     pub confidence: Vec<f32>,
     /// Level in dBFS of the two hops ending with each frame's own.
     pub loudness_db: Vec<f32>,
+    /// Level in dBFS of the harmonics of each frame's pitch over the same two hops
+    /// ([`crate::harmonic_levels_db`]); notes are split where it dips.
+    pub harmonic_db: Vec<f32>,
 }
 
 impl PitchTrack {
@@ -288,6 +291,7 @@ impl PitchTracker {
             pitch_hz: Vec::with_capacity(frames),
             confidence: Vec::with_capacity(frames),
             loudness_db: loudness_db(signal, hop, frames),
+            harmonic_db: Vec::new(),
         };
         for k in 0..windows {
             let start = k * self.spec.window_frames;
@@ -328,6 +332,7 @@ impl PitchTracker {
             }
             *confidence = confidence.clamp(0.0, 1.0);
         }
+        track.harmonic_db = harmonic_levels_db(signal, self.spec.sample_rate, hop, &track.pitch_hz);
         Ok(track)
     }
 

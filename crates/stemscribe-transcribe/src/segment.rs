@@ -1,15 +1,18 @@
 //! Splits a pitch contour into notes and rests by exact dynamic programming.
 //!
 //! This is the segmentation of SwiftF0's `segment_notes` (swift-f0 0.3.0, MIT licence,
-//! Lars Nieradzik), ported frame for frame. It minimises
+//! Lars Nieradzik), ported frame for frame, with one change: its loudness term reads the
+//! level of the voice's harmonics, doubled, instead of the broadband level. It minimises
 //!
 //! `J = Σ_notes [β + Σ_frames (offpitch + unvoiced + quiet)]`, rests costing nothing, where
 //!
 //! - `offpitch = c · min(|m − μ|, 2)`: `m` the frame's pitch in semitones, `c` its
 //!   confidence, `μ` the note's pitch (one of the measured pitches rounded to a cent);
 //! - `unvoiced = −ln(c / (1 − c))`, `c` clipped to [0.01, 0.99];
-//! - `quiet` = the dB by which the frame lies more than 3 dB below the loudest frames within
-//!   64 ms on both sides;
+//! - `quiet` = twice the dB by which the frame's harmonic level
+//!   ([`PitchTrack::harmonic_db`]) lies more than 3 dB below the loudest frames within 64 ms
+//!   on both sides: a dip between two syllables sung on one pitch splits them into two
+//!   notes (a track with no harmonic levels uses `loudness_db`, undoubled: SwiftF0's rule);
 //! - `β = hold / frame period`: a new pitch one semitone away becomes a note of its own once
 //!   it lasts longer than `hold`, a jump of two semitones or more after half of that.
 //!
@@ -32,6 +35,8 @@ pub struct Segment {
 const OFFPITCH_CAP: f64 = 2.0;
 /// Frames on each side of the loudness window (64 ms at 16 ms frames).
 const LOUDNESS_REACH: usize = 4;
+/// Weight of a dip in the harmonic level; chosen on the corpus (README, Transcription).
+const HARMONIC_DIP_WEIGHT: f64 = 2.0;
 
 /// The segmentation of `track` with the smallest cost, notes in time order.
 pub fn segment(track: &PitchTrack, hold_secs: f64) -> Vec<Segment> {
@@ -53,7 +58,11 @@ pub fn segment(track: &PitchTrack, hold_secs: f64) -> Vec<Segment> {
     candidates.sort_by(f64::total_cmp);
     candidates.dedup();
 
-    let quiet = quiet_cost(&track.loudness_db);
+    let quiet = if track.harmonic_db.len() == n {
+        quiet_cost(&track.harmonic_db, HARMONIC_DIP_WEIGHT)
+    } else {
+        quiet_cost(&track.loudness_db, 1.0)
+    };
     let frame_cost: Vec<f64> = weight
         .iter()
         .zip(&quiet)
@@ -116,9 +125,10 @@ pub(crate) fn semitones(hz: f32) -> Option<f64> {
     (hz.is_finite() && hz > 0.0).then(|| 69.0 + 12.0 * (hz / 440.0).log2())
 }
 
-/// Per frame, the dB by which it lies more than 3 dB below the loudest frames within
-/// [`LOUDNESS_REACH`] frames on both sides (the edges mirrored, numpy's `symmetric` pad).
-fn quiet_cost(level: &[f32]) -> Vec<f64> {
+/// Per frame, `weight` times the dB by which it lies more than 3 dB below the loudest frames
+/// within [`LOUDNESS_REACH`] frames on both sides (the edges mirrored, numpy's `symmetric`
+/// pad).
+fn quiet_cost(level: &[f32], weight: f64) -> Vec<f64> {
     let n = level.len();
     let at = |i: isize| -> f64 {
         let len = n as isize;
@@ -137,7 +147,7 @@ fn quiet_cost(level: &[f32]) -> Vec<f64> {
         .map(|t| {
             let left = (t - reach..=t).map(at).fold(f64::NEG_INFINITY, f64::max);
             let right = (t..=t + reach).map(at).fold(f64::NEG_INFINITY, f64::max);
-            (left.min(right) - at(t) - half_power_db).max(0.0)
+            weight * (left.min(right) - at(t) - half_power_db).max(0.0)
         })
         .collect()
 }

@@ -26,6 +26,19 @@ impl Contour {
                 .push((440.0 * 2f64.powf((midi - 69.0) / 12.0)) as f32);
             self.0.confidence.push(0.95);
             self.0.loudness_db.push(level_db);
+            self.0.harmonic_db.push(level_db);
+        }
+        self
+    }
+
+    /// A syllable change on one pitch: still voiced and as loud overall (the consonant's
+    /// noise), but the harmonics drop by `dip_db`.
+    fn consonant(mut self, secs: f64, level_db: f32, midi: f64, dip_db: f32) -> Self {
+        self = self.sing(secs, level_db, |_| midi);
+        let frames = (secs / PERIOD).round() as usize;
+        let len = self.0.harmonic_db.len();
+        for level in &mut self.0.harmonic_db[len - frames..] {
+            *level -= dip_db;
         }
         self
     }
@@ -35,6 +48,7 @@ impl Contour {
             self.0.pitch_hz.push(120.0);
             self.0.confidence.push(0.02);
             self.0.loudness_db.push(-60.0);
+            self.0.harmonic_db.push(-60.0);
         }
         self
     }
@@ -92,6 +106,21 @@ fn repeated_notes_separated_by_a_breath_stay_apart() {
             "a rest between repeats: {notes:?}"
         );
     }
+}
+
+#[test]
+fn syllables_on_one_pitch_split_where_the_harmonics_dip() {
+    let syllables = |dip_db| {
+        Contour::new()
+            .sing(0.4, -20.0, |_| 64.0)
+            .consonant(0.048, -20.0, 64.0, dip_db)
+            .sing(0.4, -20.0, |_| 64.0)
+    };
+    let notes = segments(syllables(8.0));
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!((secs(notes[1].start) - 0.4).abs() < 0.05, "{notes:?}");
+    // The same contour without the dip is one held note.
+    assert_eq!(segments(syllables(0.0)).len(), 1);
 }
 
 #[test]
@@ -173,10 +202,10 @@ fn confidence_is_high_for_held_notes() {
 #[test]
 fn silence_and_short_blips_are_no_melody() {
     let silent = Contour::new().rest(5.0);
-    assert!(matches!(
-        notes_from_track(&silent.0, &TranscriptionOptions::default()),
-        Err(NoOutput::NoMelody { .. })
-    ));
+    let refused = notes_from_track(&silent.0, &TranscriptionOptions::default());
+    assert!(matches!(refused, Err(NoOutput::NoMelody { .. })));
+    let message = refused.map(|_| ()).unwrap_err().to_string();
+    assert!(message.ends_with(": 0.0 s of sung notes"), "{message}");
     let blips = Contour::new()
         .sing(0.3, -20.0, |_| 60.0)
         .rest(2.0)

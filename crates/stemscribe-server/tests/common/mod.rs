@@ -107,6 +107,7 @@ impl TrackPitch for SteadyVoice {
             pitch_hz: vec![220.0; frames],
             confidence: vec![0.95; frames],
             loudness_db: vec![-20.0; frames],
+            harmonic_db: vec![-20.0; frames],
         })
     }
 }
