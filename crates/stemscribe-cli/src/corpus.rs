@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use stemscribe_engine::{
-    notes_from_track, notes_with_evidence, Audio, Engine, Evidence, NoOutput, SeparationModel,
-    Transcription, TranscriptionOptions,
+    notes_from_track, notes_with_evidence, Audio, Engine, Evidence, NoOutput, PitchTrack,
+    SeparationModel, Transcription, TranscriptionOptions,
 };
 use stemscribe_eval::{mix_over, rms, score_notes, EvalNote, Tolerances, TranscriptionScores};
 
@@ -36,6 +36,11 @@ pub struct CorpusArgs {
     /// Write one CSV line of decision features per clip (for fitting the decision).
     #[arg(long, value_name = "OUT.csv")]
     features: Option<PathBuf>,
+    /// Write each clip's pitch contour (`NAME.track.csv`: time, pitch, confidence, broadband
+    /// and harmonic level) and annotation (`NAME.notes.csv`) into this directory, with an
+    /// `index.csv`, for fitting the note rules (`scripts/fit_note_rules.py --tracks DIR`).
+    #[arg(long, value_name = "DIR")]
+    tracks: Option<PathBuf>,
     #[command(flatten)]
     pitch: PitchArgs,
 }
@@ -101,9 +106,26 @@ pub fn run(args: &CorpusArgs, hardware: Hardware) -> Result<()> {
     let engine = load_engine(hardware, args.pitch.config())?;
     let clips = gather(args)?;
     eprintln!("{} clips", clips.len());
+    if let Some(dir) = &args.tracks {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let mut outcomes = Vec::new();
+    let mut index = String::from("clip,file,group,kind,seconds\n");
     for clip in clips {
-        outcomes.push(evaluate(&engine, clip)?);
+        let outcome = evaluate(&engine, clip, args.tracks.as_deref())?;
+        let _ = writeln!(
+            index,
+            "{},{},{},{},{:.2}",
+            outcome.clip_name,
+            file_stem(&outcome.clip_name),
+            outcome.group,
+            outcome.kind.name(),
+            outcome.seconds
+        );
+        outcomes.push(outcome);
+    }
+    if let Some(dir) = &args.tracks {
+        write_bytes(&dir.join("index.csv"), index.as_bytes())?;
     }
     print!("{}", report(&outcomes));
     if let Some(path) = &args.features {
@@ -364,10 +386,54 @@ fn gather(args: &CorpusArgs) -> Result<Vec<Clip>> {
     Ok(clips)
 }
 
-/// Runs the service's steps on one clip, keeping what the report and the features need.
-fn evaluate(engine: &Engine, clip: Clip) -> Result<Outcome> {
+/// A clip's name as a file name: letters, digits, `-` and `.` kept, anything else `_`.
+fn file_stem(clip_name: &str) -> String {
+    clip_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Writes `track` and the clip's annotation into `dir` (see `--tracks`).
+fn write_track(dir: &Path, clip: &Clip, track: &PitchTrack) -> Result<()> {
+    let stem = file_stem(&clip.name);
+    let mut csv = String::from("secs,pitch_hz,confidence,loudness_db,harmonic_db\n");
+    for t in 0..track.len() {
+        let _ = writeln!(
+            csv,
+            "{:.3},{},{},{},{}",
+            t as f64 * track.frame_period,
+            track.pitch_hz[t],
+            track.confidence[t],
+            track.loudness_db[t],
+            track.harmonic_db.get(t).copied().unwrap_or(f32::NAN)
+        );
+    }
+    write_bytes(&dir.join(format!("{stem}.track.csv")), csv.as_bytes())?;
+    if let Some(reference) = &clip.reference {
+        let mut csv = String::from("onset,offset,pitch_hz\n");
+        for n in reference {
+            let _ = writeln!(csv, "{},{},{}", n.onset, n.offset, n.pitch_hz);
+        }
+        write_bytes(&dir.join(format!("{stem}.notes.csv")), csv.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Runs the service's steps on one clip, keeping what the report and the features need, and
+/// writing its contour into `tracks` when given.
+fn evaluate(engine: &Engine, clip: Clip, tracks: Option<&Path>) -> Result<Outcome> {
     let vocals = engine.separate(&clip.audio, SeparationModel::TwoTrackVocal, &mut |_| {})?;
     let track = engine.transcriber()?.track(&vocals, &mut |_| {})?;
+    if let Some(dir) = tracks {
+        write_track(dir, &clip, &track)?;
+    }
     let options = TranscriptionOptions::default();
     let (evidence, result) = notes_with_evidence(&track, &options);
     let level = rms(vocals.channels()) / rms(clip.audio.channels()).max(1e-12);
