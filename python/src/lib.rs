@@ -352,7 +352,8 @@ impl PyTranscription {
         "vocal"
     }
 
-    /// In [0, 1]: the share of the voiced audio that stable notes explain.
+    /// In [0, 1]: how much the voice holds notes rather than gliding (the mean of the share of
+    /// voiced audio within 50 cents of a note and the share that holds its pitch over 48 ms).
     #[getter]
     fn confidence(&self) -> f64 {
         self.inner.confidence

@@ -131,7 +131,7 @@ pub fn run(args: &CorpusArgs, hardware: Hardware) -> Result<()> {
     if let Some(path) = &args.features {
         let mut csv = String::from(
             "clip,group,kind,seconds,decision,vocal_to_mix_db,voiced_share,stable_share,\
-             sung_secs,median_note_secs,mean_slope,range_semitones\n",
+             held_share,confidence,sung_secs,median_note_secs,mean_slope,range_semitones\n",
         );
         for o in &outcomes {
             let (f, e) = (&o.features, &o.features.evidence);
@@ -142,7 +142,7 @@ pub fn run(args: &CorpusArgs, hardware: Hardware) -> Result<()> {
             };
             let _ = writeln!(
                 csv,
-                "{},{},{},{:.2},{decision},{:.2},{:.4},{:.4},{:.2},{:.3},{:.2},{:.2}",
+                "{},{},{},{:.2},{decision},{:.2},{:.4},{:.4},{:.4},{:.4},{:.2},{:.3},{:.2},{:.2}",
                 o.clip_name,
                 o.group,
                 o.kind.name(),
@@ -150,6 +150,8 @@ pub fn run(args: &CorpusArgs, hardware: Hardware) -> Result<()> {
                 f.vocal_to_mix_db,
                 e.voiced_share,
                 e.stable_share,
+                e.held_share,
+                e.confidence(),
                 e.sung_secs,
                 e.median_note_secs,
                 e.mean_slope,

@@ -18,8 +18,8 @@ pub const NO_OUTPUT_STATUS: u8 = 3;
     group(ArgGroup::new("destination").required(true).multiple(true).args(["output", "json"])),
     after_help = "Exit status 3 with `error: no singing melody found: ...` when the input has no \
 sung melody: instrumental music (notes covering less than 1 s, or less than 30% of a shorter \
-input) or speech and rap (the voice glides instead of holding notes: under 65% of its voiced \
-frames lie within 50 cents of a note)."
+input) or speech and rap (the voice glides instead of holding notes: a confidence under 0.49, \
+the mean of the shares of voiced frames within 50 cents of a note and holding their pitch)."
 )]
 pub struct Args {
     #[command(flatten)]

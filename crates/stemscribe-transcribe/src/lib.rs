@@ -36,7 +36,7 @@ pub enum NoOutput {
     /// The voice glides like speech instead of holding notes (speech, rap).
     #[error("no singing melody found: the voice speaks or raps (confidence {confidence:.2})")]
     NotSung {
-        /// The share of voiced audio that stable notes explain.
+        /// How much the voice holds notes ([`Evidence::confidence`]).
         confidence: f64,
     },
 }

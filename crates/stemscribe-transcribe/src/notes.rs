@@ -12,6 +12,10 @@ const VOICED: f32 = 0.5;
 /// Largest distance, in semitones, of a frame's pitch from its note's for the frame to count
 /// as explained by the note.
 const STABLE_SEMITONES: f64 = 0.5;
+/// Seconds over which a held pitch is measured.
+const HELD_SECS: f64 = 0.048;
+/// Largest pitch change, in semitones, over [`HELD_SECS`] for a frame to count as held.
+const HELD_SEMITONES: f64 = 0.25;
 /// Level range, in dB below the loudest note, mapped onto velocities 127 down to 1.
 const VELOCITY_RANGE_DB: f64 = 60.0;
 
@@ -31,8 +35,8 @@ pub struct TranscriptionOptions {
     /// ...unless the notes cover at least this share of a shorter input, so that a short
     /// sung clip is not refused for being short.
     pub min_melody_share: f64,
-    /// A confidence below this means the voice speaks or raps rather than sings
-    /// ([`NoOutput::NotSung`]).
+    /// A confidence ([`Evidence::confidence`]) below this means the voice speaks or raps
+    /// rather than sings ([`NoOutput::NotSung`]).
     pub min_confidence: f64,
 }
 
@@ -43,14 +47,15 @@ impl Default for TranscriptionOptions {
             min_note_secs: 0.080,
             min_melody_secs: 1.0,
             min_melody_share: 0.3,
-            min_confidence: 0.65,
+            min_confidence: 0.49,
         }
     }
 }
 
 /// Measurable properties of a pitch contour and the notes found in it. The decision between
-/// singing and not singing uses `sung_secs`, `duration_secs` and `stable_share`; the others
-/// are measured so that other rules can be compared (`stemscribe eval corpus --features`).
+/// singing and not singing uses `sung_secs`, `duration_secs` and [`Evidence::confidence`]
+/// (from `stable_share` and `held_share`); the others are measured so that other rules can be
+/// compared (`stemscribe eval corpus --features`).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Evidence {
     /// Length of the contour in seconds.
@@ -59,6 +64,9 @@ pub struct Evidence {
     pub voiced_share: f64,
     /// Share of voiced frames inside a kept note and within 50 cents of its pitch.
     pub stable_share: f64,
+    /// Share of voiced frames whose pitch moves less than a quarter semitone over the next
+    /// 48 ms, among those whose frame 48 ms later is voiced too.
+    pub held_share: f64,
     /// Seconds covered by kept notes.
     pub sung_secs: f64,
     /// Median length of the kept notes in seconds (0 without notes).
@@ -67,6 +75,14 @@ pub struct Evidence {
     pub mean_slope: f64,
     /// Spread of the voiced pitches, 5th to 95th percentile, in semitones.
     pub range_semitones: f64,
+}
+
+impl Evidence {
+    /// How much the voice sings rather than speaks, in [0, 1]: the mean of `stable_share` and
+    /// `held_share`. Sung notes hold their pitch (with vibrato, near it); speech glides.
+    pub fn confidence(&self) -> f64 {
+        (self.stable_share + self.held_share) / 2.0
+    }
 }
 
 /// The evidence `track` and its kept `segments` give.
@@ -103,6 +119,16 @@ pub fn evidence(track: &PitchTrack, segments: &[Segment]) -> Evidence {
             Some((b - a).abs() / period)
         })
         .collect();
+    let lag = ((HELD_SECS / period).round() as usize).max(1);
+    let held: Vec<bool> = voiced
+        .iter()
+        .filter(|&&t| t + lag < track.len() && track.confidence[t + lag] >= VOICED)
+        .map(|&t| {
+            semitones(track.pitch_hz[t])
+                .zip(semitones(track.pitch_hz[t + lag]))
+                .is_some_and(|(a, b)| (a - b).abs() < HELD_SEMITONES)
+        })
+        .collect();
     let mut pitches: Vec<f64> = voiced
         .iter()
         .filter_map(|&t| semitones(track.pitch_hz[t]))
@@ -124,6 +150,11 @@ pub fn evidence(track: &PitchTrack, segments: &[Segment]) -> Evidence {
             stable as f64 / voiced.len() as f64
         },
         // A fold from +0.0: `Sum` of no floats is −0.0, which prints as "-0.0 s".
+        held_share: if held.is_empty() {
+            0.0
+        } else {
+            held.iter().filter(|&&h| h).count() as f64 / held.len() as f64
+        },
         sung_secs: durations.iter().fold(0.0, |total, d| total + d),
         median_note_secs: durations.get(durations.len() / 2).copied().unwrap_or(0.0),
         mean_slope: slopes.iter().sum::<f64>() / slopes.len().max(1) as f64,
@@ -142,9 +173,11 @@ pub fn kept_segments(track: &PitchTrack, options: &TranscriptionOptions) -> Vec<
 
 /// The notes of `track`, or why it holds no sung melody.
 ///
-/// Confidence is the share of voiced frames (confidence ≥ 0.5) that lie inside a kept note
-/// and within 50 cents of its pitch: near 0.9 for singing, below 0.5 for speech and rap,
-/// whose pitch glides instead of settling on notes.
+/// Confidence is [`Evidence::confidence`]: the mean of the share of voiced frames
+/// (confidence ≥ 0.5) inside a kept note and within 50 cents of its pitch, and the share of
+/// voiced frames whose pitch holds within a quarter semitone over 48 ms. On the corpus, 0.52
+/// to 0.93 for singing (outside two clips the vocal separation fails on), 0.31 to 0.46 for
+/// speech, whose pitch glides instead of settling on notes.
 pub fn notes_from_track(
     track: &PitchTrack,
     options: &TranscriptionOptions,
@@ -171,7 +204,7 @@ fn decide(
     options: &TranscriptionOptions,
 ) -> Result<Transcription, NoOutput> {
     let period = track.frame_period;
-    let (sung_secs, confidence) = (found.sung_secs, found.stable_share);
+    let (sung_secs, confidence) = (found.sung_secs, found.confidence());
     if sung_secs
         < options
             .min_melody_secs

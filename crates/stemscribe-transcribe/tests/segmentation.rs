@@ -1,7 +1,8 @@
 //! Segmentation and note rules on synthetic pitch contours (no model needed).
 
 use stemscribe_transcribe::{
-    notes_from_track, segment, NoOutput, PitchTrack, Segment, TranscriptionOptions,
+    evidence, kept_segments, notes_from_track, segment, NoOutput, PitchTrack, Segment,
+    TranscriptionOptions,
 };
 
 const PERIOD: f64 = 0.016;
@@ -255,9 +256,31 @@ fn speech_like_gliding_pitch_is_not_sung() {
             .sing(0.15, -20.0, move |t| from - 4.0 * t / 0.15)
             .rest(0.05);
     }
-    let result = notes_from_track(&contour.0, &TranscriptionOptions::default());
+    let options = TranscriptionOptions::default();
+    let found = evidence(&contour.0, &kept_segments(&contour.0, &options));
+    // 4 semitones in 150 ms is 1.3 semitones per 48 ms: no frame holds its pitch.
+    assert!(found.held_share < 0.05, "{found:?}");
+    let result = notes_from_track(&contour.0, &options);
     assert!(
-        matches!(result, Err(NoOutput::NotSung { confidence }) if confidence < 0.65),
+        matches!(result, Err(NoOutput::NotSung { confidence }) if confidence < options.min_confidence),
         "{result:?}"
     );
+}
+
+#[test]
+fn held_notes_with_vibrato_are_sung() {
+    // ±40 cents at 5.5 Hz: the pitch swings but stays on its note.
+    let contour = Contour::new()
+        .sing(1.2, -20.0, |t| {
+            64.0 + 0.4 * (2.0 * std::f64::consts::PI * 5.5 * t).sin()
+        })
+        .sing(1.2, -20.0, |t| {
+            62.0 + 0.4 * (2.0 * std::f64::consts::PI * 5.5 * t).sin()
+        });
+    let options = TranscriptionOptions::default();
+    let found = evidence(&contour.0, &kept_segments(&contour.0, &options));
+    assert!(found.stable_share > 0.95, "{found:?}");
+    assert!(found.held_share > 0.2, "{found:?}");
+    let melody = notes_from_track(&contour.0, &options).expect("sung");
+    assert_eq!(melody.notes.len(), 2, "{melody:?}");
 }
