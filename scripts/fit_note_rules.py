@@ -10,7 +10,9 @@ a grid, and scores the notes with mir_eval (COn, COnP, COnPOff F1). The grid:
 - the hold time (`TranscriptionOptions::hold_secs`);
 - what the loudness term reads: the broadband level (SwiftF0's rule) or the level of the
   harmonics of the tracked pitch, times a weight;
-- a voicing bias added to every frame's confidence logit (0: the tracker's own).
+- a voicing bias added to every frame's confidence logit (0: the tracker's own);
+- the trim: frames at either end of a note whose harmonic level lies more than this many dB
+  below the note's median are dropped (none: notes end where the segmentation ends them).
 
 Prints each setting's mean F1 per group (solo, excerpts, mixtures), then the held-out
 figures: every clip made from one recording (the recording, its excerpts, its voice over
@@ -33,6 +35,7 @@ MIN_NOTE_SECS = 0.080
 HOLDS = [0.10, 0.13, 0.16]
 WEIGHTS = [0, 1, 2]  # 0: the broadband level
 BIASES = [0.0, 0.5, 1.0]
+TRIMS = [None, 8.0, 10.0, 12.0]
 
 
 def source(clip):
@@ -93,6 +96,22 @@ def segment(pitch, confidence, quiet_cost, hold, period):
     return [s for s in notes[::-1] if s[1] - s[0] >= min_frames]
 
 
+def trimmed(notes, harmonic, trim_db, min_frames):
+    """The engine's trim: ends more than `trim_db` below the note's median harmonic level."""
+    if trim_db is None:
+        return notes
+    out = []
+    for start, end, pitch in notes:
+        levels = np.sort(harmonic[start:end])
+        floor = levels[len(levels) // 2] - trim_db
+        while end - start > min_frames and harmonic[end - 1] < floor:
+            end -= 1
+        while end - start > min_frames and harmonic[start] < floor:
+            start += 1
+        out.append((start, end, pitch))
+    return out
+
+
 def f1s(notes, reference, period):
     if not notes:
         return np.zeros(3)
@@ -135,25 +154,31 @@ def main():
     clips = load(sys.argv[1])
     groups = sorted({c["group"] for c in clips})
     sources = sorted({c["source"] for c in clips})
-    grid = list(itertools.product(HOLDS, WEIGHTS, BIASES))
+    grid = list(itertools.product(HOLDS, WEIGHTS, BIASES, TRIMS))
     scores = {}
     print(f"{len(clips)} annotated clips from {len(sources)} recordings; COnP / COnPOff F1\n")
-    print("| hold | loudness | bias | " + " | ".join(groups) + " |")
-    print("|---" * (3 + len(groups)) + "|")
-    for hold, weight, bias in grid:
-        scores[hold, weight, bias] = np.array([
-            f1s(segment(c["pitch"], with_bias(c["confidence"], bias),
+    print("| hold | loudness | bias | trim (dB) | " + " | ".join(groups) + " |")
+    print("|---" * (4 + len(groups)) + "|")
+    segmented = {}
+    for hold, weight, bias, trim in grid:
+        if (hold, weight, bias) not in segmented:
+            segmented[hold, weight, bias] = [
+                segment(c["pitch"], with_bias(c["confidence"], bias),
                         quiet(c["broadband"], 1.0) if weight == 0
-                        else quiet(c["harmonic"], weight), hold, c["period"]),
-                c["reference"], c["period"]) for c in clips])
-        s = scores[hold, weight, bias]
+                        else quiet(c["harmonic"], weight), hold, c["period"])
+                for c in clips]
+        scores[hold, weight, bias, trim] = np.array([
+            f1s(trimmed(notes, c["harmonic"], trim, max(round(MIN_NOTE_SECS / c["period"]), 1)),
+                c["reference"], c["period"])
+            for notes, c in zip(segmented[hold, weight, bias], clips)])
+        s = scores[hold, weight, bias, trim]
         cells = []
         for g in groups:
             m = s[[c["group"] == g for c in clips]].mean(axis=0)
             cells.append(f"{m[1]:.3f} / {m[2]:.3f}")
         loudness = "broadband" if weight == 0 else f"harmonic ×{weight}"
-        print(f"| {hold:.2f} | {loudness} | {bias:.1f} | " + " | ".join(cells) + " |",
-              flush=True)
+        print(f"| {hold:.2f} | {loudness} | {bias:.1f} | {trim or 'none'} | " + " | ".join(cells)
+              + " |", flush=True)
     held = np.zeros((len(clips), 3))
     chosen = set()
     for src in sources:
@@ -167,7 +192,8 @@ def main():
         m, worst = held[rows].mean(axis=0), held[rows][:, 1].min()
         print(f"- {g} ({rows.sum()} clips): {m[0]:.3f} / {m[1]:.3f} / {m[2]:.3f}; "
               f"worst {worst:.3f}")
-    print("settings chosen (hold, loudness weight, bias):", sorted(chosen))
+    print("settings chosen (hold, loudness weight, bias, trim):",
+          sorted(chosen, key=lambda g: tuple(-1 if x is None else x for x in g)))
 
 
 if __name__ == "__main__":

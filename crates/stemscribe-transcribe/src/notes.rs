@@ -18,6 +18,9 @@ const HELD_SECS: f64 = 0.048;
 const HELD_SEMITONES: f64 = 0.25;
 /// Level range, in dB below the loudest note, mapped onto velocities 127 down to 1.
 const VELOCITY_RANGE_DB: f64 = 60.0;
+/// A note's first and last frames are trimmed while their harmonic level lies more than this
+/// many dB below the note's median (a breath, a decay, a consonant before the vowel).
+const TRIM_DB: f32 = 10.0;
 
 /// Choices that change the notes. `hold_secs` was chosen leave-one-recording-out on the
 /// corpus's 15 sight-singing recordings and vocadito, the others on vocadito; see the
@@ -171,7 +174,9 @@ pub fn kept_segments(track: &PitchTrack, options: &TranscriptionOptions) -> Vec<
         .collect()
 }
 
-/// The notes of `track`, or why it holds no sung melody.
+/// The notes of `track`, or why it holds no sung melody. The decision is made on the notes
+/// as segmented; the returned notes are then trimmed to where their harmonics sound (frames
+/// at either end more than 10 dB below the note's median harmonic level are dropped).
 ///
 /// Confidence is [`Evidence::confidence`]: the mean of the share of voiced frames
 /// (confidence ≥ 0.5) inside a kept note and within 50 cents of its pitch, and the share of
@@ -216,6 +221,11 @@ fn decide(
         return Err(NoOutput::NotSung { confidence });
     }
 
+    let min_frames = ((options.min_note_secs / period).round() as usize).max(1);
+    let segments: Vec<Segment> = segments
+        .iter()
+        .map(|s| trimmed(s, &track.harmonic_db, min_frames))
+        .collect();
     let levels: Vec<f64> = segments
         .iter()
         .map(|s| power_mean_db(&track.loudness_db[s.start..s.end]))
@@ -232,6 +242,33 @@ fn decide(
         })
         .collect();
     Ok(Transcription { notes, confidence })
+}
+
+/// `segment` without the frames at either end whose harmonic level lies more than
+/// [`TRIM_DB`] below the note's median, never shorter than `min_frames`; unchanged when
+/// `harmonic_db` does not cover it (a track without harmonic levels).
+fn trimmed(segment: &Segment, harmonic_db: &[f32], min_frames: usize) -> Segment {
+    let Some(levels) = harmonic_db.get(segment.start..segment.end) else {
+        return *segment;
+    };
+    let mut sorted = levels.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let Some(&median) = sorted.get(sorted.len() / 2) else {
+        return *segment;
+    };
+    let floor = median - TRIM_DB;
+    let (mut start, mut end) = (segment.start, segment.end);
+    while end - start > min_frames && harmonic_db[end - 1] < floor {
+        end -= 1;
+    }
+    while end - start > min_frames && harmonic_db[start] < floor {
+        start += 1;
+    }
+    Segment {
+        start,
+        end,
+        ..*segment
+    }
 }
 
 /// The level of the mean power of frames given in dB.

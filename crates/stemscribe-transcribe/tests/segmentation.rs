@@ -125,6 +125,20 @@ fn syllables_on_one_pitch_split_where_the_harmonics_dip() {
 }
 
 #[test]
+fn a_fading_tail_is_trimmed_from_the_note() {
+    // A note whose last 240 ms sound 15 dB below the rest, on the same pitch.
+    let contour = Contour::new()
+        .rest(0.3)
+        .sing(0.6, -20.0, |_| 64.0)
+        .sing(0.24, -35.0, |_| 64.0)
+        .rest(0.3);
+    let melody = notes_from_track(&contour.0, &TranscriptionOptions::default()).expect("sung");
+    assert_eq!(melody.notes.len(), 1, "{melody:?}");
+    assert!((melody.notes[0].start - 0.3).abs() < 0.02, "{melody:?}");
+    assert!((melody.notes[0].end - 0.9).abs() < 0.02, "{melody:?}");
+}
+
+#[test]
 fn rests_are_not_notes() {
     let contour = Contour::new()
         .rest(0.5)
