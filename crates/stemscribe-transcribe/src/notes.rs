@@ -22,9 +22,9 @@ const VELOCITY_RANGE_DB: f64 = 60.0;
 /// many dB below the note's median (a breath, a decay, a consonant before the vowel).
 const TRIM_DB: f32 = 10.0;
 
-/// Choices that change the notes. `hold_secs` was chosen leave-one-recording-out on the
-/// corpus's 15 sight-singing recordings and vocadito, the others on vocadito; see the
-/// README's Transcription section.
+/// Choices that change the notes. `hold_secs`, `min_melody_share` and `min_confidence` were
+/// chosen leave-one-recording-out on the development corpus (`hold_secs` with vocadito too),
+/// `min_note_secs` on vocadito; see the README's Transcription section.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TranscriptionOptions {
     /// Cost of a note in seconds of frames: a new pitch one semitone away becomes a note of
@@ -152,12 +152,12 @@ pub fn evidence(track: &PitchTrack, segments: &[Segment]) -> Evidence {
         } else {
             stable as f64 / voiced.len() as f64
         },
-        // A fold from +0.0: `Sum` of no floats is −0.0, which prints as "-0.0 s".
         held_share: if held.is_empty() {
             0.0
         } else {
             held.iter().filter(|&&h| h).count() as f64 / held.len() as f64
         },
+        // A fold from +0.0: `Sum` of no floats is −0.0, which prints as "-0.0 s".
         sung_secs: durations.iter().fold(0.0, |total, d| total + d),
         median_note_secs: durations.get(durations.len() / 2).copied().unwrap_or(0.0),
         mean_slope: slopes.iter().sum::<f64>() / slopes.len().max(1) as f64,
@@ -180,9 +180,9 @@ pub fn kept_segments(track: &PitchTrack, options: &TranscriptionOptions) -> Vec<
 ///
 /// Confidence is [`Evidence::confidence`]: the mean of the share of voiced frames
 /// (confidence ≥ 0.5) inside a kept note and within 50 cents of its pitch, and the share of
-/// voiced frames whose pitch holds within a quarter semitone over 48 ms. On the corpus, 0.52
-/// to 0.93 for singing (outside two clips the vocal separation fails on), 0.31 to 0.46 for
-/// speech, whose pitch glides instead of settling on notes.
+/// voiced frames whose pitch holds within a quarter semitone over 48 ms. On the development
+/// corpus, 0.52 to 0.89 for sung clips that give notes and 0.24 to 0.46 for speech, whose
+/// pitch glides instead of settling on notes.
 pub fn notes_from_track(
     track: &PitchTrack,
     options: &TranscriptionOptions,
