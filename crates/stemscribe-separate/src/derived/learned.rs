@@ -42,16 +42,14 @@ pub(super) fn learned_masks(
     let bins = magnitude.bins;
     let frames = magnitude.frames();
     let mut tonal: Vec<Vec<f32>> = Vec::with_capacity(SCALES.len());
-    let mut contrast = Vec::new();
-    let mut percussive_share = Vec::new();
+    // The contrast scale's medians across time, kept for the contrast feature, and its
+    // per-frame percussive and total energy.
+    let mut contrast_reference = Vec::new();
+    let mut sums = vec![(0.0_f64, 0.0_f64); frames];
     for (scale, &(time_frames, freq_bins)) in SCALES.iter().enumerate() {
         let harmonic = time_medians(&magnitude, time_frames);
         let mut share = vec![0.0_f32; frames * bins];
         let is_contrast = scale == CONTRAST_SCALE;
-        if is_contrast {
-            contrast = vec![0.0_f32; frames * bins];
-        }
-        let mut sums = vec![(0.0_f64, 0.0_f64); frames];
         share
             .par_chunks_mut(bins)
             .zip(sums.par_iter_mut())
@@ -66,34 +64,39 @@ pub(super) fn learned_masks(
                         let p = p.powi(2);
                         let h = harmonic[f * frames + t].powi(2);
                         *value = (h + EPSILON / 2.0) / (h + p + EPSILON);
-                        sum.0 += f64::from(p);
-                        sum.1 += f64::from(h + p);
+                        if is_contrast {
+                            sum.0 += f64::from(p);
+                            sum.1 += f64::from(h + p);
+                        }
                     }
                 },
             );
         if is_contrast {
-            contrast
-                .par_chunks_mut(bins)
-                .enumerate()
-                .for_each(|(t, out)| {
-                    let row = &magnitude.values[t * bins..(t + 1) * bins];
-                    for (f, value) in out.iter_mut().enumerate() {
-                        let level = decibels(row[f]) - decibels(harmonic[f * frames + t]);
-                        *value = (level / 30.0).clamp(-2.0, 2.0);
-                    }
-                });
-            percussive_share = sums
-                .iter()
-                .map(|&(p, total)| (p / (total + f64::from(EPSILON))) as f32)
-                .collect();
+            contrast_reference = harmonic;
         }
         tonal.push(share);
     }
+    let percussive_share: Vec<f32> = sums
+        .iter()
+        .map(|&(p, total)| (p / (total + f64::from(EPSILON))) as f32)
+        .collect();
 
     let mut level = magnitude.values;
     level.par_iter_mut().for_each(|m| *m = decibels(*m));
     let level = level;
     let row = |t: usize| &level[t * bins..(t + 1) * bins];
+    // `L` against the contrast scale's median across time, from the levels already in dB.
+    let mut contrast = vec![0.0_f32; frames * bins];
+    contrast
+        .par_chunks_mut(bins)
+        .enumerate()
+        .for_each(|(t, out)| {
+            for ((value, &l), f) in out.iter_mut().zip(row(t)).zip(0..) {
+                let above = l - decibels(contrast_reference[f * frames + t]);
+                *value = (above / 30.0).clamp(-2.0, 2.0);
+            }
+        });
+    drop(contrast_reference);
     let flux: Vec<f32> = (0..frames)
         .into_par_iter()
         .map(|t| {

@@ -103,16 +103,27 @@ pub fn derive_stems_each(
             let bins = magnitude.bins;
             let masks =
                 learned::learned_masks(magnitude, accompaniment.sample_rate(), LEARNED_FFT_SIZE);
-            for mask in masks {
-                let mut signals = apply_masks(&stft, accompaniment, 1, |t, gains| {
-                    gains[0].copy_from_slice(&mask[t * bins..(t + 1) * bins]);
-                });
-                if on_stem(signals.remove(0)).is_break() {
-                    return;
-                }
-            }
+            emit_stems(&stft, accompaniment, on_stem, |stem, t, gains| {
+                gains.copy_from_slice(&masks[stem][t * bins..(t + 1) * bins]);
+            });
         }
         DerivedStemsOptions::Median(split) => median_split(accompaniment, split, on_stem),
+    }
+}
+
+/// Synthesises drums, bass and other in turn, `gains(stem, frame, out)` writing each frame's
+/// mask, and hands each to `on_stem` until it breaks.
+fn emit_stems(
+    stft: &Stft,
+    accompaniment: &Audio,
+    on_stem: &mut dyn FnMut(Audio) -> ControlFlow<()>,
+    gains: impl Fn(usize, usize, &mut [f32]) + Sync,
+) {
+    for stem in 0..3 {
+        let mut signals = apply_masks(stft, accompaniment, 1, |t, out| gains(stem, t, &mut out[0]));
+        if on_stem(signals.remove(0)).is_break() {
+            return;
+        }
     }
 }
 
@@ -175,21 +186,16 @@ fn median_split(
             }
         })
         .collect();
-    for stem in 0..3 {
-        let mut signals = apply_masks(&stft, accompaniment, 1, |t, gains| {
-            let shares = tonal[t * bins..(t + 1) * bins].iter().zip(&bass_share);
-            for (gain, (&tonal, &bass)) in gains[0].iter_mut().zip(shares) {
-                *gain = match stem {
-                    0 => 1.0 - tonal,
-                    1 => tonal * bass,
-                    _ => tonal * (1.0 - bass),
-                };
-            }
-        });
-        if on_stem(signals.remove(0)).is_break() {
-            return;
+    emit_stems(&stft, accompaniment, on_stem, |stem, t, gains| {
+        let shares = tonal[t * bins..(t + 1) * bins].iter().zip(&bass_share);
+        for (gain, (&tonal, &bass)) in gains.iter_mut().zip(shares) {
+            *gain = match stem {
+                0 => 1.0 - tonal,
+                1 => tonal * bass,
+                _ => tonal * (1.0 - bass),
+            };
         }
-    }
+    });
 }
 
 #[cfg(test)]
