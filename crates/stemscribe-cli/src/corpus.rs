@@ -38,7 +38,7 @@ pub struct CorpusArgs {
     features: Option<PathBuf>,
     /// Write each clip's pitch contour (`NAME.track.csv`: time, pitch, confidence, broadband
     /// and harmonic level) and annotation (`NAME.notes.csv`) into this directory, with an
-    /// `index.csv`, for fitting the note rules (`scripts/fit_note_rules.py --tracks DIR`).
+    /// `index.csv`, for fitting the note rules (`scripts/fit_note_rules.py DIR`).
     #[arg(long, value_name = "DIR")]
     tracks: Option<PathBuf>,
     #[command(flatten)]

@@ -167,11 +167,16 @@ pub fn evidence(track: &PitchTrack, segments: &[Segment]) -> Evidence {
 
 /// The notes of a contour long enough to keep (at least `min_note_secs`).
 pub fn kept_segments(track: &PitchTrack, options: &TranscriptionOptions) -> Vec<Segment> {
-    let min_frames = (options.min_note_secs / track.frame_period).round() as usize;
+    let min_frames = min_note_frames(track, options);
     segment(track, options.hold_secs)
         .into_iter()
-        .filter(|s| s.end - s.start >= min_frames.max(1))
+        .filter(|s| s.end - s.start >= min_frames)
         .collect()
+}
+
+/// `min_note_secs` in frames of `track`, at least one.
+fn min_note_frames(track: &PitchTrack, options: &TranscriptionOptions) -> usize {
+    ((options.min_note_secs / track.frame_period).round() as usize).max(1)
 }
 
 /// The notes of `track`, or why it holds no sung melody. The decision is made on the notes
@@ -221,7 +226,7 @@ fn decide(
         return Err(NoOutput::NotSung { confidence });
     }
 
-    let min_frames = ((options.min_note_secs / period).round() as usize).max(1);
+    let min_frames = min_note_frames(track, options);
     let segments: Vec<Segment> = segments
         .iter()
         .map(|s| trimmed(s, &track.harmonic_db, min_frames))
