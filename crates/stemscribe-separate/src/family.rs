@@ -30,6 +30,18 @@ pub trait Separate: Send + Sync + fmt::Debug {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<(SourceStem, Audio)>, SeparationError>;
 
+    /// As [`Separate::separate`], for a caller who needs only what lies below `max_hz`: the
+    /// stems are exact there and may be approximate above. A model that can run on the low
+    /// band alone does so, in less time; the others separate the whole band.
+    fn separate_below(
+        &self,
+        audio: &Audio,
+        _max_hz: f32,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
+        self.separate(audio, progress)
+    }
+
     /// Whether its stems are exactly `stems`, in any order.
     fn has_stems(&self, stems: &[SourceStem]) -> bool {
         let wanted: Vec<&str> = stems.iter().map(|s| s.name()).collect();
@@ -226,6 +238,15 @@ impl Separate for ModelFile {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
         self.inner().separate(audio, progress)
+    }
+
+    fn separate_below(
+        &self,
+        audio: &Audio,
+        max_hz: f32,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
+        self.inner().separate_below(audio, max_hz, progress)
     }
 }
 

@@ -116,7 +116,14 @@ pub struct Separator {
     stft: Stft,
     options: SeparationOptions,
     model: Model,
+    /// Whether the network's input leaves its bin axis open, so that it can run on the lowest
+    /// bins alone ([`Separate::separate_below`]).
+    open_bins: bool,
 }
+
+/// A band-limited run feeds the network a multiple of this many bins (Spleeter's U-Net halves
+/// the bin axis six times).
+const BAND_BINS_STEP: usize = 64;
 
 impl Separator {
     /// Loads the model `spec` describes and checks its tensors; it separates with
@@ -136,12 +143,18 @@ impl Separator {
                     .ok_or_else(|| model.mismatch(format!("`{name}` is not a known stem")))
             })
             .collect::<Result<_, _>>()?;
+        let open_bins = model
+            .input(&spec.input)
+            .and_then(|input| input.shape.as_ref())
+            .and_then(|shape| shape.last())
+            .is_some_and(|&bins| bins < 0);
         Ok(Self {
             stft: Stft::new(spec.fft_size, spec.hop),
             stems,
             spec,
             options: SeparationOptions::default(),
             model,
+            open_bins,
         })
     }
 
@@ -164,6 +177,33 @@ impl Separator {
         options: &SeparationOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Audio>, SeparationError> {
+        self.separate_bins(audio, options, self.spec.bins, progress)
+    }
+
+    /// The network bins a run that needs only what lies below `max_hz` feeds it: the fewest
+    /// multiple of 64 bins that reach `max_hz` when the model's bin axis is open, else all of
+    /// them.
+    pub fn bins_below(&self, max_hz: f32) -> usize {
+        if !self.open_bins || !max_hz.is_finite() || max_hz <= 0.0 {
+            return self.spec.bins;
+        }
+        let bin_hz = PROCESSING_RATE as f32 / self.spec.fft_size as f32;
+        let needed = (max_hz / bin_hz).ceil() as usize + 1;
+        needed
+            .div_ceil(BAND_BINS_STEP)
+            .saturating_mul(BAND_BINS_STEP)
+            .min(self.spec.bins)
+    }
+
+    /// [`Separator::separate_with`], feeding the network the lowest `bins` bins only; the
+    /// bins above get `options.high_band`'s treatment.
+    fn separate_bins(
+        &self,
+        audio: &Audio,
+        options: &SeparationOptions,
+        bins: usize,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Audio>, SeparationError> {
         if audio.sample_rate() != PROCESSING_RATE || audio.num_channels() != 2 {
             return Err(SeparationError::InputFormat {
                 rate: audio.sample_rate(),
@@ -173,11 +213,11 @@ impl Separator {
         let len = audio.frames();
         let frames = self.stft.frames(len);
         let layout = WindowLayout::new(frames, self.spec.segment_frames, options.overlap_frames);
-        let mut state = WindowState::new(&self.spec, &self.stft, len);
+        let mut state = WindowState::new(&self.spec, bins, &self.stft, len);
         for k in 0..layout.count {
             let start = k * layout.hop;
             state.analyse(&self.stft, audio, start, frames, options.end_padding);
-            let estimates = self.run_network(&state.magnitude)?;
+            let estimates = self.run_network(&state.magnitude, bins)?;
             state.accumulate_masks(&estimates, &layout);
             let last = k + 1 == layout.count;
             let finished = if last { frames - start } else { layout.hop };
@@ -204,9 +244,14 @@ impl Separator {
             .collect()
     }
 
-    /// Runs the network on one window of magnitudes; returns one estimate per stem.
-    fn run_network(&self, magnitude: &[f32]) -> Result<Vec<Vec<f32>>, SeparationError> {
-        let shape = [1usize, 2, self.spec.segment_frames, self.spec.bins];
+    /// Runs the network on one window of magnitudes, `bins` per frame; returns one estimate
+    /// per stem.
+    fn run_network(
+        &self,
+        magnitude: &[f32],
+        bins: usize,
+    ) -> Result<Vec<Vec<f32>>, SeparationError> {
+        let shape = [1usize, 2, self.spec.segment_frames, bins];
         let input = Input {
             name: &self.spec.input,
             shape: &shape,
@@ -249,6 +294,17 @@ impl Separate for Separator {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
         let stems = self.separate_with(audio, &self.options, progress)?;
+        Ok(self.stems.iter().copied().zip(stems).collect())
+    }
+
+    fn separate_below(
+        &self,
+        audio: &Audio,
+        max_hz: f32,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
+        let bins = self.bins_below(max_hz);
+        let stems = self.separate_bins(audio, &self.options, bins, progress)?;
         Ok(self.stems.iter().copied().zip(stems).collect())
     }
 }
@@ -324,16 +380,17 @@ struct WindowState {
 }
 
 impl WindowState {
-    fn new(spec: &ModelSpec, stft: &Stft, len: usize) -> Self {
+    /// The working set for `spec`'s network fed its lowest `bins` bins.
+    fn new(spec: &ModelSpec, bins: usize, stft: &Stft, len: usize) -> Self {
         let size = spec.segment_frames;
         let stems = spec.stems.len();
         Self {
             size,
-            bins: spec.bins,
+            bins,
             full_bins: stft.bins(),
             spectra: vec![Complex32::default(); 2 * size * stft.bins()],
-            magnitude: vec![0.0; 2 * size * spec.bins],
-            masks: vec![0.0; stems * 2 * size * spec.bins],
+            magnitude: vec![0.0; 2 * size * bins],
+            masks: vec![0.0; stems * 2 * size * bins],
             weight_sums: vec![0.0; size],
             outputs: vec![vec![vec![0.0; stft.padded_len(len)]; 2]; stems],
         }

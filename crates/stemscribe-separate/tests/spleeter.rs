@@ -95,3 +95,61 @@ fn wiener_refinement_keeps_quality() {
         "vocals SDR {vocal_sdr:.2} dB with the Wiener filter"
     );
 }
+
+/// `audio` with everything at or above `hz` removed (one FFT over the whole signal).
+fn below(audio: &Audio, hz: f64) -> Audio {
+    let mut planner = realfft::RealFftPlanner::<f32>::new();
+    let n = audio.frames();
+    let forward = planner.plan_fft_forward(n);
+    let inverse = planner.plan_fft_inverse(n);
+    let cutoff = (hz * n as f64 / f64::from(audio.sample_rate())) as usize;
+    let channels = audio
+        .channels()
+        .iter()
+        .map(|channel| {
+            let mut signal = channel.clone();
+            let mut spectrum = forward.make_output_vec();
+            forward.process(&mut signal, &mut spectrum).unwrap();
+            let from = cutoff.min(spectrum.len());
+            spectrum[from..].fill(Default::default());
+            inverse.process(&mut spectrum, &mut signal).unwrap();
+            signal.iter().map(|s| s / n as f32).collect()
+        })
+        .collect();
+    Audio::new(audio.sample_rate(), channels).unwrap()
+}
+
+#[test]
+fn the_low_band_alone_gives_the_same_vocals_below_it() {
+    use stemscribe_separate::{Separate, SourceStem};
+    let separator = separator();
+    // 5 kHz needs 465 bins of 10.8 Hz: 512, a multiple of 64; the whole band needs all 1024.
+    assert_eq!(separator.bins_below(5_000.0), 512);
+    assert_eq!(separator.bins_below(20_000.0), 1024);
+    assert_eq!(separator.bins_below(f32::INFINITY), 1024);
+    let mix = stem_track(0);
+    let vocals = |stems: Vec<(SourceStem, Audio)>| {
+        stems
+            .into_iter()
+            .find(|(stem, _)| *stem == SourceStem::Vocals)
+            .unwrap()
+            .1
+    };
+    let whole = vocals(separator.separate(&mix, &mut |_| {}).unwrap());
+    let low = vocals(
+        separator
+            .separate_below(&mix, 5_000.0, &mut |_| {})
+            .unwrap(),
+    );
+    assert_eq!(low.frames(), mix.frames());
+    let agreement = global_sdr(&below(&whole, 5_000.0), &below(&low, 5_000.0));
+    assert!(
+        agreement > 25.0,
+        "below 5 kHz the vocals agree to {agreement:.1} dB"
+    );
+    let overall = global_sdr(&whole, &low);
+    assert!(
+        overall < agreement,
+        "above 5 kHz they differ ({overall:.1} dB overall)"
+    );
+}
