@@ -31,8 +31,8 @@ pub trait Separate: Send + Sync + fmt::Debug {
     ) -> Result<Vec<(SourceStem, Audio)>, SeparationError>;
 
     /// As [`Separate::separate`], for a caller who needs only what lies below `max_hz`: the
-    /// stems are exact there and may be approximate above. A model that can run on the low
-    /// band alone does so, in less time; the others separate the whole band.
+    /// stems are close to `separate`'s there and may be rough above. A model that can run on
+    /// the low band alone does so, in less time; the others separate the whole band.
     fn separate_below(
         &self,
         audio: &Audio,
