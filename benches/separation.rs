@@ -98,20 +98,25 @@ fn separation(c: &mut Criterion) {
     });
     group.finish();
 
-    assert_real_time("2track", TARGET_REAL_TIME_FACTOR, || {
+    assert_real_time("2track", CLIP_SECS, TARGET_REAL_TIME_FACTOR, || {
         end_to_end(&engine, &input, SeparationModel::TwoTrackVocal);
     });
     for model in [
         SeparationModel::FourTrackVocal,
         SeparationModel::FourTrackAcc,
     ] {
-        assert_real_time(model.name(), FOUR_TRACK_REAL_TIME_FACTOR, || {
+        assert_real_time(model.name(), CLIP_SECS, FOUR_TRACK_REAL_TIME_FACTOR, || {
             end_to_end(&engine, &input, model);
         });
     }
-    assert_real_time("bs_4track every stem", ALL_STEMS_REAL_TIME_FACTOR, || {
-        every_stem();
-    });
+    assert_real_time(
+        "bs_4track every stem",
+        CLIP_SECS,
+        ALL_STEMS_REAL_TIME_FACTOR,
+        || {
+            every_stem();
+        },
+    );
 }
 
 criterion_group!(benches, separation);

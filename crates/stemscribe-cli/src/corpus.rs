@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use stemscribe_engine::{
     notes_from_track, notes_with_evidence, Audio, Engine, Evidence, NoOutput, PitchTrack,
-    SeparationModel, Transcription, TranscriptionOptions,
+    Transcription, TranscriptionOptions,
 };
 use stemscribe_eval::{mix_over, rms, score_notes, EvalNote, Tolerances, TranscriptionScores};
 
@@ -431,7 +431,7 @@ fn write_track(dir: &Path, clip: &Clip, track: &PitchTrack) -> Result<()> {
 /// Runs the service's steps on one clip, keeping what the report and the features need, and
 /// writing its contour into `tracks` when given.
 fn evaluate(engine: &Engine, clip: Clip, tracks: Option<&Path>) -> Result<Outcome> {
-    let vocals = engine.separate(&clip.audio, SeparationModel::TwoTrackVocal, &mut |_| {})?;
+    let vocals = engine.transcription_vocals(&clip.audio, &mut |_| {})?;
     let track = engine.transcriber()?.track(&vocals, &mut |_| {})?;
     if let Some(dir) = tracks {
         write_track(dir, &clip, &track)?;

@@ -8,8 +8,9 @@
 
 use realfft::RealFftPlanner;
 
-/// Highest harmonic frequency measured, in Hz.
-const MAX_HARMONIC_HZ: f64 = 5000.0;
+/// Highest harmonic frequency measured, in Hz: with the pitch range, the band of a voice that
+/// transcription reads (above it only the broadband loudness, hence velocities, changes).
+pub const MAX_HARMONIC_HZ: f64 = 5000.0;
 /// Floor of the returned levels, in dB.
 const FLOOR_DB: f64 = -140.0;
 

@@ -8,7 +8,7 @@ mod notes;
 mod pitch;
 mod segment;
 
-pub use harmonics::harmonic_levels_db;
+pub use harmonics::{harmonic_levels_db, MAX_HARMONIC_HZ};
 pub use notes::{
     evidence, kept_segments, notes_from_track, notes_with_evidence, Evidence, TranscriptionOptions,
 };
