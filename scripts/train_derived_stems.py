@@ -15,7 +15,13 @@ multitracks' drums), as global SDR of each stem against the masks of the median 
 replaced. The accompaniment here is the sum of the true stems; `stemscribe eval separation`
 measures the engine end to end.
 
+With `--basic-pitch MODEL.onnx` (the Basic Pitch file `stemscribe setup` installs) it prints
+only the held-out figures of a network that also sees Basic Pitch's multi-pitch evidence for
+each bin (`pitch_features`), to compare with the shipped features; the engine does not compute
+them, so no weights are written. It needs onnxruntime too.
+
 usage: scripts/train_derived_stems.py CORPUS_DIR [ROCK_STEM_MP4] [--no-write | --weights-only]
+       scripts/train_derived_stems.py CORPUS_DIR [ROCK_STEM_MP4] --basic-pitch MODEL.onnx
 Needs numpy and scipy, and ffmpeg on PATH (to decode the clips).
 """
 
@@ -25,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import median_filter
-from scipy.signal import istft, stft
+from scipy.signal import istft, resample_poly, stft
 
 SR = 44100
 N = 4096
@@ -126,6 +132,63 @@ def features(mag):
     return np.stack(feats, axis=-1).astype(np.float32)
 
 
+class BasicPitch:
+    """Basic Pitch's posteriorgrams of a clip: contour (3 bins a semitone), note and onset (1 a
+    semitone), from A0, at 22050 / 256 frames a second."""
+
+    WINDOW = 43844
+    OVERLAP = 30 * 256
+
+    def __init__(self, model):
+        import onnxruntime
+        self.session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+
+    def __call__(self, x):
+        mono = resample_poly(x.mean(0).astype(np.float64), 1, 2).astype(np.float32)
+        hop = self.WINDOW - self.OVERLAP
+        half = self.OVERLAP // 2
+        padded = np.concatenate([np.zeros(half, np.float32), mono, np.zeros(self.WINDOW, np.float32)])
+        batch = np.stack([padded[s:s + self.WINDOW] for s in range(0, len(mono) + half, hop)])[:, :, None]
+        frames = len(mono) // 256 + 2
+        outputs = self.session.run(None, {self.session.get_inputs()[0].name: batch})
+        return [o[:, 15:-15, :].reshape(-1, o.shape[-1])[:frames] for o in outputs]
+
+
+def pitch_features(x, bins, frames, basic_pitch):
+    """(bins, frames, 5): for each bin, the strongest contour, note and onset posterior of a
+    pitch it is one of the first six harmonics of; each frame's strongest onset posterior; and
+    whether any pitch below 250 Hz sounds (a bass line)."""
+    posteriors = []
+    for a in basic_pitch(x):
+        centre = np.clip(np.arange(frames) * 2, 0, len(a) - 1)
+        around = [np.clip(centre + d, 0, len(a) - 1) for d in (-1, 0, 1)]
+        posteriors.append(np.maximum.reduce([a[i] for i in around]))
+    contour, note, onset = posteriors
+    hz = np.arange(bins) * SR / N
+    feats = []
+    for a, per_octave in ((contour, 36), (note, 12), (onset, 12)):
+        best = np.zeros((bins, frames), np.float32)
+        for harmonic in range(1, 7):
+            f0 = hz / harmonic
+            index = np.round(per_octave * np.log2(np.maximum(f0, 1e-3) / 27.5)).astype(int)
+            ok = (f0 >= 27.5) & (index >= 0) & (index < a.shape[1])
+            values = np.zeros((bins, frames), np.float32)
+            values[ok] = a[:, index[ok]].T
+            best = np.maximum(best, values)
+        feats.append(best)
+    feats.append(np.repeat(onset.max(1)[None, :], bins, 0))
+    feats.append(np.repeat(contour[:, : int(36 * np.log2(250 / 27.5))].max(1)[None, :], bins, 0))
+    return np.stack(feats, -1).astype(np.float32)
+
+
+def all_features(mag, mix, basic_pitch):
+    """The shipped features, and with `basic_pitch` the pitch features after them."""
+    base = features(mag)
+    if basic_pitch is None:
+        return base
+    return np.concatenate([base, pitch_features(mix, *mag.shape, basic_pitch)], -1)
+
+
 def median_rule(mag):
     """The masks of the median rule (MedianSplit's defaults)."""
     h = median_filter(mag, size=(1, 31), mode="nearest")
@@ -192,7 +255,7 @@ class Network:
                     param -= lr * (m[i] / (1 - 0.9 ** step)) / (np.sqrt(v[i] / (1 - 0.999 ** step)) + 1e-8)
 
 
-def examples(sources, excluded, rng, clips=40, seconds=3.0, per_clip=20000):
+def examples(sources, excluded, rng, basic_pitch=None, clips=40, seconds=3.0, per_clip=20000):
     """Bins drawn in proportion to their energy from synthesised clips of the recordings not in
     `excluded`: features and the stems' magnitude ratios."""
     pools = {k: [s[k] for g, s in sources.items() if k in s and g not in excluded] for k in ("drums", "bass", "other")}
@@ -208,11 +271,12 @@ def examples(sources, excluded, rng, clips=40, seconds=3.0, per_clip=20000):
             src = pool[rng.integers(len(pool))]
             x = crop(src, n, int(rng.integers(0, max(1, src.shape[1] - n))))
             parts.append(x * (10 ** (gain / 20) * 0.05 / max(rms(x), 1e-6)))
-        mag = np.abs(spec(sum(parts))).mean(0)
+        mix = sum(parts)
+        mag = np.abs(spec(mix)).mean(0)
         ratios = [np.abs(spec(p)).mean(0) for p in parts]
         total = sum(ratios) + 1e-10
         target = np.stack([r / total for r in ratios], -1)
-        f = features(mag)
+        f = all_features(mag, mix, basic_pitch)
         w = (mag.astype(np.float64) ** 2).reshape(-1)
         pick = rng.choice(len(w), size=per_clip, p=w / w.sum())
         xs.append(f.reshape(-1, f.shape[-1])[pick])
@@ -220,8 +284,8 @@ def examples(sources, excluded, rng, clips=40, seconds=3.0, per_clip=20000):
     return np.concatenate(xs), np.concatenate(ys).astype(np.float32)
 
 
-def train(sources, excluded, seed=1):
-    x, y = examples(sources, excluded, np.random.default_rng(seed))
+def train(sources, excluded, basic_pitch=None, seed=1):
+    x, y = examples(sources, excluded, np.random.default_rng(seed), basic_pitch)
     net = Network(x.shape[1], np.random.default_rng(seed + 1))
     net.train(x, y, np.random.default_rng(seed + 2))
     return net
@@ -246,17 +310,18 @@ def evaluation_clips(sources):
     return clips
 
 
-def held_out(sources):
+def held_out(sources, basic_pitch=None):
     print("held-out global SDR (dB) of drums, bass, other: median rule -> learned (trained without the clip's recordings)")
     rows = []
     for name, groups, parts in evaluation_clips(sources):
         n = min(p.shape[1] for p in parts)
         parts = [p[:, :n] for p in parts]
-        z = spec(sum(parts))
+        mix = sum(parts)
+        z = spec(mix)
         mag = np.abs(z).mean(0)
         before = [sdr(p, e) for p, e in zip(parts, masked(median_rule(mag), z, n))]
-        net = train(sources, groups)
-        after = [sdr(p, e) for p, e in zip(parts, masked(net.masks(features(mag)), z, n))]
+        net = train(sources, groups, basic_pitch)
+        after = [sdr(p, e) for p, e in zip(parts, masked(net.masks(all_features(mag, mix, basic_pitch)), z, n))]
         rows.append((before, after))
         print(f"  {name}: " + "  ".join(f"{a:6.2f} -> {b:6.2f}" for a, b in zip(before, after)), flush=True)
     for label, sel in (("multitrack clips", [r for r, (name, _, _) in zip(rows, evaluation_clips(sources)) if " " not in name]),
@@ -302,10 +367,21 @@ def write_weights(net):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    argv = sys.argv[1:]
+    basic_pitch = None
+    if "--basic-pitch" in argv:
+        at = argv.index("--basic-pitch")
+        if at + 1 >= len(argv):
+            sys.exit(__doc__)
+        basic_pitch = BasicPitch(argv[at + 1])
+        del argv[at:at + 2]
+    args = [a for a in argv if not a.startswith("--")]
     if not args:
         sys.exit(__doc__)
     sources = load_sources(Path(args[0]), args[1] if len(args) > 1 else None)
+    if basic_pitch is not None:
+        held_out(sources, basic_pitch)
+        return
     if "--weights-only" not in sys.argv:
         held_out(sources)
     if "--no-write" not in sys.argv:
