@@ -123,15 +123,19 @@ pub fn evidence(track: &PitchTrack, segments: &[Segment]) -> Evidence {
         })
         .collect();
     let lag = ((HELD_SECS / period).round() as usize).max(1);
-    let held: Vec<bool> = voiced
+    let followed: Vec<usize> = voiced
         .iter()
-        .filter(|&&t| t + lag < track.len() && track.confidence[t + lag] >= VOICED)
-        .map(|&t| {
+        .copied()
+        .filter(|&t| t + lag < track.len() && track.confidence[t + lag] >= VOICED)
+        .collect();
+    let held = followed
+        .iter()
+        .filter(|&&t| {
             semitones(track.pitch_hz[t])
                 .zip(semitones(track.pitch_hz[t + lag]))
                 .is_some_and(|(a, b)| (a - b).abs() < HELD_SEMITONES)
         })
-        .collect();
+        .count();
     let mut pitches: Vec<f64> = voiced
         .iter()
         .filter_map(|&t| semitones(track.pitch_hz[t]))
@@ -146,22 +150,23 @@ pub fn evidence(track: &PitchTrack, segments: &[Segment]) -> Evidence {
     };
     Evidence {
         duration_secs: track.len() as f64 * period,
-        voiced_share: voiced.len() as f64 / track.len().max(1) as f64,
-        stable_share: if voiced.is_empty() {
-            0.0
-        } else {
-            stable as f64 / voiced.len() as f64
-        },
-        held_share: if held.is_empty() {
-            0.0
-        } else {
-            held.iter().filter(|&&h| h).count() as f64 / held.len() as f64
-        },
+        voiced_share: share(voiced.len(), track.len()),
+        stable_share: share(stable, voiced.len()),
+        held_share: share(held, followed.len()),
         // A fold from +0.0: `Sum` of no floats is −0.0, which prints as "-0.0 s".
         sung_secs: durations.iter().fold(0.0, |total, d| total + d),
         median_note_secs: durations.get(durations.len() / 2).copied().unwrap_or(0.0),
         mean_slope: slopes.iter().sum::<f64>() / slopes.len().max(1) as f64,
         range_semitones: quantile(0.95) - quantile(0.05),
+    }
+}
+
+/// `part / whole`, or 0 when `whole` is 0.
+fn share(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
     }
 }
 
