@@ -7,7 +7,13 @@
 //! `stems/` (mixes with their vocal stem, and a classical duo without voice). Derived: 2 s and
 //! 5 s excerpts of every clip (from the first annotated note for solo singing), and every
 //! solo voice over accompaniments of the corpus (instrumental clips and the stems' backings,
-//! looped) at 0 and −6 dB, scored against the voice's annotation.
+//! looped) at 0 and −6 dB, scored against the voice's annotation. Beside them, as a group of
+//! its own: the vocadito clip of `tests/data` against its annotator A1.
+//!
+//! Where notes are annotated, the report gives beside the F1 scores the pitch ceiling
+//! ([`pitch_ceiling`]): how many annotated notes the tracked pitch agrees with at all, given
+//! the annotation's own boundaries. It tells the tracker's and the annotation's share of a
+//! low COnP from the segmentation's.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,7 +23,10 @@ use stemscribe_engine::{
     notes_from_track, notes_with_evidence, Audio, Engine, Evidence, NoOutput, PitchTrack,
     Transcription, TranscriptionOptions,
 };
-use stemscribe_eval::{mix_over, rms, score_notes, EvalNote, Tolerances, TranscriptionScores};
+use stemscribe_eval::{
+    mix_over, pitch_ceiling, read_notes_csv, rms, score_notes, EvalNote, Tolerances,
+    TranscriptionScores,
+};
 
 use crate::io::{decode_track, find_audio, load_engine, write_bytes, Hardware, PitchArgs};
 
@@ -41,6 +50,15 @@ pub struct CorpusArgs {
     /// `index.csv`, for fitting the note rules (`scripts/fit_note_rules.py DIR`).
     #[arg(long, value_name = "DIR")]
     tracks: Option<PathBuf>,
+    /// A solo voice with careful note annotations, reported as a group of its own beside the
+    /// corpus (not excerpted or mixed): its annotation is read from `NAME_notesA1.csv` beside
+    /// it (vocadito's format). Skipped, with a line on stderr, when the file is missing.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "tests/data/vocadito_1.flac"
+    )]
+    vocadito: PathBuf,
     #[command(flatten)]
     pitch: PitchArgs,
 }
@@ -89,6 +107,9 @@ struct Outcome {
     aligned_conp: Option<f64>,
     /// That median difference, reference minus estimate, in semitones.
     tuning_offset: Option<f64>,
+    /// The COnP F1 that notes with the annotation's own boundaries and the contour's median
+    /// pitch would get ([`pitch_ceiling`]).
+    ceiling: Option<f64>,
     agreement: Option<f64>,
     features: Features,
 }
@@ -211,6 +232,9 @@ fn notes_within(reference: &[EvalNote], start: f64, seconds: f64) -> Vec<EvalNot
         })
         .collect()
 }
+
+/// Confidence at which a frame of a [`PitchTrack`] is voiced (its documented convention).
+const VOICED: f32 = 0.5;
 
 /// Where the voice comes in in the corpus's song (its README: "vocals audible from about 10 s").
 const SONG_VOICE_ONSET_SECS: f64 = 10.0;
@@ -385,6 +409,28 @@ fn gather(args: &CorpusArgs) -> Result<Vec<Clip>> {
             }
         }
     }
+    if args.vocadito.is_file() {
+        let notes_path = args
+            .vocadito
+            .with_file_name(format!("{}_notesA1.csv", stem_name(&args.vocadito)));
+        let text = std::fs::read_to_string(&notes_path)
+            .with_context(|| format!("cannot read {}", notes_path.display()))?;
+        let reference = read_notes_csv(&text)
+            .with_context(|| format!("cannot parse {}", notes_path.display()))?;
+        clips.push(Clip {
+            name: stem_name(&args.vocadito),
+            group: "vocadito (A1)".into(),
+            kind: Kind::Sung,
+            audio: decode_track(&args.vocadito, None)?,
+            reference: Some(reference),
+            vocal_stem: None,
+        });
+    } else {
+        eprintln!(
+            "{} not found: the vocadito group is left out",
+            args.vocadito.display()
+        );
+    }
     Ok(clips)
 }
 
@@ -473,6 +519,15 @@ fn evaluate(engine: &Engine, clip: Clip, tracks: Option<&Path>) -> Result<Outcom
         },
         None => (None, None),
     };
+    let ceiling = clip.reference.as_ref().map(|reference| {
+        let contour: Vec<Option<f64>> = track
+            .pitch_hz
+            .iter()
+            .zip(&track.confidence)
+            .map(|(&hz, &c)| (c >= VOICED).then_some(f64::from(hz)))
+            .collect();
+        pitch_ceiling(reference, &contour, track.frame_period, &tolerances)
+    });
     let agreement = match &clip.vocal_stem {
         Some(stem) => {
             let stem_track = engine.transcriber()?.track(stem, &mut |_| {})?;
@@ -501,6 +556,7 @@ fn evaluate(engine: &Engine, clip: Clip, tracks: Option<&Path>) -> Result<Outcom
         scores,
         aligned_conp,
         tuning_offset,
+        ceiling,
         agreement,
         features,
     })
@@ -612,9 +668,9 @@ fn report(outcomes: &[Outcome]) -> String {
     );
     let _ = writeln!(
         out,
-        "| group | clips | COn | COnP | COnPOff | worst COnP (clip) | COnP tuning-aligned | median |tuning offset| |"
+        "| group | clips | COn | COnP | COnPOff | worst COnP (clip) | COnP tuning-aligned | median |tuning offset| | COnP ceiling (annotated boundaries) | worst ceiling (clip) |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
     for group in &groups {
         let scored: Vec<(&Outcome, &TranscriptionScores)> = outcomes
             .iter()
@@ -641,15 +697,25 @@ fn report(outcomes: &[Outcome]) -> String {
             .filter_map(|(o, _)| o.tuning_offset.map(f64::abs))
             .collect();
         offsets.sort_by(f64::total_cmp);
+        let ceilings: Vec<(&Outcome, f64)> = scored
+            .iter()
+            .filter_map(|(o, _)| o.ceiling.map(|c| (*o, c)))
+            .collect();
+        let worst_ceiling = ceilings
+            .iter()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(o, c)| format!("{c:.3} ({})", o.clip_name))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "| {group} | {} | {:.3} | {:.3} | {:.3} | {worst} | {:.3} | {:.2} st |",
+            "| {group} | {} | {:.3} | {:.3} | {:.3} | {worst} | {:.3} | {:.2} st | {:.3} | {worst_ceiling} |",
             scored.len(),
             mean(|s| s.con.f1),
             mean(|s| s.conp.f1),
             mean(|s| s.conpoff.f1),
             aligned.iter().sum::<f64>() / aligned.len() as f64,
-            offsets.get(offsets.len() / 2).copied().unwrap_or(0.0)
+            offsets.get(offsets.len() / 2).copied().unwrap_or(0.0),
+            ceilings.iter().map(|(_, c)| c).sum::<f64>() / ceilings.len().max(1) as f64
         );
     }
 

@@ -12,6 +12,6 @@ pub use noise::{add_babble, add_noise, NoiseKind};
 pub use separation::{global_sdr, noise_passed_db};
 pub use stemscribe_audio::rms;
 pub use transcription::{
-    match_notes, read_notes_csv, score_notes, EvalNote, NoteCsvError, NoteScores, Tolerances,
-    TranscriptionScores,
+    match_notes, pitch_ceiling, read_notes_csv, score_notes, EvalNote, NoteCsvError, NoteScores,
+    Tolerances, TranscriptionScores,
 };

@@ -203,6 +203,53 @@ fn scores(matches: usize, references: usize, estimates: usize) -> NoteScores {
     }
 }
 
+/// The best COnP F1 any note maker that reads `contour` could reach on `reference` when pitch
+/// is what caps it: every reference note is given its own onset and offset and, as pitch,
+/// the median of the contour's voiced frames inside it, so precision and recall are both the
+/// share of notes whose sung pitch lies within the pitch tolerance of the annotated one. A
+/// note with no voiced frame inside counts as missed. `contour` holds one pitch in Hz per
+/// frame (`None` where unvoiced), frame `i` starting at `i * frame_period` seconds.
+///
+/// It measures the annotation as much as the tracker: an annotation whose pitches sit above
+/// or below the sung ones caps COnP whatever the segmentation does. Without notes it is 0.
+pub fn pitch_ceiling(
+    reference: &[EvalNote],
+    contour: &[Option<f64>],
+    frame_period: f64,
+    tolerances: &Tolerances,
+) -> f64 {
+    if reference.is_empty() || !(frame_period > 0.0) {
+        return 0.0;
+    }
+    let within = reference
+        .iter()
+        .filter(|note| {
+            let first = (note.onset / frame_period).ceil().max(0.0) as usize;
+            let end = ((note.offset / frame_period).ceil().max(0.0) as usize).min(contour.len());
+            let mut cents: Vec<f64> = contour
+                .get(first..end)
+                .unwrap_or_default()
+                .iter()
+                .flatten()
+                .filter(|hz| hz.is_finite() && **hz > 0.0)
+                .map(|hz| 1200.0 * (hz / note.pitch_hz).log2())
+                .collect();
+            if cents.is_empty() {
+                return false;
+            }
+            cents.sort_by(f64::total_cmp);
+            let middle = cents.len() / 2;
+            let median = if cents.len() % 2 == 0 {
+                (cents[middle - 1] + cents[middle]) / 2.0
+            } else {
+                cents[middle]
+            };
+            median.abs() <= tolerances.pitch_cents
+        })
+        .count();
+    within as f64 / reference.len() as f64
+}
+
 /// A line of a note CSV that cannot be read.
 #[derive(Debug, Error, PartialEq)]
 #[error("line {line}: {reason}")]
@@ -262,6 +309,50 @@ mod tests {
     }
 
     const A4: f64 = 440.0;
+
+    #[test]
+    fn pitch_ceiling_counts_notes_whose_median_pitch_is_within_tolerance() {
+        // Frames of 10 ms; two notes of 1 s each.
+        let period = 0.01;
+        let reference = [note(0.0, 1.0, A4), note(1.0, 2.0, A4)];
+        let cents = |c: f64| Some(A4 * 2f64.powf(c / 1200.0));
+        // First note sung 30 cents sharp with a scoop from a semitone below in its first
+        // fifth: the median ignores the scoop. Second note sung 70 cents flat throughout.
+        let mut contour: Vec<Option<f64>> = (0..100)
+            .map(|i| if i < 20 { cents(-100.0) } else { cents(30.0) })
+            .collect();
+        contour.extend((0..100).map(|_| cents(-70.0)));
+        let tolerances = Tolerances::default();
+        assert_eq!(
+            pitch_ceiling(&reference, &contour, period, &tolerances),
+            0.5
+        );
+        // The same contour against an annotation 70 cents lower gets the second note right
+        // and loses the first.
+        let flat = A4 * 2f64.powf(-70.0 / 1200.0);
+        let lower = [note(0.0, 1.0, flat), note(1.0, 2.0, flat)];
+        assert_eq!(pitch_ceiling(&lower, &contour, period, &tolerances), 0.5);
+        // Both right once the tolerance admits 100 cents.
+        let wide = Tolerances {
+            pitch_cents: 100.0,
+            ..tolerances
+        };
+        assert_eq!(pitch_ceiling(&reference, &contour, period, &wide), 1.0);
+    }
+
+    #[test]
+    fn pitch_ceiling_misses_notes_without_voiced_frames() {
+        let reference = [note(0.0, 0.5, A4), note(0.5, 1.0, A4), note(5.0, 6.0, A4)];
+        // Voiced at A4 for the first half second only; the contour ends at 1 s, before the
+        // third note.
+        let contour: Vec<Option<f64>> = (0..100).map(|i| (i < 50).then_some(A4)).collect();
+        let ceiling = pitch_ceiling(&reference, &contour, 0.01, &Tolerances::default());
+        assert!((ceiling - 1.0 / 3.0).abs() < 1e-12, "{ceiling}");
+        assert_eq!(
+            pitch_ceiling(&[], &contour, 0.01, &Tolerances::default()),
+            0.0
+        );
+    }
 
     #[test]
     fn identical_lists_score_one() {
