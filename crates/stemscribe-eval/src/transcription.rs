@@ -218,7 +218,7 @@ pub fn pitch_ceiling(
     frame_period: f64,
     tolerances: &Tolerances,
 ) -> f64 {
-    if reference.is_empty() || !(frame_period > 0.0) {
+    if reference.is_empty() || frame_period.is_nan() || frame_period <= 0.0 {
         return 0.0;
     }
     let within = reference
