@@ -64,6 +64,37 @@ pub fn rms(channels: &[Vec<f32>]) -> f64 {
     (energy / count.max(1) as f64).sqrt()
 }
 
+/// Share of blocks at or below the level [`loud_level_db`] reports.
+const LOUD_QUANTILE: f64 = 0.9;
+
+/// The level of the loud part of `channels`, in dB relative to full scale: blocks of
+/// `block_frames` frames (the last one possibly shorter) each get the mean power of their
+/// samples over every channel, and the block at the 90th percentile of those powers gives
+/// the level. Silence between phrases and a few loud peaks hardly move it, and a gain `g`
+/// applied to the signal moves it by exactly `20 log10 g`. `None` when every block is
+/// digital silence, or there are no samples.
+pub fn loud_level_db(channels: &[Vec<f32>], block_frames: usize) -> Option<f64> {
+    let frames = channels.iter().map(Vec::len).max().unwrap_or(0);
+    let block_frames = block_frames.max(1);
+    let mut powers: Vec<f64> = (0..frames.div_ceil(block_frames))
+        .map(|b| {
+            let range = b * block_frames..((b + 1) * block_frames).min(frames);
+            let (energy, count) = channels.iter().filter_map(|c| c.get(range.clone())).fold(
+                (0.0f64, 0usize),
+                |(e, n), part| {
+                    let sum: f64 = part.iter().map(|&s| f64::from(s).powi(2)).sum();
+                    (e + sum, n + part.len())
+                },
+            );
+            energy / count.max(1) as f64
+        })
+        .collect();
+    powers.sort_by(f64::total_cmp);
+    let last = powers.len().checked_sub(1)?;
+    let power = powers[(last as f64 * LOUD_QUANTILE).round() as usize];
+    (power > 0.0 && power.is_finite()).then(|| 10.0 * power.log10())
+}
+
 fn mix(channels: &[Vec<f32>], gains: &[f32]) -> Vec<f32> {
     let mut out = vec![0.0f32; channels[0].len()];
     for (channel, &gain) in channels.iter().zip(gains) {
@@ -79,6 +110,28 @@ fn mix(channels: &[Vec<f32>], gains: &[f32]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn loud_level_reads_the_loud_part_and_follows_gain_exactly() {
+        // 9 s of a full-scale sine's power (-3 dB) and 1 s of silence, in 100 ms blocks:
+        // the silence and a single full-scale click do not move the level.
+        let rate = 1000;
+        let mut signal: Vec<f32> = (0..9 * rate).map(|i| (i as f32 * 0.37).sin()).collect();
+        signal.extend(vec![0.0; rate]);
+        signal[9 * rate + 10] = 1.0;
+        let level = loud_level_db(&[signal.clone(), signal.clone()], rate / 10);
+        let level = level.expect("not silent");
+        assert!((level + 3.01).abs() < 0.1, "{level}");
+        let quiet: Vec<f32> = signal.iter().map(|s| s * 0.01).collect();
+        let quieter = loud_level_db(&[quiet], rate / 10).expect("not silent");
+        assert!((quieter - (level - 40.0)).abs() < 1e-4, "{quieter}");
+    }
+
+    #[test]
+    fn loud_level_of_silence_is_none() {
+        assert_eq!(loud_level_db(&[vec![0.0; 500]], 100), None);
+        assert_eq!(loud_level_db(&[], 100), None);
+        assert_eq!(loud_level_db(&[Vec::new()], 100), None);
+    }
 
     #[test]
     fn mono_is_mean_and_duplicates_back() {

@@ -111,6 +111,20 @@ impl Audio {
         self.channels
     }
 
+    /// This audio raised so that its loud part ([`loud_level_db`] over 100 ms blocks) lies at
+    /// `dbfs` or above: a quieter input is scaled up to `dbfs`, a louder one or digital
+    /// silence is returned as it is.
+    pub fn with_loud_level_at_least(mut self, dbfs: f32) -> Self {
+        let block = (self.sample_rate / 10).max(1) as usize;
+        if let Some(level) = loud_level_db(&self.channels, block) {
+            if level < f64::from(dbfs) {
+                let gain = 10f64.powf((f64::from(dbfs) - level) / 20.0) as f32;
+                self.channels.iter_mut().flatten().for_each(|s| *s *= gain);
+            }
+        }
+        self
+    }
+
     /// The largest absolute sample value.
     pub fn peak(&self) -> f32 {
         self.channels
@@ -192,12 +206,34 @@ fn check_channel_count(count: usize) -> Result<(), AudioError> {
     }
 }
 
-pub use channels::{mono, remix, rms};
+pub use channels::{loud_level_db, mono, remix, rms};
 pub use resample::StreamResampler;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quiet_audio_is_raised_and_loud_audio_left_alone() {
+        let tone: Vec<f32> = (0..44_100).map(|i| 0.5 * (i as f32 * 0.05).sin()).collect();
+        let loud = Audio::new(44_100, vec![tone.clone(), tone]).expect("valid");
+        let level = |a: &Audio| loud_level_db(a.channels(), 4410).expect("not silent");
+        let before = level(&loud);
+        assert_eq!(loud.clone().with_loud_level_at_least(-30.0), loud);
+        let quiet = Audio::new(
+            44_100,
+            loud.channels()
+                .iter()
+                .map(|c| c.iter().map(|s| s * 1e-3).collect())
+                .collect(),
+        )
+        .expect("valid");
+        let raised = quiet.with_loud_level_at_least(-30.0);
+        assert!((level(&raised) + 30.0).abs() < 1e-3, "{}", level(&raised));
+        assert!(before > -30.0);
+        let silence = Audio::new(44_100, vec![vec![0.0; 100]]).expect("valid");
+        assert_eq!(silence.clone().with_loud_level_at_least(-30.0), silence);
+    }
 
     #[test]
     fn rejects_bad_shapes() {

@@ -32,7 +32,9 @@ pub use mdx::{
     uvr_hash, MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem, MdxStems, MDX_HOP,
     UVR_HASH_BYTES,
 };
-pub use separator::{EndPadding, HighBand, SeparationError, SeparationOptions, Separator};
+pub use separator::{
+    EndPadding, HighBand, SeparationError, SeparationOptions, Separator, LOUD_LEVEL_DBFS,
+};
 pub use spec::{installed_cards, CardError, ModelCard, ModelSpec};
 pub use stemscribe_runtime::Progress;
 pub use stft::Stft;

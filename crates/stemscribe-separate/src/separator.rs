@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 use realfft::num_complex::Complex32;
-use stemscribe_audio::{Audio, AudioError, PROCESSING_RATE};
+use stemscribe_audio::{loud_level_db, Audio, AudioError, PROCESSING_RATE};
 use stemscribe_runtime::{Input, Model, Progress, Runtime, RuntimeError};
 use thiserror::Error;
 
@@ -70,7 +70,7 @@ pub enum EndPadding {
 /// within the 20× real-time budget: the Wiener filter adds about 0.07 dB SDR but costs
 /// about 40 % more time, so it is opt-in; mirroring the end adds 1.5 dB vocal SDR on a
 /// 6.8-second clip, less on a song, since only its last window changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SeparationOptions {
     /// Treatment of the bins above the network's range.
     pub high_band: HighBand,
@@ -82,7 +82,22 @@ pub struct SeparationOptions {
     pub wiener: bool,
     /// The network's input past the song's end.
     pub end_padding: EndPadding,
+    /// Scale what the network reads so that the input's loud part
+    /// ([`stemscribe_audio::loud_level_db`] over 100 ms blocks) lies at this level in dBFS;
+    /// the masks are applied to the unscaled spectra, so the stems keep the input's level.
+    /// The network is not level-invariant: a mix 20 dB quieter loses 4.5 dB of vocal SDR, and
+    /// 30 dB quieter 12.6 dB. `None`: the network reads the input as it is (Spleeter).
+    pub loud_level_dbfs: Option<f32>,
 }
+
+/// The level [`SeparationOptions::default`] brings the loud part of an input to, in dBFS: the
+/// level of mastered music, chosen on the three multitracks at hand (mean vocal SDR 8.73 dB,
+/// against 8.71 dB for the input as it is, 8.72 at −10, 8.67 at −14, 8.57 at −16 and 8.43
+/// at −20).
+pub const LOUD_LEVEL_DBFS: f32 = -12.0;
+
+/// Blocks of this many samples at 44.1 kHz (100 ms) measure the input's loud level.
+const LEVEL_BLOCK_FRAMES: usize = 4410;
 
 impl SeparationOptions {
     /// Spleeter's exact behaviour: back-to-back windows and a silent band above 11 kHz.
@@ -92,6 +107,7 @@ impl SeparationOptions {
             overlap_frames: 0,
             wiener: false,
             end_padding: EndPadding::Silence,
+            loud_level_dbfs: None,
         }
     }
 }
@@ -103,6 +119,7 @@ impl Default for SeparationOptions {
             overlap_frames: 64,
             wiener: false,
             end_padding: EndPadding::Mirror,
+            loud_level_dbfs: Some(LOUD_LEVEL_DBFS),
         }
     }
 }
@@ -214,9 +231,10 @@ impl Separator {
         let frames = self.stft.frames(len);
         let layout = WindowLayout::new(frames, self.spec.segment_frames, options.overlap_frames);
         let mut state = WindowState::new(&self.spec, bins, &self.stft, len);
+        let gain = input_gain(audio, options.loud_level_dbfs);
         for k in 0..layout.count {
             let start = k * layout.hop;
-            state.analyse(&self.stft, audio, start, frames, options.end_padding);
+            state.analyse(&self.stft, audio, start, frames, options.end_padding, gain);
             let estimates = self.run_network(&state.magnitude, bins)?;
             state.accumulate_masks(&estimates, &layout);
             let last = k + 1 == layout.count;
@@ -362,6 +380,15 @@ impl WindowLayout {
     }
 }
 
+/// The factor that brings the loud part of `audio` to `target` dBFS; 1 without a target or
+/// for digital silence.
+fn input_gain(audio: &Audio, target: Option<f32>) -> f32 {
+    match (target, loud_level_db(audio.channels(), LEVEL_BLOCK_FRAMES)) {
+        (Some(target), Some(level)) => 10f64.powf((f64::from(target) - level) / 20.0) as f32,
+        _ => 1.0,
+    }
+}
+
 /// The working set of one window: spectra, network input, mask sums and output signals.
 struct WindowState {
     size: usize,
@@ -405,6 +432,7 @@ impl WindowState {
         start: usize,
         frames: usize,
         end: EndPadding,
+        gain: f32,
     ) {
         let (full_bins, bins) = (self.full_bins, self.bins);
         self.spectra
@@ -423,7 +451,7 @@ impl WindowState {
                     if let Some(source) = source {
                         stft.forward_frame(audio.channel(side), source, scratch, spectrum);
                         for (m, x) in magnitude.iter_mut().zip(spectrum.iter()) {
-                            *m = x.norm();
+                            *m = x.norm() * gain;
                         }
                     } else {
                         spectrum.fill(Complex32::default());
