@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use stemscribe_engine::{
     notes_from_track, notes_with_evidence, Audio, Engine, Evidence, NoOutput, PitchTrack,
-    Transcription, TranscriptionOptions,
+    Transcription, TranscriptionOptions, TRANSCRIPTION_MIN_LEVEL_DBFS,
 };
 use stemscribe_eval::{
     mix_over, pitch_ceiling, read_notes_csv, rms, score_notes, EvalNote, Tolerances,
@@ -484,7 +484,12 @@ fn evaluate(engine: &Engine, clip: Clip, tracks: Option<&Path>) -> Result<Outcom
     }
     let options = TranscriptionOptions::default();
     let (evidence, result) = notes_with_evidence(&track, &options);
-    let level = rms(vocals.channels()) / rms(clip.audio.channels()).max(1e-12);
+    // The vocals come from the clip as transcription raises it.
+    let mix = clip
+        .audio
+        .clone()
+        .with_loud_level_at_least(TRANSCRIPTION_MIN_LEVEL_DBFS);
+    let level = rms(vocals.channels()) / rms(mix.channels()).max(1e-12);
     let features = Features {
         vocal_to_mix_db: 20.0 * level.max(1e-12).log10(),
         evidence,
@@ -530,7 +535,10 @@ fn evaluate(engine: &Engine, clip: Clip, tracks: Option<&Path>) -> Result<Outcom
     });
     let agreement = match &clip.vocal_stem {
         Some(stem) => {
-            let stem_track = engine.transcriber()?.track(stem, &mut |_| {})?;
+            let stem = stem
+                .clone()
+                .with_loud_level_at_least(TRANSCRIPTION_MIN_LEVEL_DBFS);
+            let stem_track = engine.transcriber()?.track(&stem, &mut |_| {})?;
             notes_from_track(&stem_track, &options).ok().map(|t| {
                 let reference: Vec<EvalNote> = t.notes.iter().map(EvalNote::from).collect();
                 score_notes(&reference, &estimate, &tolerances).conp.f1

@@ -46,6 +46,28 @@ fn solo_singing_matches_the_annotation() {
 }
 
 #[test]
+fn a_quiet_recording_is_transcribed_as_a_loud_one() {
+    // vocadito's loud part lies at −32 dBFS; 30 dB lower, the tracker's silence gate and
+    // voicing lost most notes until transcription raised quiet inputs to −35 dBFS.
+    let voice = load("vocadito_1.flac", None);
+    let quiet = Audio::new(
+        voice.sample_rate(),
+        voice
+            .channels()
+            .iter()
+            .map(|c| c.iter().map(|s| s * 10f32.powf(-30.0 / 20.0)).collect())
+            .collect(),
+    )
+    .unwrap();
+    let melody = engine().transcribe_voice(&quiet, &mut |_| {}).unwrap();
+    let reference =
+        read_notes_csv(&std::fs::read_to_string(data("vocadito_1_notesA1.csv")).unwrap()).unwrap();
+    let estimate: Vec<EvalNote> = melody.notes.iter().map(EvalNote::from).collect();
+    let scores = score_notes(&reference, &estimate, &Tolerances::default());
+    assert!(scores.conp.f1 >= 0.80, "COnP {:?}", scores.conp);
+}
+
+#[test]
 fn a_song_gives_notes_with_progress() {
     let mix = load("music_delta_80s_rock.stem.mp4", Some(0));
     let mut seen: Vec<Progress> = Vec::new();
