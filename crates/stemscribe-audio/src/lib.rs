@@ -111,18 +111,25 @@ impl Audio {
         self.channels
     }
 
-    /// This audio raised so that its loud part ([`loud_level_db`] over 100 ms blocks) lies at
-    /// `dbfs` or above: a quieter input is scaled up to `dbfs`, a louder one or digital
-    /// silence is returned as it is.
-    pub fn with_loud_level_at_least(mut self, dbfs: f32) -> Self {
+    /// The factor that brings the loud part of this audio ([`loud_level_db`] over 100 ms
+    /// blocks) to `dbfs`; `None` for digital silence.
+    pub fn gain_to_loud_level(&self, dbfs: f32) -> Option<f32> {
         let block = (self.sample_rate / 10).max(1) as usize;
-        if let Some(level) = loud_level_db(&self.channels, block) {
-            if level < f64::from(dbfs) {
-                let gain = 10f64.powf((f64::from(dbfs) - level) / 20.0) as f32;
-                self.channels.iter_mut().flatten().for_each(|s| *s *= gain);
-            }
-        }
-        self
+        let level = loud_level_db(&self.channels, block)?;
+        Some(10f64.powf((f64::from(dbfs) - level) / 20.0) as f32)
+    }
+
+    /// A copy of this audio scaled up so that its loud part lies at `dbfs`, when it lies
+    /// below; `None` (and no copy) when it is loud enough or digital silence.
+    pub fn raised_to(&self, dbfs: f32) -> Option<Self> {
+        let gain = self.gain_to_loud_level(dbfs).filter(|&g| g > 1.0)?;
+        let mut raised = self.clone();
+        raised
+            .channels
+            .iter_mut()
+            .flatten()
+            .for_each(|s| *s *= gain);
+        Some(raised)
     }
 
     /// The largest absolute sample value.
@@ -219,7 +226,7 @@ mod tests {
         let loud = Audio::new(44_100, vec![tone.clone(), tone]).expect("valid");
         let level = |a: &Audio| loud_level_db(a.channels(), 4410).expect("not silent");
         let before = level(&loud);
-        assert_eq!(loud.clone().with_loud_level_at_least(-30.0), loud);
+        assert_eq!(loud.raised_to(-30.0), None);
         let quiet = Audio::new(
             44_100,
             loud.channels()
@@ -228,11 +235,11 @@ mod tests {
                 .collect(),
         )
         .expect("valid");
-        let raised = quiet.with_loud_level_at_least(-30.0);
+        let raised = quiet.raised_to(-30.0).expect("raised");
         assert!((level(&raised) + 30.0).abs() < 1e-3, "{}", level(&raised));
         assert!(before > -30.0);
         let silence = Audio::new(44_100, vec![vec![0.0; 100]]).expect("valid");
-        assert_eq!(silence.clone().with_loud_level_at_least(-30.0), silence);
+        assert_eq!(silence.raised_to(-30.0), None);
     }
 
     #[test]

@@ -485,10 +485,8 @@ fn evaluate(engine: &Engine, clip: Clip, tracks: Option<&Path>) -> Result<Outcom
     let options = TranscriptionOptions::default();
     let (evidence, result) = notes_with_evidence(&track, &options);
     // The vocals come from the clip as transcription raises it.
-    let mix = clip
-        .audio
-        .clone()
-        .with_loud_level_at_least(TRANSCRIPTION_MIN_LEVEL_DBFS);
+    let raised = clip.audio.raised_to(TRANSCRIPTION_MIN_LEVEL_DBFS);
+    let mix = raised.as_ref().unwrap_or(&clip.audio);
     let level = rms(vocals.channels()) / rms(mix.channels()).max(1e-12);
     let features = Features {
         vocal_to_mix_db: 20.0 * level.max(1e-12).log10(),
@@ -535,10 +533,9 @@ fn evaluate(engine: &Engine, clip: Clip, tracks: Option<&Path>) -> Result<Outcom
     });
     let agreement = match &clip.vocal_stem {
         Some(stem) => {
-            let stem = stem
-                .clone()
-                .with_loud_level_at_least(TRANSCRIPTION_MIN_LEVEL_DBFS);
-            let stem_track = engine.transcriber()?.track(&stem, &mut |_| {})?;
+            let raised = stem.raised_to(TRANSCRIPTION_MIN_LEVEL_DBFS);
+            let stem = raised.as_ref().unwrap_or(stem);
+            let stem_track = engine.transcriber()?.track(stem, &mut |_| {})?;
             notes_from_track(&stem_track, &options).ok().map(|t| {
                 let reference: Vec<EvalNote> = t.notes.iter().map(EvalNote::from).collect();
                 score_notes(&reference, &estimate, &tolerances).conp.f1

@@ -26,7 +26,6 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-use stemscribe_audio::loud_level_db;
 pub use stemscribe_audio::{Audio, AudioError, PROCESSING_RATE};
 pub use stemscribe_decode::{
     decode, decode_file, decode_native, decode_raw_pcm, probe_duration_secs, DecodeError,
@@ -156,23 +155,11 @@ impl SeparationModel {
 }
 
 /// The level, in dBFS, that transcription raises a quieter input's loud part to before
-/// separating and tracking it ([`Audio::with_loud_level_at_least`]). The pitch tracker's
+/// separating and tracking it ([`Audio::raised_to`]). The pitch tracker's
 /// silence gate and voicing are not level-invariant: a sung recording whose loud part lies at
 /// −45 dBFS gave notes on half the sight-singing clips. Every clip of the development corpus
 /// (−9 to −27 dBFS) and vocadito (−32) is louder than this, so none of them changes.
 pub const TRANSCRIPTION_MIN_LEVEL_DBFS: f32 = -35.0;
-
-/// `audio` raised to [`TRANSCRIPTION_MIN_LEVEL_DBFS`] when its loud part lies below it;
-/// `None` (no copy) when it is loud enough or silent.
-fn raised_if_quiet(audio: &Audio) -> Option<Audio> {
-    let block = (audio.sample_rate() / 10).max(1) as usize;
-    let level = loud_level_db(audio.channels(), block)?;
-    (level < f64::from(TRANSCRIPTION_MIN_LEVEL_DBFS)).then(|| {
-        audio
-            .clone()
-            .with_loud_level_at_least(TRANSCRIPTION_MIN_LEVEL_DBFS)
-    })
-}
 
 /// The stems of a four-track split, in the order [`Engine::separate_all`] returns them.
 pub const FOUR_STEMS: [SourceStem; 4] = [
@@ -398,7 +385,7 @@ impl Engine {
         audio: &Audio,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Audio, EngineError> {
-        let raised = raised_if_quiet(audio);
+        let raised = audio.raised_to(TRANSCRIPTION_MIN_LEVEL_DBFS);
         let mut stems = self.two_stems.separate_below(
             raised.as_ref().unwrap_or(audio),
             MAX_HARMONIC_HZ as f32,
@@ -414,7 +401,7 @@ impl Engine {
         voice: &Audio,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Transcription, EngineError> {
-        let raised = raised_if_quiet(voice);
+        let raised = voice.raised_to(TRANSCRIPTION_MIN_LEVEL_DBFS);
         Ok(self
             .transcriber()?
             .transcribe(raised.as_ref().unwrap_or(voice), progress)?)

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 use realfft::num_complex::Complex32;
-use stemscribe_audio::{loud_level_db, Audio, AudioError, PROCESSING_RATE};
+use stemscribe_audio::{Audio, AudioError, PROCESSING_RATE};
 use stemscribe_runtime::{Input, Model, Progress, Runtime, RuntimeError};
 use thiserror::Error;
 
@@ -95,9 +95,6 @@ pub struct SeparationOptions {
 /// against 8.71 dB for the input as it is, 8.72 at −10, 8.67 at −14, 8.57 at −16 and 8.43
 /// at −20).
 pub const LOUD_LEVEL_DBFS: f32 = -12.0;
-
-/// Blocks of this many samples at 44.1 kHz (100 ms) measure the input's loud level.
-const LEVEL_BLOCK_FRAMES: usize = 4410;
 
 impl SeparationOptions {
     /// Spleeter's exact behaviour: back-to-back windows and a silent band above 11 kHz.
@@ -231,7 +228,10 @@ impl Separator {
         let frames = self.stft.frames(len);
         let layout = WindowLayout::new(frames, self.spec.segment_frames, options.overlap_frames);
         let mut state = WindowState::new(&self.spec, bins, &self.stft, len);
-        let gain = input_gain(audio, options.loud_level_dbfs);
+        let gain = options
+            .loud_level_dbfs
+            .and_then(|target| audio.gain_to_loud_level(target))
+            .unwrap_or(1.0);
         for k in 0..layout.count {
             let start = k * layout.hop;
             state.analyse(&self.stft, audio, start, frames, options.end_padding, gain);
@@ -377,15 +377,6 @@ impl WindowLayout {
             count,
             weights,
         }
-    }
-}
-
-/// The factor that brings the loud part of `audio` to `target` dBFS; 1 without a target or
-/// for digital silence.
-fn input_gain(audio: &Audio, target: Option<f32>) -> f32 {
-    match (target, loud_level_db(audio.channels(), LEVEL_BLOCK_FRAMES)) {
-        (Some(target), Some(level)) => 10f64.powf((f64::from(target) - level) / 20.0) as f32,
-        _ => 1.0,
     }
 }
 
