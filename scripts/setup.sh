@@ -9,9 +9,9 @@
 #   pesto.onnx                 PESTO pitch tracker from `pesto-pitch`, converted, and pesto.reference/
 #   fcpe.onnx                  FCPE pitch tracker from `torchfcpe`, converted, and fcpe.reference/
 #   tiny-4stems/               a random-weight 4-stem test model, its card and numpy reference
-#                              outputs (scripts/make_tiny_separator.py), for the tests
+#                              outputs (scripts/test/make_tiny_separator.py), for the tests
 #   mdx-twin/, demucs-twin/    random-weight twins of UVR MDX-Net and HT-Demucs ONNX models with
-#                              the stems their references give (scripts/make_{mdx,demucs}_twin.py),
+#                              the stems their references give (scripts/test/make_{mdx,demucs}_twin.py),
 #                              for tests and benches
 # With --gpu, also:
 #   lib/gpu/                   ONNX Runtime 1.31.1's GPU build (`onnxruntime-gpu`) with its CUDA
@@ -141,17 +141,17 @@ make_test_models() {
     if [ ! -f "$dest/tiny-4stems/tiny-4stems.card.toml" ]; then
         make_venv
         say "generating the tiny 4-stem test model"
-        "$venv/bin/python" "$root/scripts/make_tiny_separator.py" "$dest/tiny-4stems"
+        "$venv/bin/python" "$root/scripts/test/make_tiny_separator.py" "$dest/tiny-4stems"
     fi
     if [ ! -f "$dest/mdx-twin/secondary-denoise.f32" ]; then
         make_venv
         say "generating the MDX-Net twins"
-        "$venv/bin/python" "$root/scripts/make_mdx_twin.py" "$dest/mdx-twin"
+        "$venv/bin/python" "$root/scripts/test/make_mdx_twin.py" "$dest/mdx-twin"
     fi
     if [ ! -f "$dest/demucs-twin/other.f32" ]; then
         make_venv
         say "generating the HT-Demucs twins"
-        "$venv/bin/python" "$root/scripts/make_demucs_twin.py" "$dest/demucs-twin"
+        "$venv/bin/python" "$root/scripts/test/make_demucs_twin.py" "$dest/demucs-twin"
     fi
 }
 
@@ -197,20 +197,20 @@ extract torchfcpe-0.0.4-py3-none-any.whl fcpe torchfcpe/assets/fcpe_c_v001.pt
 make_venv
 
 say "converting the Spleeter 2-stem checkpoints to ONNX"
-"$venv/bin/python" "$root/scripts/convert_spleeter.py" \
+"$venv/bin/python" "$root/scripts/setup/convert_spleeter.py" \
     "$stage/spleeter/testcheckpoint0.ckpt" "$stage/spleeter/testcheckpoint1.ckpt" \
     "$stage/spleeter-2stems.onnx"
 
 say "converting the CREPE checkpoints to ONNX"
 for capacity in tiny full; do
-    "$venv/bin/python" "$root/scripts/convert_crepe.py" "$capacity" "$stage/crepe/$capacity.pth" \
+    "$venv/bin/python" "$root/scripts/setup/convert_crepe.py" "$capacity" "$stage/crepe/$capacity.pth" \
         "$stage/crepe-$capacity.onnx" --reference "$stage/crepe-$capacity.reference"
 done
 say "converting the PESTO checkpoint to ONNX"
-"$venv/bin/python" "$root/scripts/convert_pesto.py" "$stage/pesto/mir-1k_g7.ckpt" "$stage/pesto.onnx" \
+"$venv/bin/python" "$root/scripts/setup/convert_pesto.py" "$stage/pesto/mir-1k_g7.ckpt" "$stage/pesto.onnx" \
     --reference "$stage/pesto.reference"
 say "converting the FCPE checkpoint to ONNX"
-"$venv/bin/python" "$root/scripts/convert_fcpe.py" "$stage/fcpe/fcpe_c_v001.pt" "$stage/fcpe.onnx" \
+"$venv/bin/python" "$root/scripts/setup/convert_fcpe.py" "$stage/fcpe/fcpe_c_v001.pt" "$stage/fcpe.onnx" \
     --reference "$stage/fcpe.reference"
 
 mkdir -p "$dest/lib"

@@ -1,7 +1,7 @@
 """The Python API: results, errors, progress, threads, and sameness with the command line.
 
 Needs the runtime and models from scripts/setup.sh; ``STEMSCRIBE_BIN`` names the
-``stemscribe`` binary to compare with (scripts/test_python.sh sets it).
+``stemscribe`` binary to compare with (scripts/test/python.sh sets it).
 """
 
 import json

@@ -1,5 +1,5 @@
 //! Prints `FRAMES RATE CHANNELS` of a file decoded at its own rate and width, for comparing
-//! decoded lengths with other decoders (`scripts/check_decoded_lengths.sh`); with a second
+//! decoded lengths with other decoders (`scripts/test/check_decoded_lengths.sh`); with a second
 //! argument, decodes under that duration limit in seconds, as the server does.
 
 use std::process::ExitCode;

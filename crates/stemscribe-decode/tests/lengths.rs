@@ -1,6 +1,6 @@
 //! Decoded lengths of the streams that cannot be trusted to declare them: MP3 without a
 //! Xing/LAME header (many files in the wild) and ADTS AAC. The fixtures are encoded here by
-//! the project's own encoders; `scripts/check_decoded_lengths.sh` compares with ffmpeg.
+//! the project's own encoders; `scripts/test/check_decoded_lengths.sh` compares with ffmpeg.
 
 use stemscribe_audio::Audio;
 use stemscribe_decode::{decode, decode_native, DecodeError, DecodeOptions};

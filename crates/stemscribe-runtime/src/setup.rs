@@ -1,5 +1,5 @@
 //! Installing what the runtime loads, from an installed binary: the setup kit
-//! (`scripts/setup.sh`, the converters it runs, the pinned requirements and checksums) is
+//! (`scripts/setup.sh`, the converters it runs from `scripts/setup/`, the pinned requirements and checksums) is
 //! compiled in, written to a scratch folder and run there, so that `stemscribe setup` and the
 //! Python package's `stemscribe.setup()` need no checkout. The kit reaches only PyPI.
 
@@ -21,28 +21,28 @@ const KIT: &[(&str, &str)] = &[
         include_str!("../../../scripts/setup.sh"),
     ),
     (
-        "scripts/convert_spleeter.py",
-        include_str!("../../../scripts/convert_spleeter.py"),
+        "scripts/setup/convert_spleeter.py",
+        include_str!("../../../scripts/setup/convert_spleeter.py"),
     ),
     (
-        "scripts/convert_crepe.py",
-        include_str!("../../../scripts/convert_crepe.py"),
+        "scripts/setup/convert_crepe.py",
+        include_str!("../../../scripts/setup/convert_crepe.py"),
     ),
     (
-        "scripts/convert_pesto.py",
-        include_str!("../../../scripts/convert_pesto.py"),
+        "scripts/setup/convert_pesto.py",
+        include_str!("../../../scripts/setup/convert_pesto.py"),
     ),
     (
-        "scripts/convert_fcpe.py",
-        include_str!("../../../scripts/convert_fcpe.py"),
+        "scripts/setup/convert_fcpe.py",
+        include_str!("../../../scripts/setup/convert_fcpe.py"),
     ),
     (
-        "scripts/torch_checkpoint.py",
-        include_str!("../../../scripts/torch_checkpoint.py"),
+        "scripts/setup/torch_checkpoint.py",
+        include_str!("../../../scripts/setup/torch_checkpoint.py"),
     ),
     (
-        "scripts/tracker_common.py",
-        include_str!("../../../scripts/tracker_common.py"),
+        "scripts/setup/tracker_common.py",
+        include_str!("../../../scripts/setup/tracker_common.py"),
     ),
     (
         "models/requirements-assets.txt",
@@ -247,7 +247,10 @@ mod tests {
             let in_scripts = word.ends_with(".py") && !generator;
             let in_models = word.ends_with(".txt") || word.ends_with(".sha256");
             if in_scripts {
-                assert!(kit_has(&format!("scripts/{word}")), "setup.sh runs {word}");
+                assert!(
+                    kit_has(&format!("scripts/setup/{word}")),
+                    "setup.sh runs {word}"
+                );
             }
             if in_models {
                 assert!(kit_has(&format!("models/{word}")), "setup.sh reads {word}");
@@ -260,7 +263,7 @@ mod tests {
                     .or_else(|| line.strip_prefix("from "))
                     .and_then(|rest| rest.split([' ', '.', ',']).next())
                     .unwrap_or_default();
-                let local = format!("scripts/{module}.py");
+                let local = format!("scripts/setup/{module}.py");
                 if !module.is_empty() && root.join(&local).is_file() {
                     assert!(kit_has(&local), "{path} imports {module}");
                 }

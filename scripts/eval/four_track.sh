@@ -7,21 +7,21 @@
 # every clip with stems in the corpus (../shared/data/corpus, eval only; skipped when absent),
 # with the mean and the worst over the clips. Needs scripts/setup.sh to have run.
 #
-# usage: scripts/eval_four_track.sh [STEMS_FILE] [CORPUS_DIR]
+# usage: scripts/eval/four_track.sh [STEMS_FILE] [CORPUS_DIR]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 stems="${1:-tests/data/music_delta_80s_rock.stem.mp4}"
 corpus="${2:-../shared/data/corpus}"
-cargo build --release -q -p stemscribe-cli
-bin=target/release/stemscribe
+cargo build --release -q -p stemscribe-lab
+lab=target/release/stemscribe-lab
 echo "== per-stem global SDR, bs_4track (derived stems unless a four-stem card is installed)"
-"$bin" eval separation --stems-file "$stems" --model bs_4track_vocal
+"$lab" separation --stems-file "$stems" --model bs_4track_vocal
 echo "== 2track for comparison"
-"$bin" eval separation --stems-file "$stems" --model 2track_vocal
+"$lab" separation --stems-file "$stems" --model 2track_vocal
 echo "== denoising"
 if [ -d "$corpus/stems" ]; then
-  "$bin" eval noise --stems-file "$stems" --corpus "$corpus"
+  "$lab" noise --stems-file "$stems" --corpus "$corpus"
 else
   echo "(no corpus at $corpus: the musdb7 clip alone, without babble)"
-  "$bin" eval noise --stems-file "$stems"
+  "$lab" noise --stems-file "$stems"
 fi

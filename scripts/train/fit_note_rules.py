@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Chooses the note segmentation's settings on the corpus, leave-one-recording-out.
 
-Reads the contours `stemscribe eval corpus --tracks DIR` writes (the engine's own pitch track
+Reads the contours `stemscribe-lab corpus --tracks DIR` writes (the engine's own pitch track
 of every clip's separated voice, with its broadband and harmonic levels, and the annotation
 where there is one), re-segments every annotated clip with the engine's rule
 (`crates/stemscribe-transcribe/src/segment.rs`, re-written here in numpy) for every setting on
@@ -19,7 +19,7 @@ figures: every clip made from one recording (the recording, its excerpts, its vo
 each backing) is held out together, the setting that scores best (mean COnP + COnPOff) on the
 other recordings' clips is chosen, and the held-out clips are scored with it.
 
-usage: scripts/fit_note_rules.py DIR
+usage: scripts/train/fit_note_rules.py DIR
 Needs numpy and mir_eval.
 """
 
@@ -150,7 +150,7 @@ def load(directory):
 
 def main():
     if len(sys.argv) != 2:
-        sys.exit("usage: scripts/fit_note_rules.py DIR")
+        sys.exit("usage: scripts/train/fit_note_rules.py DIR")
     clips = load(sys.argv[1])
     groups = sorted({c["group"] for c in clips})
     sources = sorted({c["source"] for c in clips})

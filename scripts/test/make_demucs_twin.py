@@ -55,7 +55,7 @@ def build_model(weights, segment, stems):
         [helper.make_tensor_value_info("stems", TensorProto.FLOAT, [1, stems, 2, segment])],
         inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="stemscribe scripts/make_demucs_twin.py", ir_version=9)
+                              producer_name="stemscribe scripts/test/make_demucs_twin.py", ir_version=9)
     onnx.checker.check_model(model)
     return model
 

@@ -65,7 +65,7 @@ def build_model(weights, dim_f, dim_t):
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 4, dim_f, dim_t])],
         inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="stemscribe scripts/make_mdx_twin.py", ir_version=9)
+                              producer_name="stemscribe scripts/test/make_mdx_twin.py", ir_version=9)
     onnx.checker.check_model(model)
     return model
 

@@ -5,9 +5,9 @@
 # (the targets are safe Rust). A crash leaves its input in fuzz/artifacts/TARGET/ and makes
 # this script exit non-zero; turn each into a regression test before fixing it.
 #
-# usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
+# usage: scripts/test/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 seconds="${1:-60}"
 shift || true

@@ -12,7 +12,7 @@ Before the weights that ship (trained on every recording) it prints held-out fig
 evaluation clip is scored by a network trained without any recording it is made of (the three
 multitrack clips, and quiet-drum ensembles built from the two tky823 songs' dry stems and the
 multitracks' drums), as global SDR of each stem against the masks of the median rule it
-replaced. The accompaniment here is the sum of the true stems; `stemscribe eval separation`
+replaced. The accompaniment here is the sum of the true stems; `stemscribe-lab separation`
 measures the engine end to end.
 
 With `--basic-pitch MODEL.onnx` (the Basic Pitch file `stemscribe setup` installs) it prints
@@ -20,8 +20,8 @@ only the held-out figures of a network that also sees Basic Pitch's multi-pitch 
 each bin (`pitch_features`), to compare with the shipped features; the engine does not compute
 them, so no weights are written. It needs onnxruntime too.
 
-usage: scripts/train_derived_stems.py CORPUS_DIR [ROCK_STEM_MP4] [--no-write | --weights-only]
-       scripts/train_derived_stems.py CORPUS_DIR [ROCK_STEM_MP4] --basic-pitch MODEL.onnx
+usage: scripts/train/derived_stems.py CORPUS_DIR [ROCK_STEM_MP4] [--no-write | --weights-only]
+       scripts/train/derived_stems.py CORPUS_DIR [ROCK_STEM_MP4] --basic-pitch MODEL.onnx
 Needs numpy and scipy, and ffmpeg on PATH (to decode the clips).
 """
 
@@ -42,7 +42,7 @@ HIDDEN = 24
 OCTAVE_CENTRES = 8
 OCTAVE_SPAN = 10.0
 EPS = 1e-10
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = ROOT / "crates/stemscribe-separate/src/derived/weights.rs"
 
 
@@ -341,7 +341,7 @@ def rust_array(values):
 
 def write_weights(net):
     lines = [
-        "//! The derived stems' network, written by `scripts/train_derived_stems.py` (trained on the",
+        "//! The derived stems' network, written by `scripts/train/derived_stems.py` (trained on the",
         "//! corpus's stems; see that script): do not edit by hand.",
         "",
         "/// `(frames, bins)` of each pair of median filters whose tonal share is a feature.",

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """How little of an added noise any time-frequency mask can pass: the bound behind the
-denoising targets of `stemscribe eval noise` (issue 14, item 2).
+denoising targets of `stemscribe-lab noise` (issue 14, item 2).
 
 The measure is the engine's: the energy of output(noisy) - output(clean) against the added
 noise's, in dB. Here output(clean) is the ideal one, the true stem (vocals, or the mix minus
@@ -21,7 +21,7 @@ engine's spectra and levels (white; pink by Paul Kellet's filter; 50 Hz hum, ten
 Clips: every corpus clip with stems, and the MUSDB18 sample in tests/data (eval only; the
 corpus is not redistributable). Needs numpy, scipy, soundfile, and ffmpeg on PATH.
 
-usage: scripts/noise_mask_bound.py CORPUS_DIR [FFT_SIZE]   (FFT_SIZE 4096 by default, hop /4)
+usage: scripts/eval/noise_mask_bound.py CORPUS_DIR [FFT_SIZE]   (FFT_SIZE 4096 by default, hop /4)
 """
 
 import subprocess
@@ -130,7 +130,7 @@ def main():
         sys.exit(__doc__)
     corpus = Path(sys.argv[1])
     fft_size = int(sys.argv[2]) if len(sys.argv) > 2 else 4096
-    rock = Path(__file__).resolve().parent.parent / "tests/data/music_delta_80s_rock.stem.mp4"
+    rock = Path(__file__).resolve().parents[2] / "tests/data/music_delta_80s_rock.stem.mp4"
     rng = np.random.default_rng(7)
     voices = speech_voices(corpus)
     rows = []

@@ -1,7 +1,7 @@
 """Transcribes audio files with Basic Pitch (basic-pitch 0.4.0's own inference and note creation,
 default thresholds) running the ONNX model `scripts/setup.sh` installed as
 `models/installed/basic-pitch-nmp.onnx` (the wheel's `nmp.onnx`) and writes each result as the JSON note list that
-`stemscribe midi --json` writes, so that `stemscribe eval transcription` scores both alike.
+`stemscribe midi --json` writes, so that `stemscribe-lab transcription` scores both alike.
 
 Usage: basic_pitch_baseline.py OUT_DIR AUDIO...   (writes OUT_DIR/<stem>.basic-pitch.json)
 """
@@ -12,7 +12,7 @@ import sys
 
 from basic_pitch.inference import predict
 
-MODEL = pathlib.Path(__file__).resolve().parent.parent / "models/installed/basic-pitch-nmp.onnx"
+MODEL = pathlib.Path(__file__).resolve().parents[2] / "models/installed/basic-pitch-nmp.onnx"
 
 
 def main() -> None:

@@ -3,9 +3,9 @@
 # format decodes at the requested rate and channel count and within one codec frame of the
 # input's length. Prints one line per case; exits non-zero on any mismatch.
 #
-# usage: scripts/check_output_formats.sh [INPUT]   (default: tests/data/rock_mix.wav, 3.0 s)
+# usage: scripts/test/check_output_formats.sh [INPUT]   (default: tests/data/rock_mix.wav, 3.0 s)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 input="${1:-tests/data/rock_mix.wav}"
 bin=target/release/stemscribe
 cargo build --release -q -p stemscribe-cli

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fits and checks the decision between singing and not singing on the corpus features.
 
-Reads the CSV that `stemscribe eval corpus --features FILE` writes (one line per clip: the
+Reads the CSV that `stemscribe-lab corpus --features FILE` writes (one line per clip: the
 separated vocal's level, the evidence of its pitch contour and the confidence the engine
 computes from it) and compares decision rules
 with leave-one-source-out: every clip derived from one recording (its excerpts, its mixtures
@@ -9,7 +9,7 @@ with a voice) is held out together, the rule is fitted on the rest, and the held
 decided by it. Prints each rule's held-out errors, the worst clips, and the ROC AUC of its
 score, then the weights of the chosen rule fitted on everything (the numbers the engine uses).
 
-usage: scripts/fit_singing_decision.py FEATURES.csv
+usage: scripts/train/fit_singing_decision.py FEATURES.csv
 Needs numpy (the project's .venv has it).
 """
 

@@ -1,6 +1,6 @@
 """Throughput of stemscribe.ray on a local two-node Ray cluster against the single-process CLI.
 
-    python scripts/bench_ray.py [--songs 8] [--seconds 180] [--model 2track_vocal]
+    python scripts/eval/bench_ray.py [--songs 8] [--seconds 180] [--model 2track_vocal]
                                 [--binary target/release/stemscribe] [--work DIR]
 
 Makes ``--songs`` inputs of ``--seconds`` each (tests/data/rock_mix.wav repeated, 16-bit WAV),
@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_inputs(folder: Path, songs: int, seconds: float) -> list[Path]:

@@ -7,7 +7,7 @@ transcribed, each as it is and changed as the perturbation says. Prints per pert
 decisions (sung inputs that give notes, speech refused) and the mean and worst COnP F1 of the
 voices against their annotations (mir_eval: 50 ms, 50 cents).
 
-usage: scripts/eval_robustness.py CORPUS [PERTURBATION ...]
+usage: scripts/eval/robustness.py CORPUS [PERTURBATION ...]
 perturbations: clean gain-30dB gain-45dB gain+6dB lowpass4k noise20dB reverb0.6s (default: all)
 Needs numpy, scipy, soundfile and mir_eval, and a release build (target/release/stemscribe).
 """
@@ -26,7 +26,7 @@ import scipy.signal as ss
 import soundfile as sf
 
 RATE = 44100
-BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "stemscribe")
+BIN = os.path.join(os.path.dirname(__file__), "..", "..", "target", "release", "stemscribe")
 rng = np.random.default_rng(1)
 
 
