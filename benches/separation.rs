@@ -1,8 +1,8 @@
 //! Separation speed: a 30 s clip, decode (WAV) + separation + WAV encode, end to end, for
 //! `2track_vocal` and `bs_4track_vocal`, and every four-track stem (`--stems`); and the
 //! separation alone by Spleeter and by random-weight twins at full tensor size of a UVR
-//! MDX-Net model (`scripts/make_mdx_twin.py`: n_fft 6144, dim_f 3072, dim_t 256, as
-//! UVR-MDX-NET-Inst_HQ_3) and of an HT-Demucs ONNX export (`scripts/make_demucs_twin.py`:
+//! MDX-Net model (`scripts/test/make_mdx_twin.py`: n_fft 6144, dim_f 3072, dim_t 256, as
+//! UVR-MDX-NET-Inst_HQ_3) and of an HT-Demucs ONNX export (`scripts/test/make_demucs_twin.py`:
 //! 343,980-sample segments, four stems), side by side. The twins' networks are small, so their
 //! time is mostly each family's framing, transforms and chunking; a real model adds its
 //! network's time.
@@ -15,9 +15,11 @@ use std::time::Duration;
 
 use criterion::{criterion_group, Criterion, Throughput};
 use stemscribe_benches::{assert_real_time, song_clip_wav, CLIP_SECS};
+use stemscribe_engine::runtime::Runtime;
+use stemscribe_engine::separate::{MdxModel, MdxParams, ModelFile, Separate};
 use stemscribe_engine::{
-    decode, encode_to_vec, DecodeOptions, Engine, EngineConfig, MdxModel, MdxParams, ModelFile,
-    OutputFormat, OutputSpec, Runtime, RuntimeConfig, Separate, SeparationModel, WavSampleFormat,
+    decode, encode_to_vec, DecodeOptions, Engine, EngineConfig, OutputFormat, OutputSpec,
+    RuntimeConfig, SeparationModel, WavSampleFormat,
 };
 
 /// Real-time factor the end-to-end 2-stem path must reach.

@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use criterion::{criterion_group, Criterion, Throughput};
 use stemscribe_benches::{assert_real_time, song_clip, song_wav_of};
+use stemscribe_engine::runtime::Runtime;
+use stemscribe_engine::transcribe::Transcriber;
 use stemscribe_engine::{
-    decode, to_smf, DecodeOptions, Engine, EngineConfig, PitchModel, Runtime, RuntimeConfig,
-    SmfOptions, Transcriber, TranscriptionOptions,
+    decode, to_smf, DecodeOptions, Engine, EngineConfig, PitchModel, RuntimeConfig, SmfOptions,
+    TranscriptionOptions,
 };
 
 /// Seconds each pitch tracker tracks per iteration (CREPE full needs about 2.5 s per second).

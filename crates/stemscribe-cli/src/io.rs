@@ -64,7 +64,7 @@ pub fn load_engine(hardware: Hardware, mut config: EngineConfig) -> Result<Engin
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct PitchArgs {
     /// Pitch tracker: swift-f0, crepe-tiny, crepe-full, pesto or fcpe (installed by scripts/setup.sh;
-    /// README.md compares them).
+    /// docs/quality.md compares them).
     #[arg(long, value_name = "MODEL", default_value_t = PitchModel::default())]
     pub pitch_model: PitchModel,
 }
@@ -118,10 +118,10 @@ pub struct Input {
 }
 
 /// The default of `--max-duration`: the invoke API's limit.
-pub(crate) const DEFAULT_MAX_DURATION_SECS: f64 = 600.0;
+pub const DEFAULT_MAX_DURATION_SECS: f64 = 600.0;
 
 /// A positive, finite number of seconds.
-pub(crate) fn positive_seconds(text: &str) -> Result<f64, String> {
+pub fn positive_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(seconds) if seconds.is_finite() && seconds > 0.0 => Ok(seconds),
         _ => Err(format!("`{text}` is not a positive number of seconds")),

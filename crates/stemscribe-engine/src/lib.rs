@@ -26,32 +26,39 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+// What an embedder calls, at the root.
 pub use stemscribe_audio::{Audio, AudioError, PROCESSING_RATE};
 pub use stemscribe_decode::{
-    decode, decode_file, decode_native, decode_raw_pcm, probe_duration_secs, DecodeError,
-    DecodeOptions, RawPcm,
+    decode, decode_file, decode_raw_pcm, probe_duration_secs, DecodeError, DecodeOptions, RawPcm,
 };
 pub use stemscribe_encode::{
-    encode, encode_to_vec, EncodeError, EncodeReport, OutputFormat, OutputSpec, UnknownFormat,
-    WavSampleFormat,
+    encode, encode_to_vec, EncodeError, EncodeReport, OutputFormat, OutputSpec, WavSampleFormat,
 };
 pub use stemscribe_midi::{from_json, to_json, to_smf, MidiError, Note, SmfOptions, Transcription};
 pub use stemscribe_runtime::{
-    default_models_dir, setup, CudaError, Device, DeviceUse, Runtime, RuntimeConfig, RuntimeError,
-    UnknownDevice,
+    default_models_dir, setup, Device, DeviceUse, RuntimeConfig, RuntimeError,
 };
 pub use stemscribe_separate::{
-    derive_stems_each, install_model_file, installed_cards, remove_hum, suppress_noise,
-    user_model_files, uvr_hash, CardError, DemucsModel, DerivedStemsOptions, EndPadding, HighBand,
-    Hum, HumOptions, InstallError, MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem,
-    MdxStems, MedianSplit, ModelCard, ModelFile, ModelFileError, ModelSpec, NoiseOptions, Progress,
-    Separate, SeparationError, SeparationOptions, Separator, SourceStem, USER_MODELS_DIR,
+    DerivedStemsOptions, NoiseOptions, Progress, SeparationError, SeparationOptions, SourceStem,
 };
-pub use stemscribe_transcribe::{
-    notes_from_track, notes_with_evidence, Evidence, NoOutput, PitchModel, PitchModelSpec,
-    PitchTrack, TrackPitch, Transcriber, TranscriptionError, TranscriptionOptions,
-    UnknownPitchModel, MAX_HARMONIC_HZ,
+pub use stemscribe_transcribe::{NoOutput, PitchModel, TranscriptionError, TranscriptionOptions};
+
+use stemscribe_runtime::Runtime;
+use stemscribe_separate::{
+    derive_stems_each, installed_cards, remove_hum, suppress_noise, user_model_files, CardError,
+    HumOptions, ModelCard, ModelFile, ModelFileError, ModelSpec, Separate, Separator,
+    USER_MODELS_DIR,
 };
+use stemscribe_transcribe::{Transcriber, MAX_HARMONIC_HZ};
+
+// The component crates, for finer control.
+pub use stemscribe_audio as audio;
+pub use stemscribe_decode as decode;
+pub use stemscribe_encode as encode;
+pub use stemscribe_midi as midi;
+pub use stemscribe_runtime as runtime;
+pub use stemscribe_separate as separate;
+pub use stemscribe_transcribe as transcribe;
 
 /// Any failure of the engine, by stage.
 #[derive(Debug, Error)]
@@ -233,7 +240,7 @@ pub struct EngineConfig {
 }
 
 /// The models an [`Engine`] runs, for embedders and tests that bring their own (a test
-/// double of [`Separate`] or [`TrackPitch`], say) instead of loading ONNX files.
+/// double of [`Separate`] or [`TrackPitch`](transcribe::TrackPitch), say) instead of loading ONNX files.
 #[derive(Debug)]
 pub struct EngineParts {
     /// The 2-stem model: its stems are the vocals and the accompaniment (or instrumental).

@@ -4,10 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use stemscribe_engine::runtime::Runtime;
+use stemscribe_engine::separate::{install_model_file, MdxModel, MdxOptions, MdxParams};
 use stemscribe_engine::{
-    decode_file, install_model_file, Audio, DecodeOptions, Engine, EngineConfig, EngineError,
-    MdxModel, MdxOptions, MdxParams, Runtime, RuntimeConfig, SeparationModel, SourceStem,
-    FOUR_STEMS,
+    decode_file, Audio, DecodeOptions, Engine, EngineConfig, EngineError, RuntimeConfig,
+    SeparationModel, SourceStem, FOUR_STEMS,
 };
 
 fn installed() -> PathBuf {

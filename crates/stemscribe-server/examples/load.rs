@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
+use stemscribe_engine::decode::decode_native;
 use stemscribe_engine::{
-    decode_file, decode_native, encode_to_vec, Audio, DecodeOptions, OutputFormat, OutputSpec,
+    decode_file, encode_to_vec, Audio, DecodeOptions, OutputFormat, OutputSpec,
 };
 
 const CLIP_SECS: usize = 10;

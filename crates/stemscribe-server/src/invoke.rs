@@ -20,10 +20,11 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use stemscribe_engine::encode::UnknownFormat;
 use stemscribe_engine::{
     decode, decode_raw_pcm, encode_to_vec, to_json, to_smf, Audio, DecodeError, DecodeOptions,
     Engine, EngineError, OutputFormat, OutputSpec, RawPcm, SeparationModel, SmfOptions,
-    UnknownFormat, UnknownModel,
+    UnknownModel,
 };
 
 use crate::payload::{AudioInfo, MidiPayload, SeparatePayload};

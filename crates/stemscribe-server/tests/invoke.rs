@@ -14,7 +14,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use common::{assert_status, data, invoke, read_response, request, separate_body, Server};
 use serde_json::{json, Value};
-use stemscribe_engine::{decode_native, DecodeOptions};
+use stemscribe_engine::decode::decode_native;
+use stemscribe_engine::DecodeOptions;
 use stemscribe_server::ServerConfig;
 
 fn wav_of(response: &Value) -> (hound::WavSpec, u32) {

@@ -24,7 +24,7 @@ const TRIM_DB: f32 = 10.0;
 
 /// Choices that change the notes. `hold_secs`, `min_melody_share` and `min_confidence` were
 /// chosen leave-one-recording-out on the development corpus (`hold_secs` with vocadito too),
-/// `min_note_secs` on vocadito; see the README's Transcription section.
+/// `min_note_secs` on vocadito; see docs/quality.md, Transcription.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TranscriptionOptions {
     /// Cost of a note in seconds of frames: a new pitch one semitone away becomes a note of
@@ -58,7 +58,7 @@ impl Default for TranscriptionOptions {
 /// Measurable properties of a pitch contour and the notes found in it. The decision between
 /// singing and not singing uses `sung_secs`, `duration_secs` and [`Evidence::confidence`]
 /// (from `stable_share` and `held_share`); the others are measured so that other rules can be
-/// compared (`stemscribe eval corpus --features`).
+/// compared (`stemscribe-lab corpus --features`).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Evidence {
     /// Length of the contour in seconds.

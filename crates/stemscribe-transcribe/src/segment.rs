@@ -35,7 +35,7 @@ pub struct Segment {
 const OFFPITCH_CAP: f64 = 2.0;
 /// Frames on each side of the loudness window (64 ms at 16 ms frames).
 const LOUDNESS_REACH: usize = 4;
-/// Weight of a dip in the harmonic level; chosen on the corpus (README, Transcription).
+/// Weight of a dip in the harmonic level; chosen on the corpus (docs/quality.md, Transcription).
 const HARMONIC_DIP_WEIGHT: f64 = 2.0;
 
 /// The segmentation of `track` with the smallest cost, notes in time order.

@@ -12,9 +12,11 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
+use stemscribe_engine::separate::Separate;
+use stemscribe_engine::transcribe::{PitchTrack, TrackPitch, Transcriber};
 use stemscribe_engine::{
-    Audio, DeviceUse, Engine, EngineConfig, EngineParts, PitchTrack, Progress, Separate,
-    SeparationError, SourceStem, TrackPitch, Transcriber, TranscriptionError,
+    Audio, DeviceUse, Engine, EngineConfig, EngineParts, Progress, SeparationError, SourceStem,
+    TranscriptionError,
 };
 use stemscribe_server::{serve, ServerConfig};
 use tokio::sync::oneshot;

@@ -1,4 +1,4 @@
-//! `stemscribe eval corpus`: the MIDI service over every clip of the development corpus
+//! `stemscribe-lab corpus`: the MIDI service over every clip of the development corpus
 //! (`shared/data/corpus`, see its README) and over mixtures built from it, reported per
 //! category: the sung / not sung decision as a confusion table, note metrics where notes are
 //! known, and the agreement between a mix's notes and its isolated vocal's.
@@ -19,9 +19,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use stemscribe_engine::transcribe::{notes_from_track, notes_with_evidence, Evidence, PitchTrack};
 use stemscribe_engine::{
-    notes_from_track, notes_with_evidence, Audio, Engine, Evidence, NoOutput, PitchTrack,
-    Transcription, TranscriptionOptions, TRANSCRIPTION_MIN_LEVEL_DBFS,
+    Audio, Engine, NoOutput, Transcription, TranscriptionOptions, TRANSCRIPTION_MIN_LEVEL_DBFS,
 };
 use stemscribe_eval::{
     mix_over, pitch_ceiling, read_notes_csv, rms, score_notes, EvalNote, Tolerances,
@@ -30,7 +30,7 @@ use stemscribe_eval::{
 
 use crate::io::{decode_track, find_audio, load_engine, write_bytes, Hardware, PitchArgs};
 
-/// Arguments of `stemscribe eval corpus`.
+/// Arguments of `stemscribe-lab corpus`.
 #[derive(Debug, clap::Args)]
 pub struct CorpusArgs {
     /// The corpus directory.
@@ -47,7 +47,7 @@ pub struct CorpusArgs {
     features: Option<PathBuf>,
     /// Write each clip's pitch contour (`NAME.track.csv`: time, pitch, confidence, broadband
     /// and harmonic level) and annotation (`NAME.notes.csv`) into this directory, with an
-    /// `index.csv`, for fitting the note rules (`scripts/fit_note_rules.py DIR`).
+    /// `index.csv`, for fitting the note rules (`scripts/train/fit_note_rules.py DIR`).
     #[arg(long, value_name = "DIR")]
     tracks: Option<PathBuf>,
     /// A solo voice with careful note annotations, reported as a group of its own beside the

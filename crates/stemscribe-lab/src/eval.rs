@@ -1,14 +1,15 @@
-//! `stemscribe eval`: quality measurements against ground truth.
+//! The evaluation commands: quality measurements against ground truth.
 
 use std::path::{Path, PathBuf};
 
 use crate::corpus::stem_name;
 use crate::io::{decode_track, find_audio, load_engine, write_output, Hardware};
 use anyhow::{Context, Result};
+use stemscribe_engine::separate::{EndPadding, HighBand, MedianSplit};
 use stemscribe_engine::{
-    decode_file, encode, from_json, Audio, DecodeOptions, DerivedStemsOptions, EndPadding,
-    EngineConfig, HighBand, MedianSplit, NoiseOptions, OutputFormat, OutputSpec, SeparationModel,
-    SeparationOptions, WavSampleFormat, PROCESSING_RATE,
+    decode_file, encode, from_json, Audio, DecodeOptions, DerivedStemsOptions, EngineConfig,
+    NoiseOptions, OutputFormat, OutputSpec, SeparationModel, SeparationOptions, WavSampleFormat,
+    PROCESSING_RATE,
 };
 use stemscribe_eval::{
     add_babble, add_noise, global_sdr, mix_over, noise_passed_db, read_notes_csv, score_notes,
@@ -36,7 +37,7 @@ pub enum Command {
     Corpus(crate::corpus::CorpusArgs),
 }
 
-/// Arguments of `stemscribe eval mix`.
+/// Arguments of `stemscribe-lab mix`.
 #[derive(Debug, clap::Args)]
 pub struct MixArgs {
     /// The voice (its length is the mix's).
@@ -62,7 +63,7 @@ pub struct MixArgs {
     output: PathBuf,
 }
 
-/// Arguments of `stemscribe eval transcription`.
+/// Arguments of `stemscribe-lab transcription`.
 #[derive(Debug, clap::Args)]
 pub struct TranscriptionArgs {
     /// Reference notes, one `onset_secs,pitch_hz,duration_secs` line each (vocadito format).
@@ -109,7 +110,7 @@ pub enum End {
     Mirror,
 }
 
-/// Arguments of `stemscribe eval noise`.
+/// Arguments of `stemscribe-lab noise`.
 #[derive(Debug, clap::Args)]
 pub struct NoiseArgs {
     /// `.stem.mp4` files in Native Instruments stems order to measure.
@@ -136,7 +137,7 @@ pub struct NoiseArgs {
     music_spread: f32,
 }
 
-/// Arguments of `stemscribe eval separation`.
+/// Arguments of `stemscribe-lab separation`.
 #[derive(Debug, clap::Args)]
 pub struct SeparationArgs {
     /// A `.stem.mp4` file in Native Instruments stems order.
