@@ -76,6 +76,20 @@ pub enum FetchError {
     Client(String),
 }
 
+/// TLS for downloads: rustls with the *ring* provider (no process-wide default is installed),
+/// certificates checked by the system's verifier.
+fn tls_config() -> Result<rustls::ClientConfig, FetchError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+        .map_err(|e| FetchError::Client(e.to_string()))?;
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| FetchError::Client(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
 /// Downloads URLs within a [`FetchConfig`].
 #[derive(Debug, Clone)]
 pub struct Fetcher {
@@ -98,6 +112,7 @@ impl Fetcher {
             }
         });
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config()?)
             .no_proxy()
             .redirect(policy)
             .dns_resolver(GuardedResolver {

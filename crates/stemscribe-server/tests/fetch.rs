@@ -155,6 +155,8 @@ fn fetches_outside_the_rules_fail_cleanly() {
         ),
         (format!("http://{origin}/slow"), "took longer than 2s"),
         ("http://127.0.0.1:1/song.wav".to_owned(), "cannot download"),
+        // TLS runs (rustls on ring) and fails cleanly on a server that does not speak it.
+        (format!("https://{origin}/song.wav"), "tls handshake"),
     ];
     for (url, reason) in cases {
         assert_refused(&invoke(open.addr, &url_body(&url)), 40_000_024, reason);
