@@ -43,6 +43,10 @@ pub struct Args {
     /// Longest a client may take to send a request's body, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u16).range(1..=3600))]
     body_timeout: u16,
+    /// Longest a request's body may send nothing before it is refused, in seconds (a slow but
+    /// steady upload may take up to --body-timeout).
+    #[arg(long, value_name = "SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u16).range(1..=3600))]
+    body_idle_timeout: u16,
     /// Longest a response may stall because the client does not read it, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=3600))]
     write_timeout: u16,
@@ -108,6 +112,7 @@ pub fn run(args: &Args, hardware: Hardware, quiet: bool) -> Result<()> {
         max_connections: args.max_connections as usize,
         header_timeout: seconds(args.header_timeout),
         body_timeout: seconds(args.body_timeout),
+        body_idle_timeout: seconds(args.body_idle_timeout),
         write_timeout: seconds(args.write_timeout),
         shutdown_grace: seconds(args.shutdown_grace),
         keys,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http_body_util::BodyExt;
 use tokio::sync::OwnedSemaphorePermit;
@@ -162,8 +162,7 @@ async fn handle(
         return Err(too_large());
     }
     let query_credentials = check_query_credentials(config, query)?;
-    let deadline = Instant::now() + config.body_timeout;
-    let mut reader = BodyReader::new(body, deadline);
+    let mut reader = BodyReader::new(body, config.body_timeout, config.body_idle_timeout);
     reader.read_until(SMALL_BODY_BYTES).await?;
     let mut place = None;
     if !reader.finished {
@@ -307,29 +306,39 @@ struct BodyReader {
     body: Body,
     bytes: Vec<u8>,
     finished: bool,
+    /// When the whole body must have arrived (`body_timeout` from the start).
     deadline: Instant,
+    /// The total limit, for the message.
+    total: Duration,
+    /// Longest wait for the next piece of the body.
+    idle: Duration,
 }
 
 impl BodyReader {
-    fn new(body: Body, deadline: Instant) -> Self {
+    fn new(body: Body, total: Duration, idle: Duration) -> Self {
         Self {
             body,
             bytes: Vec::new(),
             finished: false,
-            deadline,
+            deadline: Instant::now() + total,
+            total,
+            idle,
         }
     }
 
     /// Reads until the body ends or holds more than `limit` bytes.
     async fn read_until(&mut self, limit: usize) -> Result<(), Failure> {
         while !self.finished && self.bytes.len() <= limit {
-            let frame = tokio::time::timeout_at(self.deadline, self.body.frame())
+            let stalled = Instant::now() + self.idle;
+            let frame = tokio::time::timeout_at(stalled.min(self.deadline), self.body.frame())
                 .await
                 .map_err(|_| {
-                    Failure::new(
-                        Status::ClientError,
-                        "the request body did not arrive in time",
-                    )
+                    let why = if stalled < self.deadline {
+                        format!("sent nothing for {} s", self.idle.as_secs_f64())
+                    } else {
+                        format!("did not arrive within {} s", self.total.as_secs_f64())
+                    };
+                    Failure::new(Status::ClientError, format!("the request body {why}"))
                 })?;
             match frame {
                 None => self.finished = true,

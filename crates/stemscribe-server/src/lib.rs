@@ -55,6 +55,10 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Longest a client may take to send a request's body.
     pub body_timeout: Duration,
+    /// Longest a request's body may send nothing before the request is refused, however
+    /// much of [`body_timeout`](Self::body_timeout) is left: a stalled upload is closed
+    /// early while a slow but steady one keeps going.
+    pub body_idle_timeout: Duration,
     /// Longest a response may stall because the client does not read it.
     pub write_timeout: Duration,
     /// After a shutdown signal, longest the server waits for requests in flight.
@@ -76,6 +80,7 @@ impl Default for ServerConfig {
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
+            body_idle_timeout: Duration::from_secs(15),
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             keys: None,

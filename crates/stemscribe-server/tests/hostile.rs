@@ -7,11 +7,11 @@ mod common;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{assert_status, data, invoke, read_response, request, separate_body, Server};
 use serde_json::json;
-use stemscribe_server::ServerConfig;
+use stemscribe_server::{ServerConfig, MAX_DATA_BYTES};
 
 /// Short limits, so that each test sees them act.
 fn quick() -> ServerConfig {
@@ -76,6 +76,77 @@ fn a_body_that_stops_arriving_is_answered() {
         .unwrap();
     let response = read_response(stream);
     assert_status(&response, 400, 40_000_000);
+}
+
+/// A long total body limit and a short idle one, so that only the idle limit can act.
+fn idle_limited() -> ServerConfig {
+    ServerConfig {
+        body_timeout: Duration::from_secs(60),
+        body_idle_timeout: Duration::from_secs(1),
+        ..quick()
+    }
+}
+
+#[test]
+fn a_body_that_sends_nothing_is_refused_at_the_idle_timeout() {
+    let server = Server::start_double(idle_limited());
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    let started = Instant::now();
+    write!(
+        stream,
+        "POST /api/v1/invoke HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{\"data\""
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let response = read_response(stream);
+    let waited = started.elapsed();
+    assert_status(&response, 400, 40_000_000);
+    assert!(
+        response.1["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("sent nothing for 1 s")),
+        "{}",
+        response.1
+    );
+    // The idle limit is 1 s; the total limit (60 s) must not be what ended it.
+    assert!(
+        waited >= Duration::from_millis(950) && waited < Duration::from_millis(1500),
+        "{waited:?}"
+    );
+}
+
+#[test]
+fn a_slow_but_steady_upload_of_the_largest_body_succeeds() {
+    let server = Server::start_double(idle_limited());
+    // The largest body the server accepts: a short song, the rest JSON whitespace.
+    let mut body = separate_body(&json!({"model": "2track_vocal"}), &data("rock_mix.wav"))
+        .to_string()
+        .into_bytes();
+    let largest = MAX_DATA_BYTES / 3 * 4 + 1024 * 1024;
+    let padding = largest - body.len();
+    body.splice(1..1, std::iter::repeat_n(b' ', padding));
+    assert_eq!(body.len(), largest);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    write!(
+        stream,
+        "POST /api/v1/invoke HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    // Eight pieces 0.6 s apart: 4.2 s in all, four times the idle limit, never idle for 1 s.
+    let started = Instant::now();
+    for piece in body.chunks(body.len().div_ceil(8)) {
+        std::thread::sleep(Duration::from_millis(600));
+        stream.write_all(piece).unwrap();
+    }
+    assert!(started.elapsed() > Duration::from_secs(4));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    assert_status(&read_response(stream), 200, 20_000_000);
 }
 
 /// Starts an upload that announces `length` bytes and sends `start`, then stalls.
