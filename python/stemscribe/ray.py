@@ -36,9 +36,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 
-import ray
+try:
+    import ray
+except ImportError as error:  # pragma: no cover - exercised without ray installed
+    raise ImportError(
+        "stemscribe.ray needs Ray: pip install 'stemscribe[ray]' (or pip install ray)"
+    ) from error
 
 import stemscribe
+
+#: What ``progress=`` takes: ``"auto"`` (a tqdm bar when tqdm is installed, else nothing),
+#: ``True`` (a tqdm bar; ImportError without tqdm), ``False``, or ``callback(done, total)``.
+ProgressArg = Union[bool, str, Callable[[int, int], object]]
 
 #: A record's name in each input's output folder (as ``stemscribe batch`` names it).
 RECORD = "stemscribe.json"
@@ -141,17 +150,32 @@ def _check_inputs(paths: Iterable[PathLike]) -> List[str]:
     return inputs
 
 
+def _tqdm(progress: ProgressArg):
+    """tqdm's class when ``progress`` asks for a bar and tqdm is installed, else None.
+
+    Raises ImportError only for ``progress=True`` without tqdm, and ValueError for a value
+    that is not a progress argument."""
+    if progress is True or (isinstance(progress, str) and progress == "auto"):
+        try:
+            from tqdm import tqdm
+        except ImportError as error:
+            if progress is True:
+                raise ImportError("progress=True needs tqdm: pip install tqdm") from error
+            return None
+        return tqdm
+    if progress is False or progress is None or callable(progress):
+        return None
+    raise ValueError(f"progress must be 'auto', True, False or a callable, not {progress!r}")
+
+
 class _Progress:
     """A tqdm bar, a callback ``(done, total)``, or nothing."""
 
-    def __init__(self, progress: Union[bool, Callable[[int, int], object]], total: int, task: str) -> None:
+    def __init__(self, progress: ProgressArg, total: int, task: str) -> None:
         self._bar = None
         self._callback = None
-        if progress is True:
-            try:
-                from tqdm import tqdm
-            except ImportError as error:
-                raise ImportError("progress=True needs tqdm: pip install tqdm") from error
+        tqdm = _tqdm(progress)
+        if tqdm is not None:
             self._bar = tqdm(total=total, desc=task, unit="file")
         elif callable(progress):
             self._callback = progress
@@ -182,10 +206,11 @@ def _run(
     workers: Optional[int],
     threads_per_worker: int,
     gpus_per_worker: float,
-    progress: Union[bool, Callable[[int, int], object]],
+    progress: ProgressArg,
     summary: Union[None, bool, PathLike],
 ) -> List[FileResult]:
     inputs = _check_inputs(paths)
+    _tqdm(progress)  # refuses a progress argument it cannot honour before any work
     out = os.path.abspath(os.fspath(out_dir))
     if threads_per_worker < 1:
         raise ValueError("threads_per_worker must be at least 1")
@@ -282,7 +307,7 @@ def separate_files(
     models_dir: Optional[PathLike] = None,
     device: str = "cpu",
     two_stem_model: Optional[str] = None,
-    progress: Union[bool, Callable[[int, int], object]] = True,
+    progress: ProgressArg = "auto",
     summary: Union[None, bool, PathLike] = None,
 ) -> List[FileResult]:
     """Separates every file into ``out_dir/<file stem>/<stem>.<ext>`` on a Ray cluster.
@@ -292,7 +317,8 @@ def separate_files(
     :func:`ray.init` takes it (``None`` starts a local cluster, ``"auto"`` joins the running
     one; ignored when Ray is already initialised); ``workers``: actors, by default one per
     ``threads_per_worker`` CPUs of the cluster; ``gpus_per_worker`` with ``device="cuda"``;
-    ``progress``: a tqdm bar, ``False``, or ``callback(done, total)``. Returns one
+    ``progress``: ``"auto"`` (a tqdm bar when tqdm is installed, else none), ``True`` (a
+    tqdm bar, ImportError without tqdm), ``False``, or ``callback(done, total)``. Returns one
     :class:`FileResult` per input, sorted by path.
     """
     if format not in stemscribe.FORMATS:
@@ -321,7 +347,7 @@ def transcribe_files(
     models_dir: Optional[PathLike] = None,
     device: str = "cpu",
     pitch_model: str = "swift-f0",
-    progress: Union[bool, Callable[[int, int], object]] = True,
+    progress: ProgressArg = "auto",
     summary: Union[None, bool, PathLike] = None,
 ) -> List[FileResult]:
     """Transcribes the sung melody of every file into ``out_dir/<file stem>/<file stem>.mid``

@@ -8,6 +8,7 @@ import json
 import os
 import struct
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -181,3 +182,29 @@ def test_progress_true_draws_a_tqdm_bar(engine, capsys):
     pytest.importorskip("tqdm")
     engine.separate(ROCK, progress=True)
     assert "separating" in capsys.readouterr().err
+
+
+def test_the_package_imports_without_its_optional_dependencies():
+    # As after a bare `pip install ./python`: no tqdm, no Ray. The engine works without a bar;
+    # only asking for one, or for stemscribe.ray, needs them, and says how to get them.
+    script = f"""
+import sys
+sys.modules["tqdm"] = None
+sys.modules["ray"] = None
+import stemscribe
+engine = stemscribe.Engine(device="cpu", separation_only=True)
+assert set(engine.separate({str(ROCK)!r})) == {{"vocals", "accompaniment"}}
+try:
+    engine.separate({str(ROCK)!r}, progress=True)
+except ImportError as error:
+    assert "pip install tqdm" in str(error), error
+else:
+    raise AssertionError("progress=True without tqdm")
+try:
+    import stemscribe.ray
+except ImportError as error:
+    assert "pip install 'stemscribe[ray]'" in str(error), error
+else:
+    raise AssertionError("stemscribe.ray without ray")
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)

@@ -7,6 +7,7 @@ Needs the runtime and models from scripts/setup.sh, and ray (python/requirements
 import csv
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,19 @@ def test_transcribe_files_writes_notes_or_no_output(cluster, inputs, tmp_path):
     assert notes == json.loads(local.to_json())
     assert (out / "vocadito_1" / "vocadito_1.mid").read_bytes()[:4] == b"MThd"
     assert not (out / "summary.csv").exists()
+
+
+def test_the_default_progress_runs_without_tqdm_and_only_an_explicit_bar_needs_it(cluster, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as after `pip install ./python ray`
+    broken = tmp_path / "broken.mp3"
+    broken.write_bytes(b"this is not audio")
+    results = separate_files([broken], tmp_path / "out", address=cluster)
+    assert [r.status for r in results] == ["failed"]
+    with pytest.raises(ImportError, match="pip install tqdm"):
+        separate_files([broken], tmp_path / "refused", address=cluster, progress=True)
+    with pytest.raises(ValueError, match="progress must be"):
+        transcribe_files([broken], tmp_path / "refused", address=cluster, progress="yes")
+    assert not (tmp_path / "refused").exists(), "refused before any work"
 
 
 def test_inputs_that_would_share_a_folder_are_refused(tmp_path):
