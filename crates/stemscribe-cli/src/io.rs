@@ -16,6 +16,41 @@ use stemscribe_engine::{
 /// Inputs shorter than this get no progress bar.
 const PROGRESS_MIN_SECS: f64 = 5.0;
 
+/// The options every command of `stemscribe` and `stemscribe-lab` takes, before or after it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// Print nothing but errors (results a command prints still go to stdout).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Worker threads for inference and signal processing (default: every core).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+    /// Where the models run: `cuda` (an NVIDIA GPU, with the GPU build from
+    /// `stemscribe setup --gpu`), `cpu`, or `auto`: CUDA when the GPU build is installed and
+    /// works, else the CPU (saying why when CUDA was tried).
+    #[arg(long, global = true, value_name = "DEVICE", default_value = "auto")]
+    pub device: Device,
+}
+
+impl GlobalArgs {
+    /// Sizes rayon's global pool to `--threads` and returns the hardware choices. Call once,
+    /// before any parallel work.
+    pub fn apply(&self) -> Hardware {
+        let threads = self.threads.map(usize::from);
+        if let Some(threads) = threads {
+            // Only fails if a pool already exists, which cannot happen this early.
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build_global();
+        }
+        Hardware {
+            threads,
+            device: self.device,
+            quiet: self.quiet,
+        }
+    }
+}
+
 /// Where inference runs: the global `--threads` and `--device`.
 #[derive(Debug, Clone, Copy)]
 pub struct Hardware {

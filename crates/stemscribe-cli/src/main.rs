@@ -15,24 +15,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use stemscribe_cli::io;
-use stemscribe_engine::{Device, EngineError};
+use stemscribe_engine::EngineError;
 use thiserror::Error;
 
 /// Local source separation and vocal melody transcription.
 #[derive(Debug, Parser)]
 #[command(name = "stemscribe", version, about, long_about = None)]
 struct Cli {
-    /// Print nothing but errors.
-    #[arg(long, short, global = true)]
-    quiet: bool,
-    /// Worker threads for inference and signal processing (default: every core).
-    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
-    threads: Option<u16>,
-    /// Where the models run: `cuda` (an NVIDIA GPU, with the GPU build from
-    /// `stemscribe setup --gpu`), `cpu`, or `auto`: CUDA when the GPU build is installed and
-    /// works, else the CPU (saying why when CUDA was tried).
-    #[arg(long, global = true, value_name = "DEVICE", default_value = "auto")]
-    device: Device,
+    #[command(flatten)]
+    global: io::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,30 +58,20 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    let threads = cli.threads.map(usize::from);
-    let hardware = io::Hardware {
-        threads,
-        device: cli.device,
-        quiet: cli.quiet,
-    };
-    if let Some(threads) = threads {
-        // Only fails if a pool already exists, which cannot happen this early.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global();
-    }
+    let hardware = cli.global.apply();
+    let quiet = hardware.quiet;
     if !matches!(cli.command, Command::Serve(_)) {
         if let Err(error) = io::remove_partials_on_signal() {
             eprintln!("warning: {error:#}");
         }
     }
     let result = match cli.command {
-        Command::Separate(args) => separate::run(&args, hardware, cli.quiet),
-        Command::Midi(args) => midi::run(&args, hardware, cli.quiet),
-        Command::Batch(args) => batch::run(&args, hardware, cli.quiet),
-        Command::Serve(args) => serve::run(&args, hardware, cli.quiet),
-        Command::Models(args) => models::run(&args, hardware, cli.quiet),
-        Command::Setup(args) => setup::run(&args, cli.quiet),
+        Command::Separate(args) => separate::run(&args, hardware, quiet),
+        Command::Midi(args) => midi::run(&args, hardware, quiet),
+        Command::Batch(args) => batch::run(&args, hardware, quiet),
+        Command::Serve(args) => serve::run(&args, hardware, quiet),
+        Command::Models(args) => models::run(&args, hardware, quiet),
+        Command::Setup(args) => setup::run(&args, quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

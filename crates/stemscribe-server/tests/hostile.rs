@@ -62,10 +62,11 @@ fn idle_and_trickling_connections_are_closed() {
     writer.join().unwrap();
 }
 
-#[test]
-fn a_body_that_stops_arriving_is_answered() {
-    let server = Server::start_double(quick());
+/// Announces a 1000-byte body, sends its first 7 bytes and stalls; the answer, and how long
+/// it took from the start of the request.
+fn body_that_stalls(server: &Server) -> ((u16, serde_json::Value), Duration) {
     let mut stream = TcpStream::connect(server.addr).unwrap();
+    let started = Instant::now();
     write!(
         stream,
         "POST /api/v1/invoke HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{\"data\""
@@ -75,7 +76,25 @@ fn a_body_that_stops_arriving_is_answered() {
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let response = read_response(stream);
+    (response, started.elapsed())
+}
+
+#[test]
+fn a_body_that_stops_arriving_is_answered() {
+    let (response, waited) = body_that_stalls(&Server::start_double(quick()));
     assert_status(&response, 400, 40_000_000);
+    assert!(
+        response.1["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("did not arrive within 2 s")),
+        "{}",
+        response.1
+    );
+    // The total body limit is 2 s (the idle limit, 15 s, must not be what ended it).
+    assert!(
+        waited >= Duration::from_millis(1950) && waited < Duration::from_millis(2500),
+        "{waited:?}"
+    );
 }
 
 /// A long total body limit and a short idle one, so that only the idle limit can act.
@@ -89,19 +108,7 @@ fn idle_limited() -> ServerConfig {
 
 #[test]
 fn a_body_that_sends_nothing_is_refused_at_the_idle_timeout() {
-    let server = Server::start_double(idle_limited());
-    let mut stream = TcpStream::connect(server.addr).unwrap();
-    let started = Instant::now();
-    write!(
-        stream,
-        "POST /api/v1/invoke HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{\"data\""
-    )
-    .unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let response = read_response(stream);
-    let waited = started.elapsed();
+    let (response, waited) = body_that_stalls(&Server::start_double(idle_limited()));
     assert_status(&response, 400, 40_000_000);
     assert!(
         response.1["message"]
