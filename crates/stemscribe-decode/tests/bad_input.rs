@@ -142,13 +142,36 @@ fn raw_pcm_bad_shapes() {
 }
 
 #[test]
-fn truncated_mp3_still_decodes_or_errors_cleanly() {
+fn truncated_mp3_is_refused_with_what_it_lacks() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/data/tone_440hz_48k_stereo.mp3");
     let bytes = std::fs::read(path).unwrap();
-    for cut in [10, 100, 417, 1_000, bytes.len() / 2] {
-        if let Ok(audio) = decode_bytes(bytes[..cut].to_vec()) {
-            assert!(audio.duration_secs() < 1.0, "cut at {cut} decoded too much");
+    // The whole file: 1 s.
+    assert_eq!(decode_bytes(bytes.clone()).unwrap().frames(), 44_100);
+    // Cut inside the header, before any frame is recognisable, after the header only, and
+    // after some frames: each an error of its own kind, never a short result passed as whole.
+    let error = |cut: usize| decode_bytes(bytes[..cut].to_vec()).unwrap_err();
+    assert!(
+        matches!(error(10), DecodeError::Malformed(_)),
+        "{:?}",
+        error(10)
+    );
+    assert!(
+        matches!(error(100), DecodeError::Unsupported(_)),
+        "{:?}",
+        error(100)
+    );
+    assert!(
+        matches!(error(417), DecodeError::NoSamples),
+        "{:?}",
+        error(417)
+    );
+    for cut in [1_000, bytes.len() / 2] {
+        match error(cut) {
+            DecodeError::Truncated { decoded, declared } => {
+                assert!(decoded > 0 && decoded < declared, "{decoded} of {declared}");
+            }
+            other => panic!("cut at {cut}: {other:?}"),
         }
     }
 }

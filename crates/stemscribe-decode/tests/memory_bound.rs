@@ -92,11 +92,19 @@ fn silent_flac() -> Vec<u8> {
 }
 
 /// The process's peak resident memory in bytes, from /proc (Linux).
-fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+/// This process's peak resident memory in bytes (Linux: `VmHWM` of `/proc/self/status`).
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/self/status");
+    let kb: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|kb| kb.parse().ok())
+        .expect("VmHWM in kB");
+    kb * 1024
 }
 
 #[test]
@@ -114,10 +122,11 @@ fn a_small_file_cannot_take_all_memory() {
     assert_eq!(audio.num_channels(), 2);
     assert_eq!(audio.sample_rate(), 44_100);
     assert_eq!(audio.frames() as u64, SECONDS * 44_100);
-    if let Some(peak) = peak_rss() {
-        eprintln!("peak RSS {} MB", peak >> 20);
-        assert!(peak < 600 << 20, "peak RSS {} MB", peak >> 20);
-    }
+    let peak = peak_rss();
+    eprintln!("peak RSS {} MB", peak >> 20);
+    // Measured 210 MiB at 9862d97: the 599 s result itself is 202 MiB, so any second copy of
+    // the song (or a buffer sized from the header's 384 kHz x 8 channels) passes the bound.
+    assert!(peak < 300 << 20, "peak RSS {} MB", peak >> 20);
 }
 
 #[test]

@@ -92,6 +92,7 @@ fn without_bends_notes_sit_on_the_nearest_key() {
     let input = transcription();
     let options = SmfOptions { pitch_bend: false };
     let (notes, _) = read_back(&to_smf(&input, &options));
+    assert_eq!(notes.len(), input.notes.len());
     for (got, want) in notes.iter().zip(&input.notes) {
         assert_eq!(got.2, want.pitch.round());
     }

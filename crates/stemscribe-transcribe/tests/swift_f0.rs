@@ -101,4 +101,20 @@ fn a_last_window_shorter_than_the_look_ahead_is_tracked() {
     );
     let track = tracker.track(&signal, &mut |_| {}).unwrap();
     assert_eq!(track.len(), signal.len() / spec.hop);
+    // The frames of the short last window hear the voice as the others do: confident, within
+    // 20 cents of 220 Hz (the first and last frames hear the signal's edges).
+    let frames = track.len();
+    for i in 2..frames - 2 {
+        let cents = 1200.0 * (f64::from(track.pitch_hz[i]) / 220.0).log2();
+        assert!(
+            cents.abs() < 20.0,
+            "frame {i} of {frames}: {} Hz",
+            track.pitch_hz[i]
+        );
+        assert!(
+            track.confidence[i] > 0.5,
+            "frame {i}: {}",
+            track.confidence[i]
+        );
+    }
 }
