@@ -43,11 +43,10 @@ fn solo_singing_matches_the_annotation() {
     let voice = load("vocadito_1.flac", None);
     let melody = engine().transcribe_voice(&voice, &mut |_| {}).unwrap();
     let scores = against_vocadito_a1(&melody);
-    // Measured 0.842 and 0.772; the targets are 0.80 and 0.65.
-    assert!(scores.conp.f1 >= 0.80, "COnP {:?}", scores.conp);
-    assert!(scores.conpoff.f1 >= 0.65, "COnPOff {:?}", scores.conpoff);
-    // Measured 0.73, well above the 0.49 that separates singing from speech on the corpus.
-    assert!(melody.confidence > 0.65, "confidence {}", melody.confidence);
+    // Measured 0.842 and 0.772, confidence 0.732 (2026-12-04, 9862d97).
+    assert!(scores.conp.f1 >= 0.83, "COnP {:?}", scores.conp);
+    assert!(scores.conpoff.f1 >= 0.76, "COnPOff {:?}", scores.conpoff);
+    assert!(melody.confidence > 0.71, "confidence {}", melody.confidence);
 }
 
 #[test]
@@ -66,7 +65,9 @@ fn a_quiet_recording_is_transcribed_as_a_loud_one() {
     .unwrap();
     let melody = engine().transcribe_voice(&quiet, &mut |_| {}).unwrap();
     let scores = against_vocadito_a1(&melody);
-    assert!(scores.conp.f1 >= 0.80, "COnP {:?}", scores.conp);
+    // Measured 0.825 and 0.754 (2026-12-04, 9862d97), against 0.842 and 0.772 at full level.
+    assert!(scores.conp.f1 >= 0.81, "COnP {:?}", scores.conp);
+    assert!(scores.conpoff.f1 >= 0.74, "COnPOff {:?}", scores.conpoff);
 }
 
 #[test]
@@ -74,7 +75,15 @@ fn a_song_gives_notes_with_progress() {
     let mix = load("music_delta_80s_rock.stem.mp4", Some(0));
     let mut seen: Vec<Progress> = Vec::new();
     let melody = engine().transcribe(&mix, &mut |p| seen.push(p)).unwrap();
-    assert!(melody.notes.len() >= 5, "{:?}", melody.notes);
+    // The notes of the mix against those of its isolated vocal stem: measured 9 notes against
+    // 10, COnP 0.842, COnPOff 0.737 (2026-12-04, 9862d97); one note lost or misplaced fails.
+    let stem = load("music_delta_80s_rock.stem.mp4", Some(4));
+    let stem = engine().transcribe_voice(&stem, &mut |_| {}).unwrap();
+    let reference: Vec<EvalNote> = stem.notes.iter().map(EvalNote::from).collect();
+    let estimate: Vec<EvalNote> = melody.notes.iter().map(EvalNote::from).collect();
+    let scores = score_notes(&reference, &estimate, &Tolerances::default());
+    assert!(scores.conp.f1 >= 0.82, "COnP {:?}", scores.conp);
+    assert!(scores.conpoff.f1 >= 0.72, "COnPOff {:?}", scores.conpoff);
     assert!(melody.confidence >= TranscriptionOptions::default().min_confidence);
     let last = seen.last().expect("progress reported");
     assert_eq!(last.done, last.total);

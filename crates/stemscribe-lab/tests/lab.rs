@@ -123,8 +123,12 @@ fn corpus_reports_decisions_and_notes_on_a_two_clip_corpus() {
         .lines()
         .find(|l| l.starts_with("| solo | 1 |"))
         .unwrap_or_else(|| panic!("{report}"));
-    let conp: f64 = solo.split('|').nth(4).unwrap().trim().parse().unwrap();
-    assert!(conp > 0.7, "{solo}");
+    let field = |n: usize| -> f64 { solo.split('|').nth(n).unwrap().trim().parse().unwrap() };
+    // COn, COnP, COnPOff measured 0.877, 0.842, 0.772 (2026-12-04, 9862d97), as the engine's
+    // own test of this clip.
+    assert!(field(3) >= 0.86, "{solo}");
+    assert!(field(4) >= 0.83, "{solo}");
+    assert!(field(5) >= 0.76, "{solo}");
     // One feature line per clip: the two clips and their 2 s and 5 s excerpts.
     let csv = std::fs::read_to_string(features).unwrap();
     assert_eq!(csv.lines().count(), 1 + 5, "{csv}");
