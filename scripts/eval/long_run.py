@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Drives `stemscribe serve` for a long run and watches its memory and open files.
+
+Starts the release binary on a free loopback port (or drives --address), then for --minutes
+keeps --clients connections busy with a mix of requests:
+  - valid separations (MusicSourceSeparate, 2track_vocal and bs_4track_acc) and transcriptions
+    (MIDI) of the test clips, in both request forms (JSON body, query string);
+  - malformed requests (not JSON, a bad model, bad base64, a wrong namespace);
+  - aborted uploads (headers and part of a body, then the client hangs up).
+Every valid response is checked against the first one for the same request: the same audio
+or notes, bit for bit, so a response mixed up with another request's shows. Every task_id
+must be new. Every 10 s it samples the server's RSS and open file descriptors
+(/proc/PID/status, /proc/PID/fd) and prints both series, then a verdict: requests by kind
+and outcome, and whether RSS or descriptors grew after warm-up (the first quarter of the run).
+
+usage: scripts/eval/long_run.py [--minutes 10] [--clients 3] [--address HOST:PORT --pid PID]
+Exit status 1 when a valid request failed, a response was wrong, or a series grew.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import collections
+import hashlib
+import http.client
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+SAMPLE_EVERY = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(address: str, target: str, body: bytes, timeout: float = 300.0):
+    host, port = address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("POST", target, body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def valid_requests() -> list[tuple[str, str, bytes]]:
+    """(name, target, body) of the valid requests, in both request forms."""
+    rock = base64.b64encode((DATA / "rock_mix.wav").read_bytes()).decode()
+    voice = base64.b64encode((DATA / "vocadito_1.flac").read_bytes()).decode()
+    out = []
+    for model in ["2track_vocal", "bs_4track_acc"]:
+        payload = json.dumps({"model": model})
+        body = {"namespace": "MusicSourceSeparate", "payload": payload, "data": rock}
+        out.append((f"separate {model} (body)", "/api/v1/invoke", json.dumps(body).encode()))
+    midi = {"payload": json.dumps({"extra": {"midi": False}}), "data": voice}
+    out.append(("midi (query)", "/api/v1/invoke?version=v4&namespace=MIDI", json.dumps(midi).encode()))
+    return out
+
+
+MALFORMED = [
+    ("not json", b"{this is not json"),
+    ("bad model", json.dumps({"namespace": "MusicSourceSeparate", "payload": json.dumps({"model": "9track"}), "data": "AAAA"}).encode()),
+    ("bad base64", json.dumps({"namespace": "MIDI", "payload": "{}", "data": "%%%%"}).encode()),
+    ("wrong namespace", json.dumps({"namespace": "Nope", "payload": "{}", "data": "AAAA"}).encode()),
+]
+
+
+def aborted_upload(address: str) -> None:
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"POST /api/v1/invoke HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 3000000\r\n\r\n{\"namespace\": \"MIDI\", \"data\": \"" + b"A" * 200_000)
+
+
+def digest(answer: dict) -> str:
+    """What must not change between repeats of one request: the data, and the payload's notes."""
+    payload = answer.get("payload") or ""
+    try:
+        payload = json.loads(payload)
+        payload.pop("task_id", None)
+        payload = json.dumps(payload, sort_keys=True)
+    except (ValueError, AttributeError):
+        pass
+    return hashlib.sha256((answer.get("data", "") + "|" + payload).encode()).hexdigest()
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: collections.Counter = collections.Counter()
+        self.expected: dict[str, str] = {}
+        self.task_ids: set[str] = set()
+        self.problems: list[str] = []
+
+    def count(self, key: str) -> None:
+        with self.lock:
+            self.counts[key] += 1
+
+    def problem(self, text: str) -> None:
+        with self.lock:
+            self.problems.append(text)
+            self.counts["problems"] += 1
+
+    def check_task_id(self, answer: dict, name: str) -> None:
+        task = answer.get("task_id")
+        with self.lock:
+            if not task or task in self.task_ids:
+                self.problems.append(f"{name}: task_id {task!r} missing or reused")
+            self.task_ids.add(task)
+
+
+def client(address: str, deadline: float, tally: Tally, seed: int) -> None:
+    rng = random.Random(seed)
+    valid = valid_requests()
+    while time.monotonic() < deadline:
+        kind = rng.random()
+        try:
+            if kind < 0.6:
+                name, target, body = rng.choice(valid)
+                status, answer = post(address, target, body)
+                tally.check_task_id(answer, name)
+                if status != 200 or answer.get("status_code") != 20000000:
+                    tally.problem(f"{name}: HTTP {status} {answer.get('status_code')} {answer.get('message')}")
+                    continue
+                seen = digest(answer)
+                with tally.lock:
+                    first = tally.expected.setdefault(name, seen)
+                if first != seen:
+                    tally.problem(f"{name}: a response differs from the first one")
+                tally.count(f"valid: {name}")
+            elif kind < 0.85:
+                name, body = rng.choice(MALFORMED)
+                status, answer = post(address, "/api/v1/invoke", body)
+                if status < 400 or status >= 500 or not answer.get("status_code"):
+                    tally.problem(f"malformed {name}: HTTP {status} {answer}")
+                    continue
+                tally.count(f"refused: {name}")
+            else:
+                aborted_upload(address)
+                tally.count("aborted upload")
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            tally.problem(f"client error: {error!r}")
+
+
+def sample(pid: int) -> tuple[float, int]:
+    rss_kb = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss_kb = int(line.split()[1])
+    return rss_kb / 1024.0, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=3)
+    parser.add_argument("--address", help="drive this server instead of starting one (needs --pid)")
+    parser.add_argument("--pid", type=int, help="the server's process, for sampling")
+    args = parser.parse_args()
+
+    server = None
+    if args.address:
+        if not args.pid:
+            parser.error("--address needs --pid")
+        address, pid = args.address, args.pid
+    else:
+        binary = ROOT / "target" / "release" / "stemscribe"
+        if not binary.exists():
+            subprocess.run(["cargo", "build", "--release", "-p", "stemscribe-cli"], cwd=ROOT, check=True)
+        address = f"127.0.0.1:{free_port()}"
+        server = subprocess.Popen([str(binary), "--quiet", "--device", "cpu", "serve", "--listen", address,
+                                   "--max-jobs", "2"])
+        pid = server.pid
+        for _ in range(300):
+            try:
+                host, port = address.rsplit(":", 1)
+                socket.create_connection((host, int(port)), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+    tally = Tally()
+    start = time.monotonic()
+    deadline = start + args.minutes * 60.0
+    threads = [threading.Thread(target=client, args=(address, deadline, tally, seed), daemon=True)
+               for seed in range(args.clients)]
+    for thread in threads:
+        thread.start()
+    series = []
+    print("| s | RSS MB | open fds | requests so far |\n|---|---|---|---|", flush=True)
+    while time.monotonic() < deadline:
+        time.sleep(min(SAMPLE_EVERY, max(0.0, deadline - time.monotonic())))
+        rss, fds = sample(pid)
+        done = sum(v for k, v in tally.counts.items() if k != "problems")
+        elapsed = time.monotonic() - start
+        series.append((elapsed, rss, fds))
+        print(f"| {elapsed:.0f} | {rss:.0f} | {fds} | {done} |", flush=True)
+    for thread in threads:
+        thread.join(timeout=330)
+    time.sleep(SAMPLE_EVERY)
+    rss, fds = sample(pid)
+    print(f"| idle, {SAMPLE_EVERY:.0f} s after the last request | {rss:.0f} | {fds} | |")
+    if server is not None:
+        server.terminate()
+        server.wait(timeout=60)
+
+    print()
+    for key, value in sorted(tally.counts.items()):
+        print(f"{key}: {value}")
+    for text in tally.problems[:20]:
+        print("problem:", text)
+    warm = [s for s in series if s[0] >= args.minutes * 60.0 / 4]
+    grew = False
+    if len(warm) >= 4:
+        half = len(warm) // 2
+        first = warm[:half]
+        last = warm[half:]
+        rss_first = max(s[1] for s in first)
+        rss_last = max(s[1] for s in last)
+        fds_first = max(s[2] for s in first)
+        fds_last = max(s[2] for s in last)
+        print(f"after warm-up: peak RSS {rss_first:.0f} MB then {rss_last:.0f} MB; "
+              f"peak open fds {fds_first} then {fds_last}")
+        # Growth: the second half's peak above the first half's by more than 10% (RSS) or by
+        # more than the clients could hold open at once (descriptors).
+        grew = rss_last > rss_first * 1.10 or fds_last > fds_first + 2 * args.clients
+    print("verdict:", "GREW" if grew else "steady", "|",
+          "problems" if tally.problems else "every valid request succeeded and matched")
+    return 1 if grew or tally.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
