@@ -15,7 +15,7 @@ import pytest
 
 import stemscribe
 
-ray = pytest.importorskip("ray")
+import ray  # noqa: E402  (python/requirements-test.txt installs it: a missing ray fails, never skips)
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from stemscribe.ray import separate_files, transcribe_files  # noqa: E402

@@ -88,12 +88,27 @@ fn mp3_is_gapless_at_every_rate() {
                 reference.frames(),
                 "{sample_rate} Hz, {channels} ch"
             );
-            if sample_rate >= 32_000 {
-                let snr = snr_db(&reference, &audio, 0);
-                assert!(snr > 15.0, "{sample_rate} Hz, {channels} ch: {snr:.1} dB");
-            }
+            // Measured 52.7-67.0 dB over every rate and channel count (2026-12-04, 9862d97).
+            let snr = snr_db(&reference, &audio, 0);
+            assert!(snr > 51.5, "{sample_rate} Hz, {channels} ch: {snr:.1} dB");
         }
     }
+}
+
+/// AAC's decoded chirp against the input, per rate: 0.5 dB under what was measured
+/// (2026-12-04, 9862d97; the same for one and two channels). The rates of the 44.1 kHz family
+/// measure lower than their neighbours (11.5 dB at 11.025 kHz against 18.1 at 12 kHz).
+fn aac_snr_floor_db(sample_rate: u32) -> f64 {
+    let measured = match sample_rate {
+        11_025 => 11.47,
+        22_050 => 14.50,
+        44_100 => 17.53,
+        64_000 => 25.12,
+        88_200 => 20.60,
+        96_000 => 21.41,
+        _ => 18.11, // 8, 12, 16, 24, 32 and 48 kHz: 18.11-18.13 dB
+    };
+    measured - 0.5
 }
 
 #[test]
@@ -107,10 +122,12 @@ fn aac_is_one_priming_frame_late_and_within_one_frame_long() {
                 (1..=1024).contains(&extra),
                 "{sample_rate} Hz: {extra} frames more"
             );
-            if sample_rate >= 32_000 {
-                let snr = snr_db(&reference, &audio, 1024);
-                assert!(snr > 15.0, "{sample_rate} Hz, {channels} ch: {snr:.1} dB");
-            }
+            let snr = snr_db(&reference, &audio, 1024);
+            let floor = aac_snr_floor_db(sample_rate);
+            assert!(
+                snr > floor,
+                "{sample_rate} Hz, {channels} ch: {snr:.1} dB (floor {floor} dB)"
+            );
         }
     }
 }
