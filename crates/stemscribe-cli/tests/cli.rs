@@ -2,6 +2,8 @@
 //! tests that only check how input and options are validated run with no models at all
 //! ([`without_models`]), which proves that the checks come before anything is loaded.
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
@@ -804,4 +806,136 @@ fn spleeter_reference_reproduces_spleeter_and_wiener_changes_the_stems() {
         (20.0..40.0).contains(&wiener_against_default),
         "{wiener_against_default}"
     );
+}
+
+/// `stemscribe serve` on a free loopback port, and the address it printed.
+fn serve(extra: &[&OsStr]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stemscribe"))
+        .args(["--device", "cpu", "serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    let address = line
+        .strip_prefix("serving POST http://")
+        .and_then(|rest| rest.strip_suffix("/api/v1/invoke"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    // Keep reading stderr so that the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, address)
+}
+
+/// One HTTP/1.1 request; the status and the body.
+fn http(address: &str, method: &str, target: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+#[test]
+fn serve_requires_its_keys_and_stops_on_sigterm() {
+    let dir = temp_dir("serve");
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, "k:t\n").unwrap();
+    let (mut server, address) = serve(&[os("--keys"), keys.as_os_str()]);
+    assert_eq!(
+        http(&address, "GET", "/healthz", ""),
+        (200, "ok".to_owned())
+    );
+    let speech = STANDARD.encode(std::fs::read(data("speech_arctic_a0007.wav")).unwrap());
+    let without = format!(r#"{{"namespace":"MIDI","payload":"{{}}","data":"{speech}"}}"#);
+    let (status, body) = http(&address, "POST", "/api/v1/invoke", &without);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("40200001"), "{body}");
+    let with = format!(
+        r#"{{"appkey":"k","token":"t","namespace":"MIDI","payload":"{{}}","data":"{speech}"}}"#
+    );
+    let (status, body) = http(&address, "POST", "/api/v1/invoke", &with);
+    // Past the keys, the spoken clip reaches the model: no sung melody.
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("40000010"), "{body}");
+    // SAFETY: sending a signal to the child process this test started.
+    assert_eq!(unsafe { libc::kill(server.id() as i32, libc::SIGTERM) }, 0);
+    assert!(server.wait().unwrap().success());
+}
+
+#[test]
+fn serve_warns_when_open_beyond_loopback_and_refuses_a_key_listed_twice() {
+    let result = without_models(&["serve", "--listen", "0.0.0.0:0"]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.starts_with("warning: listening on 0.0.0.0:0 without --keys"),
+        "{stderr}"
+    );
+    let dir = temp_dir("serve-keys");
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, "k:t\nk:u\n").unwrap();
+    let result = without_models(&[os("serve"), os("--keys"), keys.as_os_str()]);
+    assert_one_line_error(&result, 1, "keys.txt");
+}
+
+#[test]
+fn a_signal_removes_the_partial_output_and_exits_130() {
+    let dir = temp_dir("signals");
+    // 21 s of song, written at 384 kHz in float: the partial output exists for over a second.
+    let input = dir.join("long.wav");
+    {
+        let mut reader = hound::WavReader::open(data("rock_mix.wav")).unwrap();
+        let spec = reader.spec();
+        let samples: Vec<f32> = reader.samples::<f32>().map(Result::unwrap).collect();
+        let mut writer = hound::WavWriter::create(&input, spec).unwrap();
+        for _ in 0..7 {
+            for &sample in &samples {
+                writer.write_sample(sample).unwrap();
+            }
+        }
+        writer.finalize().unwrap();
+    }
+    for (signal, name) in [
+        (libc::SIGINT, "int"),
+        (libc::SIGTERM, "term"),
+        (libc::SIGHUP, "hup"),
+    ] {
+        let out = dir.join(format!("{name}.wav"));
+        let partial = dir.join(format!("{name}.wav.partial"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stemscribe"))
+            .args(["--device", "cpu", "--quiet", "separate"])
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .args(["--sample-rate", "384000", "--float"])
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while !partial.exists() {
+            assert!(
+                started.elapsed().as_secs() < 120,
+                "no partial output appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // SAFETY: sending a signal to the child process this test started.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "{name}");
+        assert!(
+            !partial.exists(),
+            "{name}: the partial output is left behind"
+        );
+        assert!(!out.exists(), "{name}: an output appeared");
+    }
 }
