@@ -103,10 +103,7 @@ impl Fetcher {
         let rules = Arc::new(config);
         let policy_rules = rules.clone();
         let policy = redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() >= MAX_REDIRECTS {
-                return attempt.error(FetchError::Redirects);
-            }
-            match check_target(&policy_rules, attempt.url()) {
+            match check_redirect(&policy_rules, attempt.previous().len(), attempt.url()) {
                 Ok(()) => attempt.follow(),
                 Err(e) => attempt.error(e),
             }
@@ -183,6 +180,15 @@ impl Fetcher {
         }
         FetchError::Http(error_chain(&error))
     }
+}
+
+/// Whether a redirect to `url`, after `hops` earlier ones, may be followed: within the hop
+/// limit, and to a target the rules allow (as the first URL must be).
+fn check_redirect(rules: &FetchConfig, hops: usize, url: &Url) -> Result<(), FetchError> {
+    if hops >= MAX_REDIRECTS {
+        return Err(FetchError::Redirects);
+    }
+    check_target(rules, url)
 }
 
 /// Scheme, allow-list and (for literal addresses) the private-address rule.
@@ -382,5 +388,28 @@ mod tests {
         }
         let open = Fetcher::new(rules(&["127.0.0.1"], true)).unwrap();
         assert!(open.check("http://127.0.0.1:8080/a.mp3").is_ok());
+    }
+
+    #[test]
+    fn redirects_are_held_to_the_same_rules_and_a_hop_limit() {
+        let guarded = rules(&["cdn.example", "127.0.0.1", "10.0.0.7"], false);
+        let url = |u: &str| Url::parse(u).unwrap();
+        assert!(check_redirect(&guarded, 0, &url("https://cdn.example/b.mp3")).is_ok());
+        for private in ["http://127.0.0.1/a.mp3", "http://10.0.0.7:8080/a.mp3"] {
+            let error = check_redirect(&guarded, 1, &url(private)).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .contains("loopback, private or link-local"),
+                "{private}: {error}"
+            );
+        }
+        let away = check_redirect(&guarded, 1, &url("https://evil.com/a.mp3")).unwrap_err();
+        assert!(
+            away.to_string().contains("not on this server's list"),
+            "{away}"
+        );
+        let looping = check_redirect(&guarded, MAX_REDIRECTS, &url("https://cdn.example/"));
+        assert!(matches!(looping, Err(FetchError::Redirects)));
     }
 }

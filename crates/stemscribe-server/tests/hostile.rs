@@ -301,3 +301,122 @@ fn every_refusal_is_json_with_a_status_code() {
         40_200_003,
     );
 }
+
+/// Sends a separation of rock_mix in a thread; its answer and how long it took.
+fn separation_in_thread(
+    server: &Server,
+) -> std::thread::JoinHandle<((u16, serde_json::Value), Duration)> {
+    let addr = server.addr;
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let body = separate_body(&json!({}), &data("rock_mix.wav"));
+        let response = invoke(addr, &body);
+        (response, started.elapsed())
+    })
+}
+
+#[test]
+fn a_request_that_waits_past_queue_wait_gets_429() {
+    let server = Server::start_with(
+        ServerConfig {
+            max_jobs: 1,
+            queue: 1,
+            queue_wait: Duration::from_secs(1),
+            ..quick()
+        },
+        common::slow_double(Duration::from_secs(3)),
+    );
+    let first = separation_in_thread(&server);
+    std::thread::sleep(Duration::from_millis(300));
+    let (waiting, waited) = separation_in_thread(&server).join().unwrap();
+    assert_status(&waiting, 429, 40_200_011);
+    assert!(
+        waiting.1["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no job slot came free within 1 s")),
+        "{}",
+        waiting.1
+    );
+    assert!(
+        waited >= Duration::from_millis(950) && waited < Duration::from_millis(1600),
+        "{waited:?}"
+    );
+    let (served, _) = first.join().unwrap();
+    assert_status(&served, 200, 20_000_000);
+}
+
+#[test]
+fn a_job_past_its_time_limit_fails_with_a_server_error() {
+    let server = Server::start_with(
+        ServerConfig {
+            job_timeout: Duration::from_secs(1),
+            ..quick()
+        },
+        common::slow_double(Duration::from_secs(3)),
+    );
+    let (response, waited) = separation_in_thread(&server).join().unwrap();
+    assert_status(&response, 500, 50_000_000);
+    assert!(
+        response.1["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the job took longer than 1 s")),
+        "{}",
+        response.1
+    );
+    assert!(
+        waited >= Duration::from_millis(950) && waited < Duration::from_millis(1600),
+        "{waited:?}"
+    );
+}
+
+#[test]
+fn connections_over_max_connections_are_closed_at_once() {
+    let server = Server::start_double(ServerConfig {
+        max_connections: 2,
+        header_timeout: Duration::from_secs(30),
+        ..quick()
+    });
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let third = TcpStream::connect(server.addr).unwrap();
+    assert!(wait_for_close(third, Duration::from_secs(5)).is_ok());
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    // The two within the cap are still open.
+    for stream in &held {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let read = (&*stream).read(&mut byte);
+        assert!(
+            matches!(&read, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+            "{read:?}"
+        );
+    }
+    // Once one of them goes, a new connection is served.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no connection served after the cap freed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -52,6 +52,41 @@ pub fn double() -> Arc<Engine> {
     }))
 }
 
+/// [`double`] whose separations each take `delay`: for tests of waiting and time limits.
+pub fn slow_double(delay: Duration) -> Arc<Engine> {
+    Arc::new(Engine::from_parts(EngineParts {
+        two_stems: Box::new(SlowSplit(delay)),
+        four_stems: None,
+        transcriber: None,
+        noise: Default::default(),
+        derived: Default::default(),
+        device: DeviceUse::Cpu { fallback: None },
+    }))
+}
+
+/// [`HalfSplit`] after a pause.
+#[derive(Debug)]
+struct SlowSplit(Duration);
+
+impl Separate for SlowSplit {
+    fn file(&self) -> &std::path::Path {
+        "slow half-split (test double)".as_ref()
+    }
+
+    fn stems(&self) -> Vec<SourceStem> {
+        HalfSplit.stems()
+    }
+
+    fn separate(
+        &self,
+        audio: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
+        std::thread::sleep(self.0);
+        HalfSplit.separate(audio, progress)
+    }
+}
+
 /// A separator double: the vocals and the accompaniment are each half the mix.
 #[derive(Debug)]
 struct HalfSplit;
