@@ -4,12 +4,18 @@
 # 180 s song; and that exactly 10 minutes of each is accepted under the 600 s limit. Every
 # format must match ffmpeg exactly but m4a, which may be shorter by the last frame's padding.
 # Needs ffmpeg. Usage: scripts/test/check_decoded_lengths.sh [SONG]  (default: the bundled example)
+# STEMSCRIBE_PROFILE=dev checks the test build instead of building a release one (CI does).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 song="${1:-$root/tests/data/spleeter_audio_example.mp3}"
 command -v ffmpeg >/dev/null || { echo "ffmpeg not found (Debian: apt-get install ffmpeg)" >&2; exit 1; }
-cargo build --quiet --release -p stemscribe-decode --example decoded_length
-ours="$root/target/release/examples/decoded_length"
+case "${STEMSCRIBE_PROFILE:-release}" in
+    release) profile=(--release); built=release ;;
+    dev) profile=(); built=debug ;;
+    *) echo "STEMSCRIBE_PROFILE is release or dev" >&2; exit 2 ;;
+esac
+cargo build --quiet "${profile[@]}" -p stemscribe-decode --example decoded_length
+ours="$root/target/$built/examples/decoded_length"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 

@@ -4,11 +4,16 @@
 # input's length. Prints one line per case; exits non-zero on any mismatch.
 #
 # usage: scripts/test/check_output_formats.sh [INPUT]   (default: tests/data/rock_mix.wav, 3.0 s)
+# STEMSCRIBE_PROFILE=dev checks the test build instead of building a release one (CI does).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 input="${1:-tests/data/rock_mix.wav}"
-bin=target/release/stemscribe
-cargo build --release -q -p stemscribe-cli
+case "${STEMSCRIBE_PROFILE:-release}" in
+  release) profile=(--release); bin=target/release/stemscribe ;;
+  dev) profile=(); bin=target/debug/stemscribe ;;
+  *) echo "STEMSCRIBE_PROFILE is release or dev" >&2; exit 2 ;;
+esac
+cargo build -q "${profile[@]}" -p stemscribe-cli
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 seconds=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$input")
