@@ -38,7 +38,10 @@ fn reference_mode_matches_pytorch_spleeter() {
         let sdr = global_sdr(&load(name), stem);
         // Measured 130.63 and 131.31 dB (2026-12-04, 531c048): equal to float rounding. An
         // STFT hop off by one sample still gave 42.4 dB, above the 40 dB this floor once was.
-        assert!(sdr >= 120.0, "{name}: SDR {sdr:.1} dB against the reference");
+        assert!(
+            sdr >= 120.0,
+            "{name}: SDR {sdr:.1} dB against the reference"
+        );
     }
 }
 
