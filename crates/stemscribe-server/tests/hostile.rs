@@ -90,19 +90,30 @@ fn body_that_stalls(server: &Server) -> ((u16, serde_json::Value), Duration) {
 #[test]
 fn a_body_that_stops_arriving_is_answered() {
     let (response, waited) = body_that_stalls(&Server::start_double(quick()));
-    assert_status(&response, 400, 40_000_000);
-    assert!(
-        response.1["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("did not arrive within 2 s")),
-        "{}",
-        response.1
-    );
     // The total body limit is 2 s (the idle limit, 15 s, must not be what ended it).
-    assert!(
-        waited >= Duration::from_millis(1950) && waited < Duration::from_millis(2500),
-        "{waited:?}"
+    assert_answer(
+        &response,
+        (400, 40_000_000),
+        "did not arrive within 2 s",
+        waited,
+        (1950, 2500),
     );
+}
+
+/// Asserts the answer's HTTP status and status code, that its message says `says`, and that it
+/// came `waited` after the request, within `window_ms`: a limit acts at its configured value.
+fn assert_answer(
+    response: &(u16, serde_json::Value),
+    (http, code): (u16, u64),
+    says: &str,
+    waited: Duration,
+    window_ms: (u64, u64),
+) {
+    assert_status(response, http, code);
+    let message = response.1["message"].as_str().unwrap_or_default();
+    assert!(message.contains(says), "{}", response.1);
+    let window = Duration::from_millis(window_ms.0)..Duration::from_millis(window_ms.1);
+    assert!(window.contains(&waited), "{waited:?} outside {window:?}");
 }
 
 /// A long total body limit and a short idle one, so that only the idle limit can act.
@@ -117,18 +128,13 @@ fn idle_limited() -> ServerConfig {
 #[test]
 fn a_body_that_sends_nothing_is_refused_at_the_idle_timeout() {
     let (response, waited) = body_that_stalls(&Server::start_double(idle_limited()));
-    assert_status(&response, 400, 40_000_000);
-    assert!(
-        response.1["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("sent nothing for 1 s")),
-        "{}",
-        response.1
-    );
     // The idle limit is 1 s; the total limit (60 s) must not be what ended it.
-    assert!(
-        waited >= Duration::from_millis(950) && waited < Duration::from_millis(1500),
-        "{waited:?}"
+    assert_answer(
+        &response,
+        (400, 40_000_000),
+        "sent nothing for 1 s",
+        waited,
+        (950, 1500),
     );
 }
 
@@ -329,17 +335,12 @@ fn a_request_that_waits_past_queue_wait_gets_429() {
     let first = separation_in_thread(&server);
     std::thread::sleep(Duration::from_millis(300));
     let (waiting, waited) = separation_in_thread(&server).join().unwrap();
-    assert_status(&waiting, 429, 40_200_011);
-    assert!(
-        waiting.1["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("no job slot came free within 1 s")),
-        "{}",
-        waiting.1
-    );
-    assert!(
-        waited >= Duration::from_millis(950) && waited < Duration::from_millis(1600),
-        "{waited:?}"
+    assert_answer(
+        &waiting,
+        (429, 40_200_011),
+        "no job slot came free within 1 s",
+        waited,
+        (950, 1600),
     );
     let (served, _) = first.join().unwrap();
     assert_status(&served, 200, 20_000_000);
@@ -355,17 +356,12 @@ fn a_job_past_its_time_limit_fails_with_a_server_error() {
         common::slow_double(Duration::from_secs(3)),
     );
     let (response, waited) = separation_in_thread(&server).join().unwrap();
-    assert_status(&response, 500, 50_000_000);
-    assert!(
-        response.1["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("the job took longer than 1 s")),
-        "{}",
-        response.1
-    );
-    assert!(
-        waited >= Duration::from_millis(950) && waited < Duration::from_millis(1600),
-        "{waited:?}"
+    assert_answer(
+        &response,
+        (500, 50_000_000),
+        "the job took longer than 1 s",
+        waited,
+        (950, 1600),
     );
 }
 
