@@ -1,0 +1,135 @@
+//! How close a separation runs to its network: `2track_vocal` on a 3-minute MP3 to a 16-bit WAV
+//! in memory, end to end (decode, resample, STFT, network, masks, inverse STFT, encode), against
+//! ONNX Runtime running the same Spleeter network alone on the same number of windows, with the
+//! same threads, in the same process. Prints both medians and their ratio (network alone / end
+//! to end: 1.0 would mean everything around the network is free).
+//!
+//! This is the measurement issue 28 sets its target on (a ratio of at least 0.85); it reports
+//! and does not assert until the pipeline reaches it.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, Criterion};
+use stemscribe_benches::song_of;
+use stemscribe_engine::runtime::{Input, Runtime};
+use stemscribe_engine::separate::ModelSpec;
+use stemscribe_engine::{
+    decode, encode_to_vec, DecodeOptions, Engine, EngineConfig, OutputFormat, OutputSpec,
+    RuntimeConfig, SeparationModel, WavSampleFormat,
+};
+
+/// Seconds of song.
+const SONG_SECS: usize = 180;
+
+/// Decodes `mp3`, separates the vocals and encodes them as 16-bit stereo WAV; returns the
+/// number of network windows the separation ran.
+fn end_to_end(engine: &Engine, mp3: &[u8]) -> usize {
+    let audio = decode(mp3.to_vec(), &DecodeOptions::default()).expect("decodes");
+    let mut windows = 0;
+    let vocals = engine
+        .separate(&audio, SeparationModel::TwoTrackVocal, &mut |p| {
+            windows = p.total;
+        })
+        .expect("separates");
+    let spec = OutputSpec {
+        sample_rate: 44_100,
+        channels: 2,
+        format: OutputFormat::Wav(WavSampleFormat::Pcm16),
+    };
+    encode_to_vec(vocals, &spec).expect("encodes");
+    windows
+}
+
+/// The median of `samples`.
+fn median(samples: &Mutex<Vec<Duration>>) -> Duration {
+    let mut samples = samples.lock().expect("not poisoned").clone();
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn pipeline(c: &mut Criterion) {
+    let engine = Engine::new(&EngineConfig::default()).expect("run scripts/setup.sh first");
+    let mp3 = encode_to_vec(
+        song_of(SONG_SECS),
+        &OutputSpec {
+            sample_rate: 44_100,
+            channels: 2,
+            format: OutputFormat::Mp3,
+        },
+    )
+    .expect("encodes")
+    .0;
+    let windows = end_to_end(&engine, &mp3);
+
+    let spec = ModelSpec::spleeter_2stems();
+    let runtime = Runtime::new(&RuntimeConfig::default()).expect("loads ONNX Runtime");
+    let network = runtime.model(&spec.file).expect("loads the network");
+    let shape = [1, 2, spec.segment_frames, spec.bins];
+    // Magnitudes in [0, 1): the network's time does not depend on their values.
+    let magnitudes: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|i| (i.wrapping_mul(2_654_435_761) % 1000) as f32 / 1000.0)
+        .collect();
+    let outputs: Vec<&str> = spec.stems.iter().map(String::as_str).collect();
+    let network_alone = || {
+        for _ in 0..windows {
+            let input = Input {
+                name: &spec.input,
+                shape: &shape,
+                data: &magnitudes,
+            };
+            network.run(&[input], &outputs).expect("runs");
+        }
+    };
+
+    let whole = Mutex::new(Vec::new());
+    let alone = Mutex::new(Vec::new());
+    let mut group = c.benchmark_group("pipeline");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(60));
+    group.bench_function("2track_vocal_3min_mp3_to_wav_end_to_end", |b| {
+        b.iter_custom(|iterations| {
+            let start = Instant::now();
+            for _ in 0..iterations {
+                end_to_end(&engine, &mp3);
+            }
+            let elapsed = start.elapsed();
+            whole
+                .lock()
+                .expect("not poisoned")
+                .push(elapsed / iterations as u32);
+            elapsed
+        })
+    });
+    group.bench_function("spleeter_network_alone_same_windows", |b| {
+        b.iter_custom(|iterations| {
+            let start = Instant::now();
+            for _ in 0..iterations {
+                network_alone();
+            }
+            let elapsed = start.elapsed();
+            alone
+                .lock()
+                .expect("not poisoned")
+                .push(elapsed / iterations as u32);
+            elapsed
+        })
+    });
+    group.finish();
+
+    let (whole, alone) = (median(&whole), median(&alone));
+    println!(
+        "{windows} windows of {SONG_SECS} s: end to end {:.2} s, network alone {:.2} s, \
+         ratio {:.2} (network alone / end to end)",
+        whole.as_secs_f64(),
+        alone.as_secs_f64(),
+        alone.as_secs_f64() / whole.as_secs_f64()
+    );
+}
+
+criterion_group!(benches, pipeline);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
