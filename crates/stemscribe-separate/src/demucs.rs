@@ -39,16 +39,7 @@ impl DemucsModel {
     pub(crate) fn from_model(model: Model) -> Result<Self, SeparationError> {
         model.require(&["mix"], &["stems"])?;
         let input = model.input("mix").and_then(|i| i.shape.clone());
-        let segment = match input {
-            Some(shape) if shape.len() == 3 && shape[1] == 2 => {
-                usize::try_from(shape[2]).unwrap_or(DEMUCS_SEGMENT)
-            }
-            other => {
-                return Err(model
-                    .mismatch(format!("input `mix` is {other:?}, not [1, 2, samples]"))
-                    .into())
-            }
-        };
+        let segment = segment_of(input.as_deref()).map_err(|reason| model.mismatch(reason))?;
         let output = model.output("stems").and_then(|o| o.shape.clone());
         let count = match output {
             Some(shape) if shape.len() == 4 && shape[2] == 2 => usize::try_from(shape[1]).ok(),
@@ -187,6 +178,30 @@ impl Separate for DemucsModel {
 }
 
 /// The stem names of a Demucs model file: its JSON, or the default order for its count.
+/// The segment a `mix` input of `shape` takes: its last dimension (demucs-onnx's 343,980 when
+/// it is dynamic), within [`MIN_SEGMENT`]..=[`MAX_SEGMENT`], since every chunk's buffers are
+/// allocated from it.
+fn segment_of(shape: Option<&[i64]>) -> Result<usize, String> {
+    match shape {
+        Some(&[_, 2, samples]) if samples < 0 => Ok(DEMUCS_SEGMENT),
+        Some(&[_, 2, samples]) => usize::try_from(samples)
+            .ok()
+            .filter(|n| (MIN_SEGMENT..=MAX_SEGMENT).contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "input `mix` declares {samples} samples a segment, outside \
+                     {MIN_SEGMENT}-{MAX_SEGMENT}"
+                )
+            }),
+        other => Err(format!("input `mix` is {other:?}, not [1, 2, samples]")),
+    }
+}
+
+/// Fewest samples a segment may have (23 ms).
+const MIN_SEGMENT: usize = 1_024;
+/// Most samples a segment may have (60 s).
+const MAX_SEGMENT: usize = 60 * 44_100;
+
 fn sources_for(file: &Path, count: Option<usize>) -> Result<Vec<SourceStem>, String> {
     if let Some(json) = crate::family::card_beside(file) {
         let text = std::fs::read_to_string(&json)
@@ -240,6 +255,21 @@ fn transition_window(segment: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_segment_out_of_range_is_refused_before_anything_is_allocated() {
+        assert_eq!(segment_of(Some(&[1, 2, 343_980])), Ok(343_980));
+        assert_eq!(segment_of(Some(&[1, 2, -1])), Ok(DEMUCS_SEGMENT));
+        for samples in [0, 1, 1_023, 2_646_001, 1 << 40] {
+            let error = segment_of(Some(&[1, 2, samples])).unwrap_err();
+            assert!(
+                error.contains(&format!("declares {samples} samples")),
+                "{error}"
+            );
+        }
+        assert!(segment_of(Some(&[1, 3, 44_100])).is_err());
+        assert!(segment_of(None).is_err());
+    }
 
     #[test]
     fn window_fades_over_a_quarter() {

@@ -223,6 +223,15 @@ impl MdxParams {
                 n_fft / 2 + 1
             )));
         }
+        // Each chunk's network input is 4 x dim_f x dim_t values, allocated whole.
+        let chunk_values = fields.mdx_dim_f_set * (1 << fields.mdx_dim_t_set);
+        if chunk_values > MAX_CHUNK_VALUES {
+            return Err(invalid(format!(
+                "mdx_dim_f_set {} x 2^mdx_dim_t_set {} is {chunk_values} values a chunk, over \
+                 {MAX_CHUNK_VALUES}",
+                fields.mdx_dim_f_set, fields.mdx_dim_t_set
+            )));
+        }
         if !(fields.compensate.is_finite() && fields.compensate > 0.0) {
             return Err(invalid(format!(
                 "compensate {} must be positive",
@@ -255,6 +264,10 @@ impl MdxParams {
         MDX_HOP * (self.dim_t - 1)
     }
 }
+
+/// Most `dim_f x dim_t` values of one channel of a chunk: over five times UVR's largest
+/// (3072 x 256).
+const MAX_CHUNK_VALUES: usize = 1 << 22;
 
 /// UVR's key for a model file: the hex MD5 of its last 10,240,000 bytes (of the whole file
 /// when it is shorter).

@@ -7,6 +7,14 @@ use std::path::Path;
 use serde::Deserialize;
 use thiserror::Error;
 
+/// Largest `stft.fft_size` a card may ask for (1.5 s at 44.1 kHz; Spleeter's is 4096).
+pub const MAX_FFT_SIZE: usize = 65_536;
+/// Most frames a card's network window may span (Spleeter's is 512).
+pub const MAX_SEGMENT_FRAMES: usize = 8_192;
+/// Most values (frames x bins) of one channel of a card's network window: 16 times
+/// Spleeter's 512 x 1024.
+pub const MAX_WINDOW_VALUES: usize = 1 << 23;
+
 /// Describes an STFT-domain separation model stored as ONNX.
 ///
 /// The model reads one input `[batch, channels, frames, bins]` of magnitudes (`channels` = 2,
@@ -148,6 +156,12 @@ impl ModelCard {
                 "stft.fft_size must be even and stft.hop positive".into(),
             ));
         }
+        if card.stft.fft_size > MAX_FFT_SIZE {
+            return Err(invalid(format!(
+                "stft.fft_size {} is over {MAX_FFT_SIZE}",
+                card.stft.fft_size
+            )));
+        }
         if card.stft.hop > card.stft.fft_size {
             return Err(invalid("stft.hop must not exceed stft.fft_size".into()));
         }
@@ -159,6 +173,16 @@ impl ModelCard {
         }
         if card.input.segment_frames == 0 {
             return Err(invalid("input.segment_frames must be positive".into()));
+        }
+        // A window's spectra and masks are allocated whole: bound them before anything is.
+        if card.input.segment_frames > MAX_SEGMENT_FRAMES
+            || card.input.segment_frames * card.input.bins > MAX_WINDOW_VALUES
+        {
+            return Err(invalid(format!(
+                "input.segment_frames {} x input.bins {} is over {MAX_SEGMENT_FRAMES} frames or \
+                 {MAX_WINDOW_VALUES} values a window",
+                card.input.segment_frames, card.input.bins
+            )));
         }
         let mut names = card.stems.clone();
         names.sort();
@@ -247,6 +271,20 @@ mod tests {
                 "input.bins",
             ),
             (&SPLEETER_CARD.replace("hop = 1024", "hop = 0"), "stft.hop"),
+            (
+                &SPLEETER_CARD.replace("fft_size = 4096", "fft_size = 4294967296"),
+                "stft.fft_size 4294967296 is over 65536",
+            ),
+            (
+                &SPLEETER_CARD.replace("segment_frames = 512", "segment_frames = 1000000000"),
+                "input.segment_frames 1000000000",
+            ),
+            (
+                &SPLEETER_CARD
+                    .replace("segment_frames = 512", "segment_frames = 4097")
+                    .replace("bins = 1024", "bins = 2049"),
+                "values a window",
+            ),
             (
                 &SPLEETER_CARD.replace("\"accompaniment\"", "\"vocals\""),
                 "distinct",

@@ -76,5 +76,9 @@ fn an_unknown_model_without_parameters_is_refused_with_its_hash() {
     std::fs::write(dir.join("mystery.json"), r#"{"compensate": 1.0, "mdx_dim_f_set": 9999, "mdx_dim_t_set": 5, "mdx_n_fft_scale_set": 2048, "primary_stem": "Vocals"}"#).unwrap();
     let error = MdxParams::for_model(&file).unwrap_err();
     assert!(error.to_string().contains("mdx_dim_f_set 9999"), "{error}");
+    // Within each field's range, but 32769 x 4096 values a chunk (a 2 GB input): refused.
+    std::fs::write(dir.join("mystery.json"), r#"{"compensate": 1.0, "mdx_dim_f_set": 32769, "mdx_dim_t_set": 12, "mdx_n_fft_scale_set": 65536, "primary_stem": "Vocals"}"#).unwrap();
+    let error = MdxParams::for_model(&file).unwrap_err();
+    assert!(error.to_string().contains("values a chunk"), "{error}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
