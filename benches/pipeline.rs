@@ -41,6 +41,25 @@ fn end_to_end(engine: &Engine, mp3: &[u8]) -> usize {
     windows
 }
 
+/// Runs `run` `iterations` times; records the time of one run in `samples` and returns the
+/// total, as criterion's `iter_custom` wants it.
+fn timed<T>(
+    samples: &Mutex<Vec<Duration>>,
+    iterations: u64,
+    mut run: impl FnMut() -> T,
+) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iterations {
+        std::hint::black_box(run());
+    }
+    let elapsed = start.elapsed();
+    samples
+        .lock()
+        .expect("not poisoned")
+        .push(elapsed / iterations.max(1) as u32);
+    elapsed
+}
+
 /// The median of `samples`.
 fn median(samples: &Mutex<Vec<Duration>>) -> Duration {
     let mut samples = samples.lock().expect("not poisoned").clone();
@@ -88,32 +107,10 @@ fn pipeline(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(60));
     group.bench_function("2track_vocal_3min_mp3_to_wav_end_to_end", |b| {
-        b.iter_custom(|iterations| {
-            let start = Instant::now();
-            for _ in 0..iterations {
-                end_to_end(&engine, &mp3);
-            }
-            let elapsed = start.elapsed();
-            whole
-                .lock()
-                .expect("not poisoned")
-                .push(elapsed / iterations as u32);
-            elapsed
-        })
+        b.iter_custom(|iterations| timed(&whole, iterations, || end_to_end(&engine, &mp3)))
     });
     group.bench_function("spleeter_network_alone_same_windows", |b| {
-        b.iter_custom(|iterations| {
-            let start = Instant::now();
-            for _ in 0..iterations {
-                network_alone();
-            }
-            let elapsed = start.elapsed();
-            alone
-                .lock()
-                .expect("not poisoned")
-                .push(elapsed / iterations as u32);
-            elapsed
-        })
+        b.iter_custom(|iterations| timed(&alone, iterations, network_alone))
     });
     group.finish();
 
