@@ -9,6 +9,11 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// What `scripts/setup.sh` installed: the runtime and the models.
+fn installed() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/installed")
+}
+
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/data")
@@ -497,8 +502,7 @@ fn device_cuda_runs_on_cuda_or_fails_with_the_reason() {
     let stderr = String::from_utf8_lossy(&result.stderr);
     // Which outcome is right follows from this machine: the GPU build installed or not (CI
     // installs the CPU build only), and an NVIDIA driver present or not.
-    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/installed");
-    let gpu_build = models.join("lib/gpu/libonnxruntime.so").exists();
+    let gpu_build = installed().join("lib/gpu/libonnxruntime.so").exists();
     let driver = Path::new("/dev/nvidiactl").exists();
     if !gpu_build {
         assert_one_line_error(&result, 1, "the ONNX Runtime loaded is the CPU build");
@@ -515,7 +519,7 @@ fn device_cuda_runs_on_cuda_or_fails_with_the_reason() {
 
 #[test]
 fn setup_verifies_an_installation_offline_and_reports_a_failure() {
-    let installed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/installed");
+    let installed = installed();
     let cache = temp_dir("setup-cache");
     let result = stemscribe(&[
         os("setup"),
@@ -559,7 +563,7 @@ fn setup_verifies_an_installation_offline_and_reports_a_failure() {
 
 /// A models directory that sees every installed file (through links) and can take more.
 fn linked_models_dir(name: &str) -> PathBuf {
-    let installed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/installed");
+    let installed = installed();
     let dir = temp_dir(name);
     for entry in std::fs::read_dir(&installed).unwrap() {
         let entry = entry.unwrap();
@@ -580,8 +584,7 @@ fn with_models<S: AsRef<OsStr>>(models: &Path, args: &[S]) -> Output {
 #[test]
 fn models_add_installs_a_file_that_then_serves_two_track() {
     let models = linked_models_dir("models-add");
-    let twin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models/installed/mdx-twin/mdx-twin.onnx");
+    let twin = installed().join("mdx-twin/mdx-twin.onnx");
     let added = with_models(
         &models,
         &[

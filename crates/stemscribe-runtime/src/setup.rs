@@ -1,7 +1,8 @@
 //! Installing what the runtime loads, from an installed binary: the setup kit
-//! (`scripts/setup.sh`, the converters it runs from `scripts/setup/`, the pinned requirements and checksums) is
-//! compiled in, written to a scratch folder and run there, so that `stemscribe setup` and the
-//! Python package's `stemscribe.setup()` need no checkout. The kit reaches only PyPI.
+//! (`scripts/setup.sh`, the converters it runs from `scripts/setup/`, the pinned requirements
+//! and checksums) is compiled in, written to a scratch folder and run there, so that
+//! `stemscribe setup` and the Python package's `stemscribe.setup()` need no checkout. The kit
+//! reaches only PyPI.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -177,7 +177,6 @@ impl Separate for DemucsModel {
     }
 }
 
-/// The stem names of a Demucs model file: its JSON, or the default order for its count.
 /// The segment a `mix` input of `shape` takes: its last dimension (demucs-onnx's 343,980 when
 /// it is dynamic), within [`MIN_SEGMENT`]..=[`MAX_SEGMENT`], since every chunk's buffers are
 /// allocated from it.
@@ -202,6 +201,7 @@ const MIN_SEGMENT: usize = 1_024;
 /// Most samples a segment may have (60 s).
 const MAX_SEGMENT: usize = 60 * 44_100;
 
+/// The stem names of a Demucs model file: its JSON, or the default order for its count.
 fn sources_for(file: &Path, count: Option<usize>) -> Result<Vec<SourceStem>, String> {
     if let Some(json) = crate::family::card_beside(file) {
         let text = std::fs::read_to_string(&json)
