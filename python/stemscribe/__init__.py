@@ -92,15 +92,23 @@ def _audio_arguments(audio: AudioInput, sample_rate: Optional[int]) -> dict:
     return {"samples": np.ascontiguousarray(samples), "sample_rate": int(sample_rate)}
 
 
+def _tqdm(required: bool):
+    """tqdm's bar class, or None when tqdm is not installed and the bar is not ``required``
+    (an explicit ``progress=True``: then ImportError, saying how to install it)."""
+    try:
+        from tqdm import tqdm
+    except ImportError as error:
+        if required:
+            raise ImportError("progress=True needs tqdm: pip install tqdm") from error
+        return None
+    return tqdm
+
+
 class _Bar:
     """A tqdm bar fed by the engine's progress (steps done, steps in all)."""
 
     def __init__(self, description: str) -> None:
-        try:
-            from tqdm import tqdm
-        except ImportError as error:
-            raise ImportError("progress=True needs tqdm: pip install tqdm") from error
-        self._bar = tqdm(total=1, desc=description, unit="step")
+        self._bar = _tqdm(required=True)(total=1, desc=description, unit="step")
 
     def __call__(self, done: int, total: int) -> None:
         self._bar.total = total

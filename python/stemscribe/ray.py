@@ -150,19 +150,13 @@ def _check_inputs(paths: Iterable[PathLike]) -> List[str]:
     return inputs
 
 
-def _tqdm(progress: ProgressArg):
+def _bar_class(progress: ProgressArg):
     """tqdm's class when ``progress`` asks for a bar and tqdm is installed, else None.
 
     Raises ImportError only for ``progress=True`` without tqdm, and ValueError for a value
     that is not a progress argument."""
     if progress is True or (isinstance(progress, str) and progress == "auto"):
-        try:
-            from tqdm import tqdm
-        except ImportError as error:
-            if progress is True:
-                raise ImportError("progress=True needs tqdm: pip install tqdm") from error
-            return None
-        return tqdm
+        return stemscribe._tqdm(required=progress is True)
     if progress is False or progress is None or callable(progress):
         return None
     raise ValueError(f"progress must be 'auto', True, False or a callable, not {progress!r}")
@@ -171,12 +165,12 @@ def _tqdm(progress: ProgressArg):
 class _Progress:
     """A tqdm bar, a callback ``(done, total)``, or nothing."""
 
-    def __init__(self, progress: ProgressArg, total: int, task: str) -> None:
+    def __init__(self, progress: ProgressArg, bar_class, total: int, task: str) -> None:
+        """``bar_class``: what :func:`_bar_class` gave for ``progress``."""
         self._bar = None
         self._callback = None
-        tqdm = _tqdm(progress)
-        if tqdm is not None:
-            self._bar = tqdm(total=total, desc=task, unit="file")
+        if bar_class is not None:
+            self._bar = bar_class(total=total, desc=task, unit="file")
         elif callable(progress):
             self._callback = progress
         self._total = total
@@ -210,7 +204,7 @@ def _run(
     summary: Union[None, bool, PathLike],
 ) -> List[FileResult]:
     inputs = _check_inputs(paths)
-    _tqdm(progress)  # refuses a progress argument it cannot honour before any work
+    bar_class = _bar_class(progress)  # refuses what it cannot honour before any work
     out = os.path.abspath(os.fspath(out_dir))
     if threads_per_worker < 1:
         raise ValueError("threads_per_worker must be at least 1")
@@ -233,7 +227,7 @@ def _run(
             ray.get([w.ready.remote() for w in pool])
         except ray.exceptions.RayActorError as error:
             raise stemscribe.ModelError(f"a worker could not load the engine: {error}") from error
-        results = _schedule(pool, start, inputs, out, _Progress(progress, len(inputs), task))
+        results = _schedule(pool, start, inputs, out, _Progress(progress, bar_class, len(inputs), task))
     finally:
         if started_ray:
             ray.shutdown()
