@@ -1,191 +1,323 @@
 #!/usr/bin/env python3
-"""Fits and checks the decision between singing and not singing on the corpus features.
+"""Fits the sung / spoken / instrumental decision and reports it on held-out recordings.
 
-Reads the CSV that `stemscribe-lab corpus --features FILE` writes (one line per clip: the
-separated vocal's level, the evidence of its pitch contour and the confidence the engine
-computes from it) and compares decision rules
-with leave-one-source-out: every clip derived from one recording (its excerpts, its mixtures
-with a voice) is held out together, the rule is fitted on the rest, and the held-out clips are
-decided by it. Prints each rule's held-out errors, the worst clips, and the ROC AUC of its
-score, then the weights of the chosen rule fitted on everything (the numbers the engine uses).
+Reads the CSV that `stemscribe-lab decision-features` writes over the clips of
+`make_decision_data.py` (one line a clip: its class, source recording, setting, augmentation,
+and the 26 features the engine measures), and:
 
-usage: scripts/train/fit_singing_decision.py FEATURES.csv
+1. compares classifiers (softmax regression; a one-hidden-layer network) with grouped
+   cross-validation: the sources are dealt into folds, every clip of a source (all its
+   augmentations, excerpts and mixtures) is held out together, and the threshold of singing is
+   chosen inside each training part only (nested folds): the one that minimises, on the
+   inner held-out folds, the cost of its errors, a refused singer counting SUNG_COST times
+   as much as a spoken, rapped or instrumental clip given notes;
+2. prints, for the chosen classifier, the held-out confusion table by class and by
+   augmentation, setting and length, the worst source recordings and a reliability table of
+   the probability of singing;
+3. fits it on everything and writes the engine's `decision.json` (with `--write`).
+
+usage: scripts/train/fit_singing_decision.py FEATURES.csv [--write PATH] [--folds N]
 Needs numpy (the project's .venv has it).
 """
 
+import argparse
 import csv
+import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
-FEATURES = ["stable_share", "held_share", "median_note_secs", "log_slope", "voiced_share"]
+FEATURES = ["log_seconds", "voiced_share", "stable_share", "held_share", "sung_share",
+            "log_median_note", "log_slope", "range_octaves", "note_rate", "note_length_spread",
+            "interval_quantisation", "vibrato_rate", "vibrato_extent", "log_voiced_run",
+            "voiced_run_rate", "harmonicity_db", "envelope_change_db",
+            "envelope_change_in_notes_db", "envelope_spread_db", "note_timbre_spread_db",
+            "unvoiced_loud_share", "envelope_tilt_db", "envelope_shape_db", "loudness_modulation",
+            "vocal_to_mix_db", "voiced_confidence"]
+CLASSES = ["sung", "spoken", "instrumental"]
+TARGET = {"sung": 0, "speech": 1, "rap": 1, "instrumental": 2}
+# What refusing a singer costs against giving notes to speech, rap or an instrumental: the
+# threshold minimises SUNG_COST × (share of sung clips refused) + (share of the others given
+# notes, each of speech and rap and instrumental weighing alike).
+SUNG_COST = 4.0
 
 
-def source(clip):
-    """The recording a clip comes from: mixtures are grouped by their voice."""
-    for cut in (" over ", " 2 s", " 5 s"):
-        clip = clip.split(cut)[0]
-    return clip
+# A sung clip whose separated vocals lie this far below the mix has lost its voice in the
+# separation: no decision can find it, so it is reported apart and not learned from.
+LOST_DB = -40.0
 
 
 def load(path):
+    """The clips (rows, features, classes), and apart from them the sung clips whose voice
+    the separation lost."""
     rows = list(csv.DictReader(open(path)))
-    for row in rows:
-        for key in ("seconds", "vocal_to_mix_db", "voiced_share", "stable_share", "held_share",
-                    "confidence", "sung_secs", "median_note_secs", "mean_slope",
-                    "range_semitones"):
-            row[key] = float(row[key])
-        row["log_slope"] = np.log(max(row["mean_slope"], 0.1))
-        row["sung"] = row["kind"] == "sung"
-        row["source"] = source(row["clip"])
-    return rows
+    lost = [r for r in rows if r["kind"] == "sung" and float(r["vocal_to_mix_db"]) <= LOST_DB]
+    rows = [r for r in rows if not (r["kind"] == "sung" and float(r["vocal_to_mix_db"]) <= LOST_DB)]
+    x = np.array([[float(r[f]) for f in FEATURES] for r in rows])
+    y = np.array([TARGET[r["kind"]] for r in rows])
+    return rows, x, y, lost
 
 
-def melody_gate(row, min_secs, share):
-    """Enough sung time: `min_secs`, or (`share` given) that share of a shorter clip."""
-    needed = min_secs if share is None else min(min_secs, share * row["seconds"])
-    return row["sung_secs"] >= needed
+def standardise(x):
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    return mean, scale
 
 
-def fit_logistic(x, y, l2=1.0, steps=200):
-    """Newton's method on the L2-regularised logistic loss; x standardised by the caller."""
-    x1 = np.hstack([x, np.ones((len(x), 1))])
-    w = np.zeros(x1.shape[1])
+def softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def sample_weights(y):
+    """Every class weighs alike, whatever its share of the clips (the probabilities are those
+    of equal priors)."""
+    w = np.ones(len(y))
+    for c in range(3):
+        if (y == c).any():
+            w[y == c] *= len(y) / (3 * (y == c).sum())
+    return w / w.mean()
+
+
+def fit_softmax(x, y, l2=1e-2, steps=400, lr=0.5):
+    """Softmax regression by full-batch gradient descent with momentum; x standardised."""
+    n, d = x.shape
+    w, b = np.zeros((3, d)), np.zeros(3)
+    vw, vb = np.zeros_like(w), np.zeros_like(b)
+    onehot = np.eye(3)[y]
+    sw = sample_weights(y)[:, None]
     for _ in range(steps):
-        p = 1 / (1 + np.exp(-x1 @ w))
-        grad = x1.T @ (p - y) + l2 * np.r_[w[:-1], 0]
-        hess = (x1.T * (p * (1 - p))) @ x1 + l2 * np.diag(np.r_[np.ones(len(w) - 1), 0])
-        w -= np.linalg.solve(hess, grad)
-    return w
+        p = softmax(x @ w.T + b)
+        g = (p - onehot) * sw / n
+        gw, gb = g.T @ x + l2 * w, g.sum(axis=0)
+        vw, vb = 0.9 * vw - lr * gw, 0.9 * vb - lr * gb
+        w, b = w + vw, b + vb
+    return [(w, b)]
 
 
-class Logistic:
-    """Sung when the melody gate passes and the logistic score of the contour is above 0.5."""
-
-    def __init__(self, features, min_secs=1.0, share=0.3):
-        self.features, self.min_secs, self.share = features, min_secs, share
-
-    def fit(self, rows):
-        rows = [r for r in rows if melody_gate(r, self.min_secs, self.share)]
-        x = np.array([[r[f] for f in self.features] for r in rows])
-        y = np.array([float(r["sung"]) for r in rows])
-        self.mean, self.std = x.mean(0), x.std(0) + 1e-9
-        self.w = fit_logistic((x - self.mean) / self.std, y)
-        return self
-
-    def score(self, row):
-        if not melody_gate(row, self.min_secs, self.share):
-            return 0.0
-        z = (np.array([row[f] for f in self.features]) - self.mean) / self.std
-        return float(1 / (1 + np.exp(-(z @ self.w[:-1] + self.w[-1]))))
-
-    def describe(self):
-        # Weights on the raw features: score = sigmoid(sum(a_i * f_i) + b).
-        a = self.w[:-1] / self.std
-        b = self.w[-1] - np.sum(self.w[:-1] * self.mean / self.std)
-        terms = " + ".join(f"{ai:.4f} * {f}" for ai, f in zip(a, self.features))
-        return f"sigmoid({terms} + {b:.4f})"
+def fit_mlp(x, y, hidden=16, l2=1e-2, steps=800, lr=0.01, seed=0):
+    """One hidden ReLU layer, softmax output, Adam on the full batch; x standardised."""
+    rng = np.random.default_rng(seed)
+    n, d = x.shape
+    params = [rng.standard_normal((hidden, d)) * np.sqrt(2 / d), np.zeros(hidden),
+              rng.standard_normal((3, hidden)) * np.sqrt(1 / hidden), np.zeros(3)]
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    onehot = np.eye(3)[y]
+    sw = sample_weights(y)[:, None]
+    for t in range(1, steps + 1):
+        w1, b1, w2, b2 = params
+        h = np.maximum(x @ w1.T + b1, 0)
+        p = softmax(h @ w2.T + b2)
+        g2 = (p - onehot) * sw / n
+        gh = (g2 @ w2) * (h > 0)
+        grads = [gh.T @ x + l2 * w1, gh.sum(axis=0), g2.T @ h + l2 * w2, g2.sum(axis=0)]
+        for i, g in enumerate(grads):
+            m[i] = 0.9 * m[i] + 0.1 * g
+            v[i] = 0.999 * v[i] + 0.001 * g * g
+            params[i] -= lr * (m[i] / (1 - 0.9**t)) / (np.sqrt(v[i] / (1 - 0.999**t)) + 1e-8)
+    return [(params[0], params[1]), (params[2], params[3])]
 
 
-class Threshold:
-    """Enough sung time and `feature` at least `stable` (today: 1 s or 30% of the clip, and a
-    confidence of 0.49); with `fit_stable`, the threshold is chosen on the training clips
-    instead."""
-
-    def __init__(self, min_secs=1.0, share=0.3, stable=0.49, fit_stable=False,
-                 feature="confidence"):
-        self.min_secs, self.share, self.stable = min_secs, share, stable
-        self.fit_stable, self.feature = fit_stable, feature
-
-    def fit(self, rows):
-        if self.fit_stable:
-            # The threshold with the fewest errors, each class weighted equally; ties go to
-            # the middle of the best run.
-            def errors(t):
-                self.stable = t
-                wrong = {True: 0, False: 0}
-                count = {True: 0, False: 0}
-                for r in rows:
-                    count[r["sung"]] += 1
-                    wrong[r["sung"]] += (self.score(r) > 0.5) != r["sung"]
-                return sum(wrong[k] / max(count[k], 1) for k in wrong)
-            grid = np.round(np.arange(0.30, 0.90, 0.01), 2)
-            costs = [errors(t) for t in grid]
-            best = [t for t, c in zip(grid, costs) if c == min(costs)]
-            self.stable = float(best[len(best) // 2])
-        return self
-
-    def score(self, row):
-        if not melody_gate(row, self.min_secs, self.share):
-            return 0.0
-        return 0.5 + (row[self.feature] - self.stable)
-
-    def describe(self):
-        return (f"sung_secs >= min({self.min_secs}, {self.share} x duration) and "
-                f"{self.feature} >= {self.stable}")
+def predict(layers, x):
+    for i, (w, b) in enumerate(layers):
+        x = x @ w.T + b
+        if i + 1 < len(layers):
+            x = np.maximum(x, 0)
+    return softmax(x)
 
 
-def auc(scores, labels):
-    pos = [s for s, l in zip(scores, labels) if l]
-    neg = [s for s, l in zip(scores, labels) if not l]
-    if not pos or not neg:
-        return float("nan")
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
+def fit_standardised(fit, x, y):
+    mean, scale = standardise(x)
+    return mean, scale, fit((x - mean) / scale, y)
 
 
-def held_out(rows, make):
-    """Scores of every clip by a rule fitted without its source."""
-    scores = {}
-    for src in sorted({r["source"] for r in rows}):
-        train = [r for r in rows if r["source"] != src]
-        rule = make().fit(train)
-        for r in rows:
-            if r["source"] == src:
-                scores[r["clip"]] = rule.score(r)
-    return scores
+def probabilities(model, x):
+    mean, scale, layers = model
+    return predict(layers, (x - mean) / scale)
 
 
-def report(name, rows, make):
-    scores = held_out(rows, make)
-    wrong = [r for r in rows if (scores[r["clip"]] > 0.5) != r["sung"]]
-    by_kind = {}
-    for r in rows:
-        k = r["kind"]
-        right = (scores[r["clip"]] > 0.5) == r["sung"]
-        by_kind.setdefault(k, [0, 0])
-        by_kind[k][0] += right
-        by_kind[k][1] += 1
-    kinds = ", ".join(f"{k} {a}/{n}" for k, (a, n) in sorted(by_kind.items()))
-    a = auc([scores[r["clip"]] for r in rows], [r["sung"] for r in rows])
-    print(f"{name}: held-out right {len(rows) - len(wrong)}/{len(rows)} ({kinds}); ROC AUC {a:.3f}")
-    for r in wrong[:12]:
-        print(f"    wrong: {r['clip']} ({r['kind']}), score {scores[r['clip']]:.2f}")
-    return len(wrong)
+def folds_of(sources, k, seed):
+    """Sources dealt into k folds at random: a fold index per clip."""
+    unique = sorted(set(sources))
+    order = np.random.default_rng(seed).permutation(len(unique))
+    fold = {unique[j]: i % k for i, j in enumerate(order)}
+    return np.array([fold[s] for s in sources])
+
+
+def threshold_for(p_sung, y):
+    """The threshold of the least cost (see SUNG_COST) on these predictions, from 0.01 to 0.9."""
+    def cost(t):
+        given = p_sung >= t
+        refused = 1 - given[y == 0].mean() if (y == 0).any() else 0
+        others = [given[y == c].mean() for c in (1, 2) if (y == c).any()]
+        return SUNG_COST * refused + (np.mean(others) if others else 0)
+    candidates = np.round(np.arange(0.01, 0.901, 0.01), 2)
+    return float(min(candidates, key=cost))
+
+
+def held_out(fit, x, y, sources, k, seed=26, inner=4):
+    """Held-out probabilities and thresholds per clip, by grouped nested cross-validation."""
+    folds = folds_of(sources, k, seed)
+    p = np.zeros((len(y), 3))
+    thresholds = np.zeros(len(y))
+    for f in range(k):
+        test, train = folds == f, folds != f
+        model = fit_standardised(fit, x[train], y[train])
+        p[test] = probabilities(model, x[test])
+        # The threshold from the training part alone: its own grouped inner folds.
+        inner_folds = folds_of([s for s, t in zip(sources, train) if t], inner, seed + f)
+        inner_p = np.zeros(train.sum())
+        xt, yt = x[train], y[train]
+        for g in range(inner):
+            m = fit_standardised(fit, xt[inner_folds != g], yt[inner_folds != g])
+            inner_p[inner_folds == g] = probabilities(m, xt[inner_folds == g])[:, 0]
+        thresholds[test] = threshold_for(inner_p, yt)
+    return p, thresholds
+
+
+def decisions(p, thresholds):
+    """0 notes, 1 spoken, 2 instrumental."""
+    return np.where(p[:, 0] >= thresholds, 0, np.where(p[:, 1] > p[:, 2], 1, 2))
+
+
+def table(rows, decided, key, title):
+    print(f"\n### {title}\n")
+    print("| " + key + " | kind | clips | notes | NoOutput: spoken | NoOutput: instrumental | right |")
+    print("|---|---|---|---|---|---|---|")
+    groups = sorted({r[key] for r in rows}) if key != "class" else ["all"]
+    for g in groups:
+        for kind in ["sung", "speech", "rap", "instrumental"]:
+            idx = [i for i, r in enumerate(rows)
+                   if r["kind"] == kind and (key == "class" or r[key] == g)]
+            if not idx:
+                continue
+            d = decided[idx]
+            right = (d == 0).sum() if kind == "sung" else (d != 0).sum()
+            print(f"| {g} | {kind} | {len(idx)} | {(d == 0).sum()} | {(d == 1).sum()} | "
+                  f"{(d == 2).sum()} | {100 * right / len(idx):.1f}% |")
+
+
+def length_band(seconds):
+    s = float(seconds)
+    return "2 s" if s < 2.5 else "3-5 s" if s < 5.5 else "6-10 s"
+
+
+def previous_rule(x):
+    """The rule this classifier replaces (0: notes, 2: no output): notes covering 1 s or 30% of
+    a shorter input, and the mean of the stable and held shares at least 0.49."""
+    j = {n: i for i, n in enumerate(FEATURES)}
+    seconds = np.exp(x[:, j["log_seconds"]])
+    sung_secs = x[:, j["sung_share"]] * seconds
+    confidence = (x[:, j["stable_share"]] + x[:, j["held_share"]]) / 2
+    given = (sung_secs >= np.minimum(1.0, 0.3 * seconds)) & (confidence >= 0.49)
+    return np.where(given, 0, 2)
+
+
+def summary(name, rows, y, p, thresholds, d=None):
+    d = decisions(p, thresholds) if d is None else d
+    sung = y == 0
+    kinds = np.array([r["kind"] for r in rows])
+    long_enough = np.array([float(r["seconds"]) >= 1.99 for r in rows])
+    recall = (d[sung & long_enough] == 0).mean()
+    rejected = {k: (d[kinds == k] != 0).mean() for k in ("speech", "rap", "instrumental")}
+    loss = -np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-9, 1)))
+    print(f"{name:<14} sung given notes {100 * recall:.1f}%  speech refused "
+          f"{100 * rejected['speech']:.1f}%  rap {100 * rejected['rap']:.1f}%  instrumental "
+          f"{100 * rejected['instrumental']:.1f}%  log loss {loss:.3f}  thresholds "
+          f"{np.min(thresholds):.2f}-{np.max(thresholds):.2f}")
+    return recall, np.mean(list(rejected.values()))
+
+
+def report(rows, y, p, thresholds):
+    d = decisions(p, thresholds)
+    for r, a in zip(rows, p[:, 0]):
+        r["length"] = length_band(r["seconds"])
+        setting = r["setting"]
+        r["where"] = ("mix" if setting == "mix" else "over an accompaniment"
+                      if setting.startswith("over") or " over " in setting else "alone")
+    table(rows, d, "class", "By class")
+    table(rows, d, "augmentation", "By augmentation")
+    table(rows, d, "where", "By setting")
+    table(rows, d, "length", "By length")
+    print("\n### Worst source recordings (share of their clips of a class decided wrongly)\n")
+    print("| source | class | clips | wrong |")
+    print("|---|---|---|---|")
+    by_source = {}
+    for i, r in enumerate(rows):
+        wrong = (d[i] != 0) if r["kind"] == "sung" else (d[i] == 0)
+        by_source.setdefault((r["source"], r["kind"]), []).append(wrong)
+    worst = sorted(by_source.items(), key=lambda kv: (-np.mean(kv[1]), -len(kv[1])))
+    for (source, kind), wrongs in worst[:10]:
+        print(f"| {source} | {kind} | {len(wrongs)} | {100 * np.mean(wrongs):.1f}% |")
+    print("\n### Reliability of the probability of singing (held out)\n")
+    print("| predicted | clips | mean predicted | observed sung |")
+    print("|---|---|---|---|")
+    edges = [0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0001]
+    for lo, hi in zip(edges, edges[1:]):
+        m = (p[:, 0] >= lo) & (p[:, 0] < hi)
+        if m.any():
+            print(f"| {lo:.1f}-{min(hi, 1):.1f} | {m.sum()} | {p[m, 0].mean():.2f} | "
+                  f"{(y[m] == 0).mean():.2f} |")
 
 
 def main():
-    rows = load(sys.argv[1])
-    print(f"{len(rows)} clips from {len({r['source'] for r in rows})} recordings\n")
-    report("before: 1 s or 30% of the clip, stable share 0.65", rows,
-           lambda: Threshold(stable=0.65, feature="stable_share"))
-    report("before, threshold fitted", rows,
-           lambda: Threshold(feature="stable_share", fit_stable=True))
-    report("today: 1 s or 30% of the clip, confidence (stable and held shares) 0.49", rows,
-           lambda: Threshold())
-    for share in (0.2, 0.4):
-        report(f"1 s or {share:.0%} of the clip, confidence 0.49", rows,
-               lambda s=share: Threshold(share=s))
-    report("1 s or 30% of the clip, confidence threshold fitted", rows,
-           lambda: Threshold(fit_stable=True))
-    for features in (["stable_share", "held_share"], ["stable_share", "median_note_secs"],
-                     FEATURES):
-        report(f"logistic on {'+'.join(features)}, 1 s or 30% of notes", rows,
-               lambda f=features: Logistic(f))
-    chosen = Threshold(fit_stable=True).fit(rows)
-    print(f"\nconfidence threshold fitted on all clips: {chosen.describe()}")
-    logistic = Logistic(FEATURES).fit(rows)
-    print(f"logistic fitted on all clips: {logistic.describe()}")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("features")
+    parser.add_argument("--write", help="where to write the engine's decision.json")
+    parser.add_argument("--folds", type=int, default=10)
+    parser.add_argument("--model", choices=["softmax", "mlp"], help="skip the comparison")
+    args = parser.parse_args()
+    rows, x, y, lost = load(args.features)
+    sources = [r["source"] for r in rows]
+    if lost:
+        by = {}
+        for r in lost:
+            by[f'{r["source"]} ({r["setting"]})'] = by.get(f'{r["source"]} ({r["setting"]})', 0) + 1
+        print(f"{len(lost)} sung clips whose separated voice lies {-LOST_DB:.0f} dB or more below "
+              f"the mix, left out (the engine answers NoOutput): {by}")
+    print(f"{len(rows)} clips from {len(set(sources))} source recordings; "
+          f"{args.folds} grouped folds, threshold chosen on 4 inner folds at the least cost "
+          f"(a refused singer costs {SUNG_COST:g})\n")
+    candidates = {"softmax": fit_softmax, "mlp": fit_mlp}
+    if args.model:
+        candidates = {args.model: candidates[args.model]}
+    summary("previous rule", rows, y, np.eye(3)[previous_rule(x)], np.full(len(y), 0.5))
+    results = {}
+    for name, fit in candidates.items():
+        p, thresholds = held_out(fit, x, y, sources, args.folds)
+        results[name] = (summary(name, rows, y, p, thresholds), p, thresholds)
+    # The chosen: the least held-out cost.
+    def cost(item):
+        (recall, rejected), _, _ = item[1]
+        return SUNG_COST * (1 - recall) + (1 - rejected)
+    chosen, (_, p, thresholds) = min(results.items(), key=cost)
+    print(f"\n## Held out: {chosen}")
+    report(rows, y, p, thresholds)
+    if args.write:
+        mean, scale, layers = fit_standardised(candidates[chosen], x, y)
+        inner = folds_of(sources, 4, 26)
+        inner_p = np.zeros(len(y))
+        for g in range(4):
+            m = fit_standardised(candidates[chosen], x[inner != g], y[inner != g])
+            inner_p[inner == g] = probabilities(m, x[inner == g])[:, 0]
+        threshold = threshold_for(inner_p, y)
+        model = {
+            "about": "The singing decision: scripts/train/fit_singing_decision.py "
+                     f"({chosen}, {len(rows)} clips of make_decision_data.py). "
+                     "Standardise with mean and scale, dense layers with ReLU between, softmax.",
+            "features": FEATURES, "classes": CLASSES,
+            "mean": [round(float(v), 6) for v in mean],
+            "scale": [round(float(v), 6) for v in scale],
+            "layers": [{"weights": [[round(float(v), 6) for v in row] for row in w],
+                        "bias": [round(float(v), 6) for v in b]} for w, b in layers],
+            "threshold": round(threshold, 4),
+        }
+        Path(args.write).write_text(json.dumps(model, indent=1) + "\n")
+        print(f"\nwrote {args.write} (threshold {threshold:.3f})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ pub const NO_OUTPUT_STATUS: u8 = 3;
 #[command(
     group(ArgGroup::new("destination").required(true).multiple(true).args(["output", "json"])),
     after_help = "Exit status 3 with `error: no singing melody found: ...` when the input has no \
-sung melody: instrumental music (notes covering less than 1 s, or less than 30% of a shorter \
-input) or speech and rap (the voice glides instead of holding notes: a confidence under 0.49, \
-the mean of the shares of voiced frames within 50 cents of a note and holding their pitch)."
+sung melody: instrumental music, or a voice that speaks or raps. A small classifier, trained on \
+sung, spoken, rapped and instrumental clips, reads the separated voice, its pitch and its notes \
+and gives the probability of singing; notes are written at or above its threshold, with that \
+probability as their confidence (docs/quality.md, \"The singing decision\")."
 )]
 pub struct Args {
     #[command(flatten)]

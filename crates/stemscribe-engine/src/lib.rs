@@ -49,7 +49,9 @@ use stemscribe_separate::{
     HumOptions, ModelCard, ModelFile, ModelFileError, ModelSpec, Separate, Separator,
     USER_MODELS_DIR,
 };
-use stemscribe_transcribe::{Transcriber, MAX_HARMONIC_HZ};
+use stemscribe_transcribe::{
+    notes_with_decision, vocal_to_mix_db, Decision, PitchTrack, Transcriber, MAX_HARMONIC_HZ,
+};
 
 // The component crates, for finer control.
 pub use stemscribe_audio as audio;
@@ -277,6 +279,19 @@ enum FourStems {
     Derived(DerivedStemsOptions),
 }
 
+/// A transcription with what it was made from ([`Engine::transcribe_traced`]).
+#[derive(Debug, Clone)]
+pub struct TracedTranscription {
+    /// The separated vocals, at the separation's rate.
+    pub vocals: Audio,
+    /// Their pitch contour.
+    pub track: PitchTrack,
+    /// What the singing decision read and concluded.
+    pub decision: Decision,
+    /// The notes, or why there are none.
+    pub result: Result<Transcription, NoOutput>,
+}
+
 impl Engine {
     /// Loads ONNX Runtime, the 2-stem model, the F0 model and, when one is installed, a
     /// four-stem model (a card, see [`installed_cards`], or a file added with `stemscribe
@@ -361,24 +376,44 @@ impl Engine {
         audio: &Audio,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Transcription, EngineError> {
+        Ok(self.transcribe_traced(audio, progress)?.result?)
+    }
+
+    /// As [`Engine::transcribe`], keeping the separated vocals, their pitch contour and what
+    /// the singing decision read (for evaluations and training).
+    pub fn transcribe_traced(
+        &self,
+        audio: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<TracedTranscription, EngineError> {
         let transcriber = self.transcriber()?;
         let tracker = transcriber.tracker();
         let pitch_windows =
             tracker.windows((audio.duration_secs() * f64::from(tracker.sample_rate())) as usize);
         let mut separated = 0;
-        let vocals = self.transcription_vocals(audio, &mut |p| {
+        let raised = audio.raised_to(TRANSCRIPTION_MIN_LEVEL_DBFS);
+        let mix = raised.as_ref().unwrap_or(audio);
+        let vocals = self.transcription_vocals(mix, &mut |p| {
             separated = p.total;
             progress(Progress {
                 done: p.done,
                 total: p.total + pitch_windows,
             });
         })?;
-        Ok(transcriber.transcribe(&vocals, &mut |p| {
+        let level = vocal_to_mix_db(&vocals, mix);
+        let track = transcriber.track(&vocals, &mut |p| {
             progress(Progress {
                 done: separated + p.done,
                 total: separated + p.total,
             })
-        })?)
+        })?;
+        let (decision, result) = notes_with_decision(&track, transcriber.options(), Some(level));
+        Ok(TracedTranscription {
+            vocals,
+            track,
+            decision,
+            result,
+        })
     }
 
     /// The vocals of 44.1 kHz stereo `audio` as [`Engine::transcribe`] reads them: of the
@@ -411,7 +446,7 @@ impl Engine {
         let raised = voice.raised_to(TRANSCRIPTION_MIN_LEVEL_DBFS);
         Ok(self
             .transcriber()?
-            .transcribe(raised.as_ref().unwrap_or(voice), progress)?)
+            .transcribe(raised.as_ref().unwrap_or(voice), None, progress)?)
     }
 
     /// Separates 44.1 kHz stereo `audio` into every stem of `model`'s family: vocals and

@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use stemscribe_engine::transcribe::DecisionModel;
 use stemscribe_engine::{
     decode_file, Audio, DecodeOptions, Engine, EngineConfig, EngineError, NoOutput, Progress,
-    Transcription, TranscriptionOptions,
+    Transcription,
 };
 use stemscribe_eval::{read_notes_csv, score_notes, EvalNote, Tolerances, TranscriptionScores};
 
@@ -84,7 +85,7 @@ fn a_song_gives_notes_with_progress() {
     let scores = score_notes(&reference, &estimate, &Tolerances::default());
     assert!(scores.conp.f1 >= 0.82, "COnP {:?}", scores.conp);
     assert!(scores.conpoff.f1 >= 0.72, "COnPOff {:?}", scores.conpoff);
-    assert!(melody.confidence >= TranscriptionOptions::default().min_confidence);
+    assert!(melody.confidence >= DecisionModel::bundled().threshold());
     let last = seen.last().expect("progress reported");
     assert_eq!(last.done, last.total);
     assert!(seen.windows(2).all(|w| w[0].done <= w[1].done));
@@ -105,7 +106,7 @@ fn instrumental_music_is_no_output() {
     assert!(
         matches!(
             result,
-            Err(EngineError::NoOutput(NoOutput::NoMelody { .. }))
+            Err(EngineError::NoOutput(NoOutput::Instrumental { .. }))
         ),
         "{result:?}"
     );
@@ -116,7 +117,7 @@ fn speech_is_no_output() {
     let speech = load("speech_arctic_a0007.wav", None);
     let result = engine().transcribe(&speech, &mut |_| {});
     assert!(
-        matches!(result, Err(EngineError::NoOutput(NoOutput::NotSung { .. }))),
+        matches!(result, Err(EngineError::NoOutput(NoOutput::Spoken { .. }))),
         "{result:?}"
     );
 }
@@ -128,7 +129,7 @@ fn silence_is_no_output() {
     assert!(
         matches!(
             result,
-            Err(EngineError::NoOutput(NoOutput::NoMelody { .. }))
+            Err(EngineError::NoOutput(NoOutput::Instrumental { .. }))
         ),
         "{result:?}"
     );

@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use stemscribe_engine::transcribe::{notes_from_track, notes_with_evidence, Evidence, PitchTrack};
+use stemscribe_engine::transcribe::{notes_from_track, Decision, PitchTrack, FEATURE_NAMES};
 use stemscribe_engine::{
     Audio, Engine, NoOutput, Transcription, TranscriptionOptions, TRANSCRIPTION_MIN_LEVEL_DBFS,
 };
@@ -111,15 +111,7 @@ struct Outcome {
     /// pitch would get ([`pitch_ceiling`]).
     ceiling: Option<f64>,
     agreement: Option<f64>,
-    features: Features,
-}
-
-/// What the decision sees of a clip: the level of its separated vocal against the mix, and
-/// the evidence of its pitch contour.
-#[derive(Debug, Clone, Copy, Default)]
-struct Features {
-    vocal_to_mix_db: f64,
-    evidence: Evidence,
+    decision: Decision,
 }
 
 /// Runs the corpus evaluation and prints its report.
@@ -150,38 +142,44 @@ pub fn run(args: &CorpusArgs, hardware: Hardware) -> Result<()> {
     }
     print!("{}", report(&outcomes));
     if let Some(path) = &args.features {
-        let mut csv = String::from(
-            "clip,group,kind,seconds,decision,vocal_to_mix_db,voiced_share,stable_share,\
-             held_share,confidence,sung_secs,median_note_secs,mean_slope,range_semitones\n",
+        let mut csv = format!(
+            "clip,group,kind,seconds,decision,p_sung,p_spoken,p_instrumental,{}\n",
+            FEATURE_NAMES.join(",")
         );
         for o in &outcomes {
-            let (f, e) = (&o.features, &o.features.evidence);
-            let decision = match &o.result {
-                Ok(_) => "notes",
-                Err(NoOutput::NoMelody { .. }) => "no_melody",
-                Err(NoOutput::NotSung { .. }) => "not_sung",
-            };
             let _ = writeln!(
                 csv,
-                "{},{},{},{:.2},{decision},{:.2},{:.4},{:.4},{:.4},{:.4},{:.2},{:.3},{:.2},{:.2}",
+                "{},{},{},{:.2},{},{}",
                 o.clip_name,
                 o.group,
                 o.kind.name(),
                 o.seconds,
-                f.vocal_to_mix_db,
-                e.voiced_share,
-                e.stable_share,
-                e.held_share,
-                e.confidence(),
-                e.sung_secs,
-                e.median_note_secs,
-                e.mean_slope,
-                e.range_semitones
+                decision_name(&o.result),
+                decision_columns(&o.decision)
             );
         }
         write_bytes(path, csv.as_bytes())?;
     }
     Ok(())
+}
+
+/// `notes`, `spoken` or `instrumental`: what the service answered.
+pub(crate) fn decision_name(result: &Result<Transcription, NoOutput>) -> &'static str {
+    match result {
+        Ok(_) => "notes",
+        Err(NoOutput::Spoken { .. }) => "spoken",
+        Err(NoOutput::Instrumental { .. }) => "instrumental",
+    }
+}
+
+/// The class probabilities and every feature of `decision`, comma-separated.
+pub(crate) fn decision_columns(decision: &Decision) -> String {
+    let p = &decision.probabilities;
+    let mut columns = format!("{:.4},{:.4},{:.4}", p.sung, p.spoken, p.instrumental);
+    for value in decision.features.values() {
+        let _ = write!(columns, ",{value:.5}");
+    }
+    columns
 }
 
 /// A file's name up to its first dot.
@@ -477,21 +475,12 @@ fn write_track(dir: &Path, clip: &Clip, track: &PitchTrack) -> Result<()> {
 /// Runs the service's steps on one clip, keeping what the report and the features need, and
 /// writing its contour into `tracks` when given.
 fn evaluate(engine: &Engine, clip: Clip, tracks: Option<&Path>) -> Result<Outcome> {
-    let vocals = engine.transcription_vocals(&clip.audio, &mut |_| {})?;
-    let track = engine.transcriber()?.track(&vocals, &mut |_| {})?;
+    let traced = engine.transcribe_traced(&clip.audio, &mut |_| {})?;
+    let (track, result) = (traced.track, traced.result);
     if let Some(dir) = tracks {
         write_track(dir, &clip, &track)?;
     }
     let options = TranscriptionOptions::default();
-    let (evidence, result) = notes_with_evidence(&track, &options);
-    // The vocals come from the clip as transcription raises it.
-    let raised = clip.audio.raised_to(TRANSCRIPTION_MIN_LEVEL_DBFS);
-    let mix = raised.as_ref().unwrap_or(&clip.audio);
-    let level = rms(vocals.channels()) / rms(mix.channels()).max(1e-12);
-    let features = Features {
-        vocal_to_mix_db: 20.0 * level.max(1e-12).log10(),
-        evidence,
-    };
     let estimate: Vec<EvalNote> = match &result {
         Ok(t) => t.notes.iter().map(EvalNote::from).collect(),
         Err(_) => Vec::new(),
@@ -563,7 +552,7 @@ fn evaluate(engine: &Engine, clip: Clip, tracks: Option<&Path>) -> Result<Outcom
         tuning_offset,
         ceiling,
         agreement,
-        features,
+        decision: traced.decision,
     })
 }
 
@@ -607,11 +596,11 @@ fn report(outcomes: &[Outcome]) -> String {
     }
     let _ = writeln!(
         out,
-        "\n## Decision (notes / no melody / not sung) by group\n"
+        "\n## Decision (notes / instrumental / spoken) by group\n"
     );
     let _ = writeln!(
         out,
-        "| group | kind | clips | notes | NoOutput: no melody | NoOutput: not sung | right |"
+        "| group | kind | clips | notes | NoOutput: instrumental | NoOutput: spoken | right |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     let mut right_total = 0;
@@ -627,7 +616,7 @@ fn report(outcomes: &[Outcome]) -> String {
             let notes = of.iter().filter(|o| o.result.is_ok()).count();
             let melody = of
                 .iter()
-                .filter(|o| matches!(o.result, Err(NoOutput::NoMelody { .. })))
+                .filter(|o| matches!(o.result, Err(NoOutput::Instrumental { .. })))
                 .count();
             let not_sung = of.len() - notes - melody;
             let right = if kind == Kind::Sung {

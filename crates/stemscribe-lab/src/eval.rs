@@ -35,6 +35,9 @@ pub enum Command {
     /// The MIDI service over every clip of the development corpus and mixtures built from
     /// it: decisions, note metrics and mix/stem agreement per category.
     Corpus(crate::corpus::CorpusArgs),
+    /// What the singing decision reads of every clip of a manifest
+    /// (`scripts/train/make_decision_data.py`), one CSV line a clip.
+    DecisionFeatures(crate::decision::DecisionFeaturesArgs),
 }
 
 /// Arguments of `stemscribe-lab mix`.
@@ -177,6 +180,7 @@ pub fn run(command: &Command, hardware: Hardware) -> Result<()> {
         Command::Transcription(args) => transcription(args),
         Command::Mix(args) => mix(args),
         Command::Corpus(args) => crate::corpus::run(args, hardware),
+        Command::DecisionFeatures(args) => crate::decision::run(args, hardware),
     }
 }
 

@@ -6,6 +6,7 @@
 //! 2 when the command line is wrong.
 
 mod corpus;
+mod decision;
 mod eval;
 
 use std::process::ExitCode;

@@ -3,14 +3,22 @@
 //! and rests, and [`notes_from_track`] turns those into the service's notes, or into
 //! [`NoOutput`] when nothing is sung.
 
+mod decision;
+mod envelope;
 mod harmonics;
 mod notes;
 mod pitch;
 mod segment;
 
+pub use decision::{
+    ClassProbabilities, DecisionFeatures, DecisionModel, DecisionModelError, VoiceClass,
+    FEATURE_NAMES,
+};
+pub use envelope::{envelope_db, envelope_distance_db, ENVELOPE_COEFFICIENTS};
 pub use harmonics::{harmonic_levels_db, MAX_HARMONIC_HZ};
 pub use notes::{
-    evidence, kept_segments, notes_from_track, notes_with_evidence, Evidence, TranscriptionOptions,
+    evidence, kept_segments, notes_from_track, notes_with_decision, sung_notes, Decision, Evidence,
+    TranscriptionOptions,
 };
 pub use pitch::{
     CrepeCapacity, PitchModel, PitchModelSpec, PitchTrack, PitchTracker, TrackPitch,
@@ -27,17 +35,19 @@ use thiserror::Error;
 /// Why there are no notes: the API's `40000010 InvalidData:NoOutput`.
 #[derive(Debug, Clone, Copy, PartialEq, Error)]
 pub enum NoOutput {
-    /// Too little of the audio is sung on stable pitches (instrumental music, silence).
-    #[error("no singing melody found: {sung_secs:.1} s of sung notes")]
-    NoMelody {
-        /// Seconds covered by notes.
-        sung_secs: f64,
+    /// No voice: instrumental music, noise or silence.
+    #[error("no singing melody found: no voice sings here (probability of singing {singing:.2})")]
+    Instrumental {
+        /// The decision's probability of singing.
+        singing: f64,
     },
-    /// The voice glides like speech instead of holding notes (speech, rap).
-    #[error("no singing melody found: the voice speaks or raps (confidence {confidence:.2})")]
-    NotSung {
-        /// How much the voice holds notes ([`Evidence::confidence`]).
-        confidence: f64,
+    /// A voice speaks or raps.
+    #[error(
+        "no singing melody found: the voice speaks or raps (probability of singing {singing:.2})"
+    )]
+    Spoken {
+        /// The decision's probability of singing.
+        singing: f64,
     },
 }
 
@@ -81,6 +91,11 @@ impl Transcriber {
         Self { tracker, options }
     }
 
+    /// The note rules.
+    pub fn options(&self) -> &TranscriptionOptions {
+        &self.options
+    }
+
     /// The loaded F0 tracker.
     pub fn tracker(&self) -> &dyn TrackPitch {
         self.tracker.as_ref()
@@ -99,13 +114,31 @@ impl Transcriber {
         self.tracker.track(mono.channel(0), progress)
     }
 
-    /// The notes `voice` sings, or [`TranscriptionError::NoOutput`].
+    /// The notes `voice` sings, or [`TranscriptionError::NoOutput`]. `vocal_to_mix_db` is
+    /// the level of `voice` against the input it was separated from ([`vocal_to_mix_db`]),
+    /// `None` for an isolated voice.
     pub fn transcribe(
         &self,
         voice: &Audio,
+        vocal_to_mix_db: Option<f64>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Transcription, TranscriptionError> {
         let track = self.track(voice, progress)?;
-        Ok(notes_from_track(&track, &self.options)?)
+        Ok(notes_with_decision(&track, &self.options, vocal_to_mix_db).1?)
     }
+}
+
+/// The level of a separated `voice` against the `mix` it came from, in dB (RMS over all
+/// channels; −240 dB for silence).
+pub fn vocal_to_mix_db(voice: &Audio, mix: &Audio) -> f64 {
+    let rms = |audio: &Audio| {
+        let (sum, count) = audio.channels().iter().fold((0.0f64, 0usize), |(s, n), c| {
+            (
+                s + c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>(),
+                n + c.len(),
+            )
+        });
+        (sum / count.max(1) as f64).sqrt()
+    };
+    20.0 * (rms(voice).max(1e-12) / rms(mix).max(1e-12)).log10()
 }

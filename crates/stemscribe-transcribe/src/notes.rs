@@ -1,8 +1,10 @@
-//! From segments to the notes the service returns: short fragments dropped, velocities from
-//! loudness, an overall confidence, and the rule that decides there is no sung melody.
+//! From segments to the notes the service returns: short fragments dropped, the singing
+//! decision ([`crate::DecisionModel`]) that gives notes or [`NoOutput`], velocities from
+//! loudness and the confidence (the decision's probability of singing).
 
 use stemscribe_midi::{Note, Transcription};
 
+use crate::decision::{ClassProbabilities, DecisionFeatures, DecisionModel, VoiceClass};
 use crate::pitch::PitchTrack;
 use crate::segment::{segment, semitones, Segment};
 use crate::NoOutput;
@@ -22,9 +24,9 @@ const VELOCITY_RANGE_DB: f64 = 60.0;
 /// many dB below the note's median (a breath, a decay, a consonant before the vowel).
 const TRIM_DB: f32 = 10.0;
 
-/// Choices that change the notes. `hold_secs`, `min_melody_share` and `min_confidence` were
-/// chosen leave-one-recording-out on the development corpus (`hold_secs` with vocadito too),
-/// `min_note_secs` on vocadito; see docs/quality.md, Transcription.
+/// Choices that change the notes. `hold_secs` was chosen leave-one-recording-out on the
+/// development corpus and vocadito, `min_note_secs` on vocadito; see docs/quality.md,
+/// Transcription. Whether there are notes at all is the [`DecisionModel`]'s call.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TranscriptionOptions {
     /// Cost of a note in seconds of frames: a new pitch one semitone away becomes a note of
@@ -32,15 +34,6 @@ pub struct TranscriptionOptions {
     pub hold_secs: f64,
     /// Notes shorter than this are dropped.
     pub min_note_secs: f64,
-    /// Less than this much sung time in notes means there is no melody
-    /// ([`NoOutput::NoMelody`])...
-    pub min_melody_secs: f64,
-    /// ...unless the notes cover at least this share of a shorter input, so that a short
-    /// sung clip is not refused for being short.
-    pub min_melody_share: f64,
-    /// A confidence ([`Evidence::confidence`]) below this means the voice speaks or raps
-    /// rather than sings ([`NoOutput::NotSung`]).
-    pub min_confidence: f64,
 }
 
 impl Default for TranscriptionOptions {
@@ -48,17 +41,12 @@ impl Default for TranscriptionOptions {
         Self {
             hold_secs: 0.130,
             min_note_secs: 0.080,
-            min_melody_secs: 1.0,
-            min_melody_share: 0.3,
-            min_confidence: 0.49,
         }
     }
 }
 
-/// Measurable properties of a pitch contour and the notes found in it. The decision between
-/// singing and not singing uses `sung_secs`, `duration_secs` and [`Evidence::confidence`]
-/// (from `stable_share` and `held_share`); the others are measured so that other rules can be
-/// compared (`stemscribe-lab corpus --features`).
+/// Measurable properties of a pitch contour and the notes found in it, part of what the
+/// singing decision reads ([`DecisionFeatures`]).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Evidence {
     /// Length of the contour in seconds.
@@ -78,14 +66,6 @@ pub struct Evidence {
     pub mean_slope: f64,
     /// Spread of the voiced pitches, 5th to 95th percentile, in semitones.
     pub range_semitones: f64,
-}
-
-impl Evidence {
-    /// How much the voice sings rather than speaks, in [0, 1]: the mean of `stable_share` and
-    /// `held_share`. Sung notes hold their pitch (with vibrato, near it); speech glides.
-    pub fn confidence(&self) -> f64 {
-        (self.stable_share + self.held_share) / 2.0
-    }
 }
 
 /// The evidence `track` and its kept `segments` give.
@@ -184,53 +164,72 @@ fn min_note_frames(track: &PitchTrack, options: &TranscriptionOptions) -> usize 
     ((options.min_note_secs / track.frame_period).round() as usize).max(1)
 }
 
-/// The notes of `track`, or why it holds no sung melody. The decision is made on the notes
-/// as segmented; the returned notes are then trimmed to where their harmonics sound (frames
-/// at either end more than 10 dB below the note's median harmonic level are dropped).
-///
-/// Confidence is [`Evidence::confidence`]: the mean of the share of voiced frames
-/// (confidence ≥ 0.5) inside a kept note and within 50 cents of its pitch, and the share of
-/// voiced frames whose pitch holds within a quarter semitone over 48 ms. On the development
-/// corpus, 0.52 to 0.89 for sung clips that give notes and 0.24 to 0.46 for speech, whose
-/// pitch glides instead of settling on notes.
+/// What the singing decision read and concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Decision {
+    /// The contour's evidence.
+    pub evidence: Evidence,
+    /// Everything the classifier read.
+    pub features: DecisionFeatures,
+    /// Its probability of each class.
+    pub probabilities: ClassProbabilities,
+}
+
+/// The notes of `track`, an isolated voice, or why it holds no sung melody: see
+/// [`notes_with_decision`].
 pub fn notes_from_track(
     track: &PitchTrack,
     options: &TranscriptionOptions,
 ) -> Result<Transcription, NoOutput> {
-    notes_with_evidence(track, options).1
+    notes_with_decision(track, options, None).1
 }
 
-/// As [`notes_from_track`], with the [`Evidence`] the decision was made on (for
-/// evaluations, which would otherwise segment the contour twice).
-pub fn notes_with_evidence(
+/// The notes of `track`, or why it holds no sung melody, with what the decision read.
+/// `vocal_to_mix_db` is the level of the separated voice against the input it was separated
+/// from (`None`: an isolated voice).
+///
+/// The [`DecisionModel`] gives the probability that a voice sings, speaks or raps, or that
+/// there is none; at or above its threshold of singing, the notes are given with that
+/// probability as their confidence, trimmed to where their harmonics sound (frames at either
+/// end more than 10 dB below the note's median harmonic level are dropped).
+pub fn notes_with_decision(
     track: &PitchTrack,
     options: &TranscriptionOptions,
-) -> (Evidence, Result<Transcription, NoOutput>) {
+    vocal_to_mix_db: Option<f64>,
+) -> (Decision, Result<Transcription, NoOutput>) {
     let segments = kept_segments(track, options);
-    let found = evidence(track, &segments);
-    (found, decide(track, &segments, &found, options))
+    let evidence = evidence(track, &segments);
+    let features = DecisionFeatures::measure(track, &segments, &evidence, vocal_to_mix_db);
+    let model = DecisionModel::bundled();
+    let decision = Decision {
+        evidence,
+        features,
+        probabilities: model.probabilities(&features),
+    };
+    let singing = decision.probabilities.sung;
+    let result = if segments.is_empty() || singing < model.threshold() {
+        Err(match decision.probabilities.not_sung() {
+            VoiceClass::Spoken => NoOutput::Spoken { singing },
+            _ => NoOutput::Instrumental { singing },
+        })
+    } else {
+        Ok(Transcription {
+            notes: notes(track, &segments, options),
+            confidence: singing,
+        })
+    };
+    (decision, result)
 }
 
-/// The decision on `segments` of `track` and, for singing, its notes.
-fn decide(
-    track: &PitchTrack,
-    segments: &[Segment],
-    found: &Evidence,
-    options: &TranscriptionOptions,
-) -> Result<Transcription, NoOutput> {
-    let period = track.frame_period;
-    let (sung_secs, confidence) = (found.sung_secs, found.confidence());
-    if sung_secs
-        < options
-            .min_melody_secs
-            .min(options.min_melody_share * found.duration_secs)
-    {
-        return Err(NoOutput::NoMelody { sung_secs });
-    }
-    if confidence < options.min_confidence {
-        return Err(NoOutput::NotSung { confidence });
-    }
+/// The notes `track` gives once the decision says it is sung: its kept segments trimmed to
+/// where their harmonics sound, with velocities from their loudness.
+pub fn sung_notes(track: &PitchTrack, options: &TranscriptionOptions) -> Vec<Note> {
+    notes(track, &kept_segments(track, options), options)
+}
 
+/// The notes of `segments` of `track`.
+fn notes(track: &PitchTrack, segments: &[Segment], options: &TranscriptionOptions) -> Vec<Note> {
+    let period = track.frame_period;
     let min_frames = min_note_frames(track, options);
     let segments: Vec<Segment> = segments
         .iter()
@@ -241,7 +240,7 @@ fn decide(
         .map(|s| power_mean_db(&track.loudness_db[s.start..s.end]))
         .collect();
     let loudest = levels.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let notes = segments
+    segments
         .iter()
         .zip(&levels)
         .map(|(s, &level)| Note {
@@ -250,8 +249,7 @@ fn decide(
             pitch: s.pitch,
             velocity: velocity(level, loudest),
         })
-        .collect();
-    Ok(Transcription { notes, confidence })
+        .collect()
 }
 
 /// `segment` without the frames at either end whose harmonic level lies more than

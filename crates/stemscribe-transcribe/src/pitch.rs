@@ -8,7 +8,7 @@ use std::fmt;
 
 use stemscribe_runtime::{Input, Model, Runtime};
 
-use crate::{harmonic_levels_db, Progress, TranscriptionError};
+use crate::{envelope_db, harmonic_levels_db, Progress, TranscriptionError, ENVELOPE_COEFFICIENTS};
 
 /// A frame-wise F0 tracker: [`PitchTracker`] on a network, or a test double.
 pub trait TrackPitch: Send + Sync + fmt::Debug {
@@ -227,6 +227,9 @@ pub struct PitchTrack {
     /// Level in dBFS of the harmonics of each frame's pitch over the same two hops
     /// ([`crate::harmonic_levels_db`]); notes are split where it dips.
     pub harmonic_db: Vec<f32>,
+    /// The cepstral envelope of each frame over the same two hops ([`crate::envelope_db`]);
+    /// read by the singing decision.
+    pub envelope_db: Vec<[f32; ENVELOPE_COEFFICIENTS]>,
 }
 
 impl PitchTrack {
@@ -292,6 +295,7 @@ impl PitchTracker {
             confidence: Vec::with_capacity(frames),
             loudness_db: loudness_db(signal, hop, frames),
             harmonic_db: Vec::new(),
+            envelope_db: Vec::new(),
         };
         for k in 0..windows {
             let start = k * self.spec.window_frames;
@@ -333,6 +337,7 @@ impl PitchTracker {
             *confidence = confidence.clamp(0.0, 1.0);
         }
         track.harmonic_db = harmonic_levels_db(signal, self.spec.sample_rate, hop, &track.pitch_hz);
+        track.envelope_db = envelope_db(signal, self.spec.sample_rate, hop, &track.pitch_hz);
         Ok(track)
     }
 

@@ -145,6 +145,7 @@ impl TrackPitch for SteadyVoice {
             confidence: vec![0.95; frames],
             loudness_db: vec![-20.0; frames],
             harmonic_db: vec![-20.0; frames],
+            envelope_db: vec![[0.0; 12]; frames],
         })
     }
 }
