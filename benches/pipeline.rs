@@ -5,13 +5,15 @@
 //! to end: 1.0 would mean everything around the network is free).
 //!
 //! This is the measurement issue 28 sets its target on (a ratio of at least 0.85); it reports
-//! and does not assert until the pipeline reaches it.
+//! and does not assert until the pipeline reaches it. It also prints one end-to-end run's
+//! seconds per stage ([`Timings`]).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
 use stemscribe_benches::song_of;
+use stemscribe_engine::audio::timings::Timings;
 use stemscribe_engine::runtime::{Input, Runtime};
 use stemscribe_engine::separate::ModelSpec;
 use stemscribe_engine::{
@@ -79,7 +81,7 @@ fn pipeline(c: &mut Criterion) {
     )
     .expect("encodes")
     .0;
-    let windows = end_to_end(&engine, &mp3);
+    let (windows, stages) = Timings::collect(|| end_to_end(&engine, &mp3));
 
     let spec = ModelSpec::spleeter_2stems();
     let runtime = Runtime::new(&RuntimeConfig::default()).expect("loads ONNX Runtime");
@@ -122,6 +124,7 @@ fn pipeline(c: &mut Criterion) {
         alone.as_secs_f64(),
         alone.as_secs_f64() / whole.as_secs_f64()
     );
+    println!("one end-to-end run, seconds per stage:\n{stages}");
 }
 
 criterion_group!(benches, pipeline);

@@ -1,11 +1,13 @@
 //! Planar `f32` audio buffers and the conversions every stage shares: sample-rate
-//! conversion (rubato, whole or streamed) and channel-layout conversion (mono, stereo, downmix).
+//! conversion (rubato, whole or streamed) and channel-layout conversion (mono, stereo, downmix);
+//! and the per-stage timing every stage reports to ([`timings`]).
 //!
 //! Every buffer holds at least one channel, all channels have the same length, and the
 //! sample rate is within [`MIN_SAMPLE_RATE`]..=[`MAX_SAMPLE_RATE`].
 
 mod channels;
 mod resample;
+pub mod timings;
 
 use thiserror::Error;
 

@@ -12,6 +12,7 @@ use rubato::{
     SincInterpolationType, WindowFunction,
 };
 
+use crate::timings::{measure, Stage};
 use crate::AudioError;
 
 /// The largest reduced input or output factor for which the FFT resampler is used.
@@ -73,6 +74,10 @@ impl StreamResampler {
 
     /// Converts `chunk` (one slice per channel, all the same length) and appends the result.
     pub fn push(&mut self, chunk: &[Vec<f32>]) -> Result<(), AudioError> {
+        measure(Stage::Resample, || self.convert(chunk))
+    }
+
+    fn convert(&mut self, chunk: &[Vec<f32>]) -> Result<(), AudioError> {
         if chunk.len() != self.output.len() {
             return Err(AudioError::ChannelCount(chunk.len()));
         }
@@ -105,7 +110,11 @@ impl StreamResampler {
 
     /// Converts what is left and returns every channel, exactly
     /// `round(frames_in * rate_out / rate_in)` frames long.
-    pub fn finish(mut self) -> Result<Vec<Vec<f32>>, AudioError> {
+    pub fn finish(self) -> Result<Vec<Vec<f32>>, AudioError> {
+        measure(Stage::Resample, || self.drain())
+    }
+
+    fn drain(mut self) -> Result<Vec<Vec<f32>>, AudioError> {
         let expected = ((u128::from(self.frames_in) * u128::from(self.rate_out)
             + u128::from(self.rate_in) / 2)
             / u128::from(self.rate_in)) as usize;

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use stemscribe_cli::io;
+use stemscribe_engine::audio::timings::Timings;
 use stemscribe_engine::EngineError;
 use thiserror::Error;
 
@@ -50,6 +51,16 @@ enum Command {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Runs `command`, then with `report` prints the seconds each stage took to stderr.
+fn timed(report: bool, command: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    if !report {
+        return command();
+    }
+    let (result, timings) = Timings::collect(command);
+    eprint!("seconds per stage:\n{timings}");
+    result
+}
+
 fn main() -> ExitCode {
     // Output piped into a reader that stops early (`| head`) ends the process quietly, as
     // for any Unix tool, instead of panicking on the broken pipe.
@@ -66,8 +77,8 @@ fn main() -> ExitCode {
         }
     }
     let result = match cli.command {
-        Command::Separate(args) => separate::run(&args, hardware, quiet),
-        Command::Midi(args) => midi::run(&args, hardware, quiet),
+        Command::Separate(args) => timed(args.timings, || separate::run(&args, hardware, quiet)),
+        Command::Midi(args) => timed(args.timings, || midi::run(&args, hardware, quiet)),
         Command::Batch(args) => batch::run(&args, hardware, quiet),
         Command::Serve(args) => serve::run(&args, hardware, quiet),
         Command::Models(args) => models::run(&args, hardware, quiet),

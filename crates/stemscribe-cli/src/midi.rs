@@ -25,6 +25,11 @@ probability as their confidence (docs/quality.md, \"The singing decision\")."
 pub struct Args {
     #[command(flatten)]
     input: Input,
+    /// After the work, print to stderr the seconds each stage took (model load, decode,
+    /// resample, STFT, network, masks, inverse STFT, post-processing, pitch features, notes,
+    /// encode) and their share of the run.
+    #[arg(long)]
+    pub timings: bool,
     /// Write a Standard MIDI File (one track named `vocal`).
     #[arg(long, short, value_name = "OUT.mid")]
     output: Option<PathBuf>,

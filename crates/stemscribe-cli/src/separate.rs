@@ -30,6 +30,11 @@ input's length."
 pub struct Args {
     #[command(flatten)]
     input: Input,
+    /// After the work, print to stderr the seconds each stage took (model load, decode,
+    /// resample, STFT, network, masks, inverse STFT, post-processing, pitch features, notes,
+    /// encode) and their share of the run.
+    #[arg(long)]
+    pub timings: bool,
     /// Model: 2track_vocal (vocals), 2track_acc (accompaniment), bs_4track_vocal (vocals of
     /// a four-stem split, mains hum removed) or bs_4track_acc (its drums + bass + other,
     /// mains hum and stationary noise removed).

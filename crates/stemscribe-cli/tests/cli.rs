@@ -903,3 +903,71 @@ fn a_signal_removes_the_partial_output_and_exits_130() {
         assert!(!out.exists(), "{name}: an output appeared");
     }
 }
+
+/// The seconds `--timings` printed for `stage`, and the total.
+fn stage_seconds(stderr: &str, stage: &str) -> Option<f64> {
+    stderr.lines().find_map(|line| {
+        let line = line.trim_start();
+        let rest = line.strip_prefix(stage)?.trim_start();
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+#[test]
+fn timings_report_every_stage_of_a_separation_and_a_transcription() {
+    let dir = temp_dir("timings");
+    let out = dir.join("vocals.wav");
+    let json = dir.join("melody.json");
+    let input = data("rock_mix.wav");
+    let runs = [
+        (
+            vec![os("separate"), input.as_os_str(), os("-o"), out.as_os_str()],
+            &[
+                "model load",
+                "decode",
+                "STFT",
+                "network",
+                "masks",
+                "inverse STFT",
+                "encode",
+            ][..],
+        ),
+        (
+            vec![
+                os("midi"),
+                input.as_os_str(),
+                os("--json"),
+                json.as_os_str(),
+            ],
+            &[
+                "model load",
+                "decode",
+                "STFT",
+                "network",
+                "pitch features",
+                "notes and decision",
+            ][..],
+        ),
+    ];
+    for (mut args, stages) in runs {
+        args.push(os("--timings"));
+        let result = stemscribe(&args);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(result.status.success(), "{stderr}");
+        let total = stage_seconds(&stderr, "total").expect("a total");
+        let mut sum = stage_seconds(&stderr, "other").expect("the rest");
+        for stage in stages {
+            let seconds =
+                stage_seconds(&stderr, stage).unwrap_or_else(|| panic!("{stage}: {stderr}"));
+            assert!(seconds > 0.0, "{stage}: {stderr}");
+            sum += seconds;
+        }
+        // The network dominates; the listed stages and the rest account for the whole run.
+        let network = stage_seconds(&stderr, "network").expect("network");
+        assert!(network > 0.1 * total, "{stderr}");
+        assert!(sum <= total + 0.01, "{stderr}");
+    }
+    // Without the flag, no report.
+    let result = stemscribe(&[os("separate"), input.as_os_str(), os("-o"), out.as_os_str()]);
+    assert!(!String::from_utf8_lossy(&result.stderr).contains("seconds per stage"));
+}

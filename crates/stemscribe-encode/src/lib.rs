@@ -25,6 +25,7 @@ use std::fmt;
 use std::io::Write;
 use std::str::FromStr;
 
+use stemscribe_audio::timings::{measure, Stage};
 use stemscribe_audio::{Audio, AudioError, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 use thiserror::Error;
 
@@ -200,6 +201,14 @@ pub struct EncodeReport {
 /// Converts `audio` to `spec` and writes it to `out`, front to back (no seeking, so `out`
 /// may be a pipe or a device).
 pub fn encode<W: Write>(
+    audio: Audio,
+    spec: &OutputSpec,
+    out: W,
+) -> Result<EncodeReport, EncodeError> {
+    measure(Stage::Encode, || encode_unmeasured(audio, spec, out))
+}
+
+fn encode_unmeasured<W: Write>(
     audio: Audio,
     spec: &OutputSpec,
     out: W,

@@ -43,6 +43,7 @@ pub use stemscribe_separate::{
 };
 pub use stemscribe_transcribe::{NoOutput, PitchModel, TranscriptionError, TranscriptionOptions};
 
+use stemscribe_audio::timings::{measure, Stage};
 use stemscribe_runtime::Runtime;
 use stemscribe_separate::{
     derive_stems_each, installed_cards, remove_hum, suppress_noise, user_model_files, CardError,
@@ -297,6 +298,10 @@ impl Engine {
     /// four-stem model (a card, see [`installed_cards`], or a file added with `stemscribe
     /// models add`).
     pub fn new(config: &EngineConfig) -> Result<Self, EngineError> {
+        measure(Stage::ModelLoad, || Self::load(config))
+    }
+
+    fn load(config: &EngineConfig) -> Result<Self, EngineError> {
         let runtime = Runtime::new(&config.runtime)?;
         let two_stems: Box<dyn Separate> = match &config.two_stem_model {
             Some(name) => Box::new(two_stem_file(&runtime, name)?),
@@ -546,7 +551,9 @@ impl Engine {
             // be derived.
             (SeparationModel::FourTrackAcc, FourStems::Derived(_)) => {
                 let [_, accompaniment] = self.two_track_stems(audio, progress)?;
-                Ok(suppress_noise(&accompaniment.audio, &self.noise))
+                Ok(measure(Stage::PostProcess, || {
+                    suppress_noise(&accompaniment.audio, &self.noise)
+                }))
             }
             (SeparationModel::FourTrackVocal, FourStems::Derived(_))
             | (SeparationModel::TwoTrackVocal, _) => {
@@ -569,7 +576,7 @@ impl Engine {
         audio: &Audio,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Stem>, EngineError> {
-        let clean = suppress_noise(audio, &self.noise);
+        let clean = measure(Stage::PostProcess, || suppress_noise(audio, &self.noise));
         let mut stems = four.separate(&clean, progress)?;
         drop(clean);
         FOUR_STEMS[1..]
@@ -586,11 +593,13 @@ impl Engine {
         derived: &DerivedStemsOptions,
         on_stem: &mut dyn FnMut(Stem) -> ControlFlow<()>,
     ) {
-        let accompaniment = suppress_noise(accompaniment, &self.noise);
-        let mut stems = FOUR_STEMS[1..].iter();
-        derive_stems_each(&accompaniment, derived, &mut |audio| {
-            let stem = stems.next().copied().unwrap_or(SourceStem::Other);
-            on_stem(Stem { stem, audio })
+        measure(Stage::PostProcess, || {
+            let accompaniment = suppress_noise(accompaniment, &self.noise);
+            let mut stems = FOUR_STEMS[1..].iter();
+            derive_stems_each(&accompaniment, derived, &mut |audio| {
+                let stem = stems.next().copied().unwrap_or(SourceStem::Other);
+                on_stem(Stem { stem, audio })
+            });
         });
     }
 
@@ -682,7 +691,11 @@ fn four_stem_file(runtime: &Runtime) -> Result<Option<ModelFile>, EngineError> {
 fn model_input(audio: &Audio, model: SeparationModel) -> Cow<'_, Audio> {
     let dehummed = model
         .is_four_track()
-        .then(|| remove_hum(audio, &HumOptions::default()))
+        .then(|| {
+            measure(Stage::PostProcess, || {
+                remove_hum(audio, &HumOptions::default())
+            })
+        })
         .flatten();
     dehummed.map_or(Cow::Borrowed(audio), |(clean, _)| Cow::Owned(clean))
 }

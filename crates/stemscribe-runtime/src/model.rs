@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
+use stemscribe_audio::timings::{measure, Stage};
 
 use crate::RuntimeError;
 
@@ -116,6 +117,14 @@ impl Model {
     /// Runs the model once and returns the outputs called `outputs`, in that order (`f64`
     /// outputs are converted to `f32`).
     pub fn run(&self, inputs: &[Input<'_>], outputs: &[&str]) -> Result<Vec<Tensor>, RuntimeError> {
+        measure(Stage::Network, || self.run_session(inputs, outputs))
+    }
+
+    fn run_session(
+        &self,
+        inputs: &[Input<'_>],
+        outputs: &[&str],
+    ) -> Result<Vec<Tensor>, RuntimeError> {
         let ort_error = |source| RuntimeError::Run {
             file: self.file.clone(),
             source,

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use md5::{Digest, Md5};
 use realfft::num_complex::Complex32;
 use serde::{Deserialize, Serialize};
+use stemscribe_audio::timings::{measure, Stage};
 use stemscribe_audio::{Audio, PROCESSING_RATE};
 use stemscribe_runtime::{Input, Model, Progress, Runtime};
 use thiserror::Error;
@@ -498,21 +499,24 @@ impl MdxModel {
         let mut spectrogram = vec![0.0f32; 4 * plane];
         let mut scratch = vec![0.0f32; self.stft.fft_size()];
         let mut spectrum = vec![Complex32::default(); self.stft.bins()];
-        for (c, side) in part.iter().enumerate() {
-            let padded = reflect_pad(side, half);
-            for t in 0..dim_t {
-                self.stft.forward_frame_at(
-                    &padded,
-                    (t * MDX_HOP) as isize,
-                    &mut scratch,
-                    &mut spectrum,
-                );
-                for (f, value) in spectrum.iter().enumerate().take(dim_f).skip(ZEROED_BINS) {
-                    spectrogram[2 * c * plane + f * dim_t + t] = value.re;
-                    spectrogram[(2 * c + 1) * plane + f * dim_t + t] = value.im;
+        measure(Stage::Stft, || {
+            for (c, side) in part.iter().enumerate() {
+                let padded = reflect_pad(side, half);
+                for t in 0..dim_t {
+                    self.stft.forward_frame_at(
+                        &padded,
+                        (t * MDX_HOP) as isize,
+                        &mut scratch,
+                        &mut spectrum,
+                    );
+                    for (f, value) in spectrum.iter().enumerate().take(dim_f).skip(ZEROED_BINS) {
+                        spectrogram[2 * c * plane + f * dim_t + t] = value.re;
+                        spectrogram[(2 * c + 1) * plane + f * dim_t + t] = value.im;
+                    }
                 }
             }
-        }
+        });
+
         let estimate = if options.denoise {
             let negated: Vec<f32> = spectrogram.iter().map(|v| -v).collect();
             let positive = self.run_network(&spectrogram)?;
@@ -525,23 +529,27 @@ impl MdxModel {
         } else {
             self.run_network(&spectrogram)?
         };
-        let length = self.params.chunk_samples();
-        let mut waves = [Vec::new(), Vec::new()];
-        for (c, wave) in waves.iter_mut().enumerate() {
-            let mut accumulator = vec![0.0f32; self.stft.padded_len(length)];
-            for t in 0..dim_t {
-                spectrum.fill(Complex32::default());
-                for (f, bin) in spectrum.iter_mut().enumerate().take(dim_f) {
-                    *bin = Complex32::new(
-                        estimate[2 * c * plane + f * dim_t + t],
-                        estimate[(2 * c + 1) * plane + f * dim_t + t],
-                    );
+        let waves = measure(Stage::InverseStft, || {
+            let length = self.params.chunk_samples();
+            let mut waves = [Vec::new(), Vec::new()];
+            for (c, wave) in waves.iter_mut().enumerate() {
+                let mut accumulator = vec![0.0f32; self.stft.padded_len(length)];
+                for t in 0..dim_t {
+                    spectrum.fill(Complex32::default());
+                    for (f, bin) in spectrum.iter_mut().enumerate().take(dim_f) {
+                        *bin = Complex32::new(
+                            estimate[2 * c * plane + f * dim_t + t],
+                            estimate[(2 * c + 1) * plane + f * dim_t + t],
+                        );
+                    }
+                    self.stft
+                        .inverse_frame_add(&mut spectrum, t, &mut scratch, &mut accumulator);
                 }
-                self.stft
-                    .inverse_frame_add(&mut spectrum, t, &mut scratch, &mut accumulator);
+                *wave = self.stft.finish(accumulator, length);
             }
-            *wave = self.stft.finish(accumulator, length);
-        }
+            waves
+        });
+
         Ok(waves)
     }
 

@@ -18,6 +18,7 @@ use crate::family::{Separate, SourceStem};
 use crate::spec::ModelSpec;
 use crate::stft::Stft;
 use crate::wiener;
+use stemscribe_audio::timings::{measure, Stage};
 
 /// Added to the sum of squared estimates so silent bins do not divide by zero (Spleeter's).
 const MASK_EPSILON: f32 = 1e-10;
@@ -234,13 +235,17 @@ impl Separator {
             .unwrap_or(1.0);
         for k in 0..layout.count {
             let start = k * layout.hop;
-            state.analyse(&self.stft, audio, start, frames, options.end_padding, gain);
+            measure(Stage::Stft, || {
+                state.analyse(&self.stft, audio, start, frames, options.end_padding, gain)
+            });
             let estimates = self.run_network(&state.magnitude, bins)?;
-            state.accumulate_masks(&estimates, &layout);
+            measure(Stage::Masks, || state.accumulate_masks(&estimates, &layout));
             let last = k + 1 == layout.count;
             let finished = if last { frames - start } else { layout.hop };
             let valid = (frames - start).min(self.spec.segment_frames);
-            state.synthesise(&self.stft, start, finished, valid, options);
+            measure(Stage::InverseStft, || {
+                state.synthesise(&self.stft, start, finished, valid, options)
+            });
             if !last {
                 state.advance(layout.hop);
             }
@@ -249,17 +254,19 @@ impl Separator {
                 total: layout.count,
             });
         }
-        state
-            .outputs
-            .into_iter()
-            .map(|sides| {
-                let sides = sides
-                    .into_iter()
-                    .map(|accumulator| self.stft.finish(accumulator, len))
-                    .collect();
-                Ok(Audio::new(PROCESSING_RATE, sides)?)
-            })
-            .collect()
+        measure(Stage::InverseStft, || {
+            state
+                .outputs
+                .into_iter()
+                .map(|sides| {
+                    let sides = sides
+                        .into_iter()
+                        .map(|accumulator| self.stft.finish(accumulator, len))
+                        .collect();
+                    Ok(Audio::new(PROCESSING_RATE, sides)?)
+                })
+                .collect()
+        })
     }
 
     /// Runs the network on one window of magnitudes, `bins` per frame; returns one estimate

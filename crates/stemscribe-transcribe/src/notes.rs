@@ -2,6 +2,7 @@
 //! decision ([`crate::DecisionModel`]) that gives notes or [`NoOutput`], velocities from
 //! loudness and the confidence (the decision's probability of singing).
 
+use stemscribe_audio::timings::{measure, Stage};
 use stemscribe_midi::{Note, Transcription};
 
 use crate::decision::{ClassProbabilities, DecisionFeatures, DecisionModel, VoiceClass};
@@ -193,6 +194,14 @@ pub fn notes_from_track(
 /// probability as their confidence, trimmed to where their harmonics sound (frames at either
 /// end more than 10 dB below the note's median harmonic level are dropped).
 pub fn notes_with_decision(
+    track: &PitchTrack,
+    options: &TranscriptionOptions,
+    vocal_to_mix_db: Option<f64>,
+) -> (Decision, Result<Transcription, NoOutput>) {
+    measure(Stage::Notes, || decide(track, options, vocal_to_mix_db))
+}
+
+fn decide(
     track: &PitchTrack,
     options: &TranscriptionOptions,
     vocal_to_mix_db: Option<f64>,

@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use stemscribe_audio::timings::{measure, Stage};
 use stemscribe_runtime::{Input, Model, Runtime};
 
 use crate::{envelope_db, harmonic_levels_db, Progress, TranscriptionError, ENVELOPE_COEFFICIENTS};
@@ -293,7 +294,7 @@ impl PitchTracker {
             frame_period: self.spec.frame_period(),
             pitch_hz: Vec::with_capacity(frames),
             confidence: Vec::with_capacity(frames),
-            loudness_db: loudness_db(signal, hop, frames),
+            loudness_db: measure(Stage::PitchFeatures, || loudness_db(signal, hop, frames)),
             harmonic_db: Vec::new(),
             envelope_db: Vec::new(),
         };
@@ -336,8 +337,11 @@ impl PitchTracker {
             }
             *confidence = confidence.clamp(0.0, 1.0);
         }
-        track.harmonic_db = harmonic_levels_db(signal, self.spec.sample_rate, hop, &track.pitch_hz);
-        track.envelope_db = envelope_db(signal, self.spec.sample_rate, hop, &track.pitch_hz);
+        measure(Stage::PitchFeatures, || {
+            track.harmonic_db =
+                harmonic_levels_db(signal, self.spec.sample_rate, hop, &track.pitch_hz);
+            track.envelope_db = envelope_db(signal, self.spec.sample_rate, hop, &track.pitch_hz);
+        });
         Ok(track)
     }
 
