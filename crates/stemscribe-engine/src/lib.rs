@@ -433,9 +433,10 @@ impl Engine {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Audio, EngineError> {
         let raised = audio.raised_to(TRANSCRIPTION_MIN_LEVEL_DBFS);
-        let mut stems = self.two_stems.separate_below(
+        let mut stems = self.two_stems.separate_selected(
             raised.as_ref().unwrap_or(audio),
-            MAX_HARMONIC_HZ as f32,
+            &[SourceStem::Vocals],
+            Some(MAX_HARMONIC_HZ as f32),
             progress,
         )?;
         Ok(take_stem(&mut stems, SourceStem::Vocals, self.two_stems.file())?.audio)
@@ -550,20 +551,19 @@ impl Engine {
             // Derived parts sum to the accompaniment with its noise removed, so they need not
             // be derived.
             (SeparationModel::FourTrackAcc, FourStems::Derived(_)) => {
-                let [_, accompaniment] = self.two_track_stems(audio, progress)?;
+                let accompaniment =
+                    self.two_track_stem(audio, SourceStem::Accompaniment, progress)?;
                 Ok(measure(Stage::PostProcess, || {
                     suppress_noise(&accompaniment.audio, &self.noise)
                 }))
             }
             (SeparationModel::FourTrackVocal, FourStems::Derived(_))
-            | (SeparationModel::TwoTrackVocal, _) => {
-                let [vocals, _] = self.two_track_stems(audio, progress)?;
-                Ok(vocals.audio)
-            }
-            (SeparationModel::TwoTrackAcc, _) => {
-                let [_, accompaniment] = self.two_track_stems(audio, progress)?;
-                Ok(accompaniment.audio)
-            }
+            | (SeparationModel::TwoTrackVocal, _) => Ok(self
+                .two_track_stem(audio, SourceStem::Vocals, progress)?
+                .audio),
+            (SeparationModel::TwoTrackAcc, _) => Ok(self
+                .two_track_stem(audio, SourceStem::Accompaniment, progress)?
+                .audio),
         }
     }
 
@@ -601,6 +601,26 @@ impl Engine {
                 on_stem(Stem { stem, audio })
             });
         });
+    }
+
+    /// One stem of `audio` from the 2-stem model, `Vocals` or `Accompaniment` (an
+    /// instrumental stem serves as the accompaniment), the other not synthesised where the
+    /// model can skip it.
+    fn two_track_stem(
+        &self,
+        audio: &Audio,
+        stem: SourceStem,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Stem, EngineError> {
+        let wanted: &[SourceStem] = if stem == SourceStem::Accompaniment {
+            &[SourceStem::Accompaniment, SourceStem::Instrumental]
+        } else {
+            &[stem]
+        };
+        let mut stems = self
+            .two_stems
+            .separate_selected(audio, wanted, None, progress)?;
+        take_stem(&mut stems, stem, self.two_stems.file())
     }
 
     /// The vocals and the accompaniment of `audio` from the 2-stem model (an instrumental

@@ -42,6 +42,24 @@ pub trait Separate: Send + Sync + fmt::Debug {
         self.separate(audio, progress)
     }
 
+    /// As [`Separate::separate`] (or [`Separate::separate_below`] with `max_hz`), returning
+    /// only the stems in `wanted`, in [`Separate::stems`] order: a model that can skip the work
+    /// of the others does, and the stems it returns are the same either way.
+    fn separate_selected(
+        &self,
+        audio: &Audio,
+        wanted: &[SourceStem],
+        max_hz: Option<f32>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
+        let mut stems = match max_hz {
+            Some(hz) => self.separate_below(audio, hz, progress)?,
+            None => self.separate(audio, progress)?,
+        };
+        stems.retain(|(stem, _)| wanted.contains(stem));
+        Ok(stems)
+    }
+
     /// Whether its stems are exactly `stems`, in any order.
     fn has_stems(&self, stems: &[SourceStem]) -> bool {
         let wanted: Vec<&str> = stems.iter().map(|s| s.name()).collect();

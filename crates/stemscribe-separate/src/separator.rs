@@ -192,7 +192,9 @@ impl Separator {
         options: &SeparationOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Audio>, SeparationError> {
-        self.separate_bins(audio, options, self.spec.bins, progress)
+        let every = vec![true; self.stems.len()];
+        let stems = self.separate_bins(audio, options, self.spec.bins, &every, progress)?;
+        Ok(stems.into_iter().flatten().collect())
     }
 
     /// The network bins a run that needs only what lies below `max_hz` feeds it: the fewest
@@ -210,15 +212,18 @@ impl Separator {
             .min(self.spec.bins)
     }
 
-    /// [`Separator::separate_with`], feeding the network the lowest `bins` bins only; the
-    /// bins above get `options.high_band`'s treatment.
+    /// [`Separator::separate_with`], feeding the network the lowest `bins` bins only (the
+    /// bins above get `options.high_band`'s treatment), and synthesising only the stems whose
+    /// entry in `wanted` is true (the others are `None`: their masks are still computed, as
+    /// every stem's mask depends on all of them).
     fn separate_bins(
         &self,
         audio: &Audio,
         options: &SeparationOptions,
         bins: usize,
+        wanted: &[bool],
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<Vec<Audio>, SeparationError> {
+    ) -> Result<Vec<Option<Audio>>, SeparationError> {
         if audio.sample_rate() != PROCESSING_RATE || audio.num_channels() != 2 {
             return Err(SeparationError::InputFormat {
                 rate: audio.sample_rate(),
@@ -228,7 +233,7 @@ impl Separator {
         let len = audio.frames();
         let frames = self.stft.frames(len);
         let layout = WindowLayout::new(frames, self.spec.segment_frames, options.overlap_frames);
-        let mut state = WindowState::new(&self.spec, bins, &self.stft, len);
+        let mut state = WindowState::new(&self.spec, bins, &self.stft, len, wanted);
         let gain = options
             .loud_level_dbfs
             .and_then(|target| audio.gain_to_loud_level(target))
@@ -258,12 +263,16 @@ impl Separator {
             state
                 .outputs
                 .into_iter()
-                .map(|sides| {
+                .zip(wanted)
+                .map(|(sides, &wanted)| {
+                    if !wanted {
+                        return Ok(None);
+                    }
                     let sides = sides
                         .into_iter()
                         .map(|accumulator| self.stft.finish(accumulator, len))
                         .collect();
-                    Ok(Audio::new(PROCESSING_RATE, sides)?)
+                    Ok(Some(Audio::new(PROCESSING_RATE, sides)?))
                 })
                 .collect()
         })
@@ -328,9 +337,26 @@ impl Separate for Separator {
         max_hz: f32,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
-        let bins = self.bins_below(max_hz);
-        let stems = self.separate_bins(audio, &self.options, bins, progress)?;
-        Ok(self.stems.iter().copied().zip(stems).collect())
+        self.separate_selected(audio, &self.stems, Some(max_hz), progress)
+    }
+
+    fn separate_selected(
+        &self,
+        audio: &Audio,
+        wanted: &[SourceStem],
+        max_hz: Option<f32>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
+        let bins = max_hz.map_or(self.spec.bins, |hz| self.bins_below(hz));
+        let selected: Vec<bool> = self.stems.iter().map(|s| wanted.contains(s)).collect();
+        let stems = self.separate_bins(audio, &self.options, bins, &selected, progress)?;
+        Ok(self
+            .stems
+            .iter()
+            .copied()
+            .zip(stems)
+            .filter_map(|(stem, audio)| Some((stem, audio?)))
+            .collect())
     }
 }
 
@@ -406,7 +432,7 @@ struct WindowState {
 
 impl WindowState {
     /// The working set for `spec`'s network fed its lowest `bins` bins.
-    fn new(spec: &ModelSpec, bins: usize, stft: &Stft, len: usize) -> Self {
+    fn new(spec: &ModelSpec, bins: usize, stft: &Stft, len: usize, wanted: &[bool]) -> Self {
         let size = spec.segment_frames;
         let stems = spec.stems.len();
         Self {
@@ -417,7 +443,17 @@ impl WindowState {
             magnitude: vec![0.0; 2 * size * bins],
             masks: vec![0.0; stems * 2 * size * bins],
             weight_sums: vec![0.0; size],
-            outputs: vec![vec![vec![0.0; stft.padded_len(len)]; 2]; stems],
+            // An unwanted stem gets no sides: nothing is synthesised for it.
+            outputs: wanted
+                .iter()
+                .map(|&w| {
+                    if w {
+                        vec![vec![0.0; stft.padded_len(len)]; 2]
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect(),
         }
     }
 
@@ -536,9 +572,20 @@ impl WindowState {
         // Taken out while the sides are written in parallel, so `self` stays readable.
         let mut outputs = std::mem::take(&mut self.outputs);
         let this = &*self;
-        let mut sides: Vec<&mut Vec<f32>> = outputs.iter_mut().flatten().collect();
-        sides.par_iter_mut().enumerate().for_each(|(index, out)| {
-            let (stem, side) = (index / 2, index % 2);
+        // (stem, side, accumulator) of the stems being synthesised.
+        let mut sides: Vec<(usize, usize, &mut Vec<f32>)> = outputs
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(stem, sides)| {
+                sides
+                    .iter_mut()
+                    .enumerate()
+                    .map(move |(side, out)| (stem, side, out))
+            })
+            .collect();
+        sides.par_iter_mut().for_each(|(stem, side, out)| {
+            let (stem, side) = (*stem, *side);
+            let index = 2 * stem + side;
             let mut spectrum = vec![Complex32::default(); full_bins];
             let mut mask = vec![0.0f32; full_bins];
             let mut scratch = vec![0.0f32; stft.fft_size()];

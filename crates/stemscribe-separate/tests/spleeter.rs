@@ -7,7 +7,7 @@ use stemscribe_audio::Audio;
 use stemscribe_decode::{decode_file, DecodeOptions};
 use stemscribe_eval::global_sdr;
 use stemscribe_runtime::{Runtime, RuntimeConfig};
-use stemscribe_separate::{ModelSpec, SeparationOptions, Separator};
+use stemscribe_separate::{ModelSpec, Separate, SeparationOptions, Separator, SourceStem};
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -204,4 +204,28 @@ fn a_quiet_mix_separates_as_a_loud_one() {
             "quiet against scaled loud stem: SDR {sdr:.1} dB"
         );
     }
+}
+
+#[test]
+fn one_stem_alone_is_the_same_stem_as_in_the_whole_split() {
+    let audio = load("rock_mix.wav");
+    let separator = separator();
+    let whole = separator.separate(&audio, &mut |_| {}).unwrap();
+    for stem in [SourceStem::Vocals, SourceStem::Accompaniment] {
+        let alone = separator
+            .separate_selected(&audio, &[stem], None, &mut |_| {})
+            .unwrap();
+        assert_eq!(alone.len(), 1);
+        assert_eq!(alone[0].0, stem);
+        let same = whole.iter().find(|(s, _)| *s == stem).unwrap();
+        assert_eq!(alone[0].1, same.1, "{stem:?}");
+    }
+    // The low band alone, as transcription asks for it.
+    let below = separator
+        .separate_below(&audio, 5_000.0, &mut |_| {})
+        .unwrap();
+    let vocals = separator
+        .separate_selected(&audio, &[SourceStem::Vocals], Some(5_000.0), &mut |_| {})
+        .unwrap();
+    assert_eq!(vocals[0].1, below[0].1);
 }
