@@ -8,7 +8,6 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use stemscribe_engine::audio::timings::{measure, Stage};
 use stemscribe_engine::{
     decode_file, decode_raw_pcm, Audio, DecodeOptions, Device, DeviceUse, Engine, EngineConfig,
     PitchModel, RawPcm, RuntimeConfig,
@@ -167,10 +166,6 @@ pub fn positive_seconds(text: &str) -> Result<f64, String> {
 impl Input {
     /// Decodes the input to 44.1 kHz stereo.
     pub fn decode(&self) -> Result<Audio> {
-        measure(Stage::Decode, || self.decode_unmeasured())
-    }
-
-    fn decode_unmeasured(&self) -> Result<Audio> {
         let context = || {
             format!(
                 "cannot decode {} (--max-duration raises the {} s limit)",

@@ -9,6 +9,7 @@
 mod edit_list;
 mod symphonia_source;
 
+use stemscribe_audio::timings::{measure, Stage};
 use stemscribe_audio::{Audio, AudioError};
 use thiserror::Error;
 
@@ -120,9 +121,11 @@ pub fn decode_file(path: &std::path::Path, options: &DecodeOptions) -> Result<Au
 }
 
 fn decode_processing(input: &Input, options: &DecodeOptions) -> Result<Audio, DecodeError> {
-    let mut sink = ProcessingSink::default();
-    symphonia_source::decode_into(input, options, &mut sink)?;
-    sink.finish()
+    measure(Stage::Decode, || {
+        let mut sink = ProcessingSink::default();
+        symphonia_source::decode_into(input, options, &mut sink)?;
+        sink.finish()
+    })
 }
 
 /// Decodes headerless 16-bit little-endian PCM to 44.1 kHz stereo.
@@ -134,6 +137,14 @@ pub fn decode_raw_pcm(
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
+    measure(Stage::Decode, || raw_pcm(bytes, format, max_duration_secs))
+}
+
+fn raw_pcm(
+    bytes: &[u8],
+    format: RawPcm,
+    max_duration_secs: Option<f64>,
+) -> Result<Audio, DecodeError> {
     let channels = usize::from(format.channels);
     let mut sink = ProcessingSink::default();
     // Validates the rate and channel count before anything is sized by them.
