@@ -3,7 +3,7 @@
 //! keeps its envelope through a note and from note to note. What the singing decision reads of
 //! the timbre.
 
-use realfft::RealFftPlanner;
+use crate::spectrum::{peak_near, FrameSpectra};
 
 /// Mel-spaced frequencies the envelope is read at.
 const BANDS: usize = 24;
@@ -31,76 +31,72 @@ pub fn envelope_db(
     hop: usize,
     pitch_hz: &[f32],
 ) -> Vec<[f32; ENVELOPE_COEFFICIENTS]> {
-    let size = 2 * hop.max(1);
-    let fft = RealFftPlanner::<f32>::new().plan_fft_forward(size);
-    let window: Vec<f32> = (0..size)
-        .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / size as f32).cos())
-        .collect();
-    let bin_hz = f64::from(sample_rate) / size as f64;
-    let top_hz = HIGH_HZ.min(f64::from(sample_rate) / 2.0 * 0.95);
-    let centres = mel_centres(top_hz);
-    let mut frame = fft.make_input_vec();
-    let mut spectrum = fft.make_output_vec();
-    let mut scratch = fft.make_scratch_vec();
-    let mut power = vec![0.0f64; spectrum.len()];
+    let mut spectra = FrameSpectra::new(sample_rate, hop);
+    let envelopes = Envelopes::new(sample_rate, &spectra);
     pitch_hz
         .iter()
         .enumerate()
-        .map(|(t, &f0)| {
-            let start = (t * hop) as isize - hop as isize;
-            for (i, (x, w)) in frame.iter_mut().zip(&window).enumerate() {
-                *x = usize::try_from(start + i as isize)
-                    .ok()
-                    .and_then(|at| signal.get(at))
-                    .map_or(0.0, |s| s * w);
-            }
-            if fft
-                .process_with_scratch(&mut frame, &mut spectrum, &mut scratch)
-                .is_err()
-            {
-                return [0.0; COEFFICIENTS];
-            }
-            for (p, c) in power.iter_mut().zip(&spectrum) {
-                *p = f64::from(c.norm_sqr());
-            }
-            let f0 = f64::from(f0);
-            // (frequency, dB) points the envelope passes through.
-            let points: Vec<(f64, f64)> = if f0.is_finite() && f0 > bin_hz {
-                (1..)
-                    .map(|k| k as f64 * f0)
-                    .take_while(|&hz| hz <= top_hz)
-                    .map(|hz| {
-                        let bin = (hz / bin_hz).round() as usize;
-                        let peak = power[bin.saturating_sub(1)..(bin + 2).min(power.len())]
-                            .iter()
-                            .fold(0.0f64, |a, &b| a.max(b));
-                        (hz, peak)
-                    })
-                    .collect()
-            } else {
-                centres
-                    .iter()
-                    .map(|&hz| {
-                        let bin = ((hz / bin_hz).round() as usize).min(power.len() - 1);
-                        let lo = bin.saturating_sub(2);
-                        let band = &power[lo..(bin + 3).min(power.len())];
-                        (hz, band.iter().sum::<f64>() / band.len() as f64)
-                    })
-                    .collect()
-            };
-            let strongest = points.iter().fold(0.0f64, |a, p| a.max(p.1));
-            if points.is_empty() || strongest <= 0.0 {
-                return [0.0; COEFFICIENTS];
-            }
-            let floor = strongest * 1e-6;
-            let points: Vec<(f64, f64)> = points
-                .into_iter()
-                .map(|(hz, p)| (hz, 10.0 * p.max(floor).log10()))
-                .collect();
-            let levels: Vec<f64> = centres.iter().map(|&hz| interpolate(&points, hz)).collect();
-            dct(&levels).map(|c| c as f32)
-        })
+        .map(|(t, &f0)| envelopes.read(spectra.power(signal, t), f0))
         .collect()
+}
+
+/// Reads [`envelope_db`]'s envelope from one frame's power spectrum.
+pub(crate) struct Envelopes {
+    bin_hz: f64,
+    top_hz: f64,
+    centres: Vec<f64>,
+}
+
+impl Envelopes {
+    /// The reading of `spectra`'s frames of a signal at `sample_rate`.
+    pub(crate) fn new(sample_rate: u32, spectra: &FrameSpectra) -> Self {
+        let top_hz = HIGH_HZ.min(f64::from(sample_rate) / 2.0 * 0.95);
+        Self {
+            bin_hz: spectra.bin_hz(),
+            top_hz,
+            centres: mel_centres(top_hz),
+        }
+    }
+
+    /// The envelope of `power` read at the harmonics of `f0` (at the mel frequencies when
+    /// `f0` is not a positive finite number above one bin).
+    pub(crate) fn read(&self, power: &[f64], f0: f32) -> [f32; ENVELOPE_COEFFICIENTS] {
+        let (bin_hz, top_hz) = (self.bin_hz, self.top_hz);
+        let f0 = f64::from(f0);
+        // (frequency, dB) points the envelope passes through.
+        let points: Vec<(f64, f64)> = if f0.is_finite() && f0 > bin_hz {
+            (1..)
+                .map(|k| k as f64 * f0)
+                .take_while(|&hz| hz <= top_hz)
+                .map(|hz| (hz, peak_near(power, hz, bin_hz)))
+                .collect()
+        } else {
+            self.centres
+                .iter()
+                .map(|&hz| {
+                    let bin = ((hz / bin_hz).round() as usize).min(power.len() - 1);
+                    let lo = bin.saturating_sub(2);
+                    let band = &power[lo..(bin + 3).min(power.len())];
+                    (hz, band.iter().sum::<f64>() / band.len() as f64)
+                })
+                .collect()
+        };
+        let strongest = points.iter().fold(0.0f64, |a, p| a.max(p.1));
+        if points.is_empty() || strongest <= 0.0 {
+            return [0.0; COEFFICIENTS];
+        }
+        let floor = strongest * 1e-6;
+        let points: Vec<(f64, f64)> = points
+            .into_iter()
+            .map(|(hz, p)| (hz, 10.0 * p.max(floor).log10()))
+            .collect();
+        let levels: Vec<f64> = self
+            .centres
+            .iter()
+            .map(|&hz| interpolate(&points, hz))
+            .collect();
+        dct(&levels).map(|c| c as f32)
+    }
 }
 
 /// [`BANDS`] mel-spaced frequencies from [`LOW_HZ`] to `top_hz`.

@@ -6,7 +6,7 @@
 //! separated voice does the opposite. Measuring only the harmonics sees the first and not the
 //! second.
 
-use realfft::RealFftPlanner;
+use crate::spectrum::{peak_near, FrameSpectra};
 
 /// Highest harmonic frequency measured, in Hz: with the pitch range, the band of a voice that
 /// transcription reads (above it only the broadband loudness, hence velocities, changes).
@@ -25,61 +25,49 @@ pub fn harmonic_levels_db(
     hop: usize,
     pitch_hz: &[f32],
 ) -> Vec<f32> {
-    let size = 2 * hop.max(1);
-    let fft = RealFftPlanner::<f32>::new().plan_fft_forward(size);
-    let window: Vec<f32> = (0..size)
-        .map(|i| {
-            let phase = std::f32::consts::TAU * i as f32 / size as f32;
-            0.5 - 0.5 * phase.cos()
-        })
-        .collect();
-    // Power of a full-scale sine's bin through this window, so that levels are in dBFS.
-    let full_scale = f64::from(window.iter().sum::<f32>()).powi(2) / 4.0;
-    let bin_hz = f64::from(sample_rate) / size as f64;
-    let top_hz = MAX_HARMONIC_HZ.min(f64::from(sample_rate) / 2.0 - bin_hz);
-    let mut frame = fft.make_input_vec();
-    let mut spectrum = fft.make_output_vec();
-    let mut scratch = fft.make_scratch_vec();
-    let mut power = vec![0.0f64; spectrum.len()];
+    let mut spectra = FrameSpectra::new(sample_rate, hop);
+    let levels = HarmonicLevels::new(sample_rate, &spectra);
     pitch_hz
         .iter()
         .enumerate()
-        .map(|(t, &f0)| {
-            let start = (t * hop) as isize - hop as isize;
-            for (i, (x, w)) in frame.iter_mut().zip(&window).enumerate() {
-                let at = start + i as isize;
-                *x = usize::try_from(at)
-                    .ok()
-                    .and_then(|at| signal.get(at))
-                    .map_or(0.0, |s| s * w);
-            }
-            if fft
-                .process_with_scratch(&mut frame, &mut spectrum, &mut scratch)
-                .is_err()
-            {
-                return FLOOR_DB as f32;
-            }
-            for (p, c) in power.iter_mut().zip(&spectrum) {
-                *p = f64::from(c.norm_sqr());
-            }
-            let f0 = f64::from(f0);
-            let energy = if f0.is_finite() && f0 > 0.0 {
-                (1..)
-                    .map(|k| k as f64 * f0)
-                    .take_while(|&hz| hz <= top_hz)
-                    .map(|hz| {
-                        let bin = (hz / bin_hz).round() as usize;
-                        power[bin.saturating_sub(1)..(bin + 2).min(power.len())]
-                            .iter()
-                            .fold(0.0f64, |a, &b| a.max(b))
-                    })
-                    .sum::<f64>()
-            } else {
-                power.iter().sum::<f64>()
-            };
-            (10.0 * (energy / full_scale).max(1e-14).log10()).max(FLOOR_DB) as f32
-        })
+        .map(|(t, &f0)| levels.level_db(spectra.power(signal, t), f0))
         .collect()
+}
+
+/// Reads [`harmonic_levels_db`]'s level from one frame's power spectrum.
+pub(crate) struct HarmonicLevels {
+    bin_hz: f64,
+    top_hz: f64,
+    /// Power of a full-scale sine's bin through the window, so that levels are in dBFS.
+    full_scale: f64,
+}
+
+impl HarmonicLevels {
+    /// The reading of `spectra`'s frames of a signal at `sample_rate`.
+    pub(crate) fn new(sample_rate: u32, spectra: &FrameSpectra) -> Self {
+        let bin_hz = spectra.bin_hz();
+        Self {
+            bin_hz,
+            top_hz: MAX_HARMONIC_HZ.min(f64::from(sample_rate) / 2.0 - bin_hz),
+            full_scale: spectra.window_sum().powi(2) / 4.0,
+        }
+    }
+
+    /// The level in dB of the harmonics of `f0` in `power` (of the whole spectrum when `f0`
+    /// is not a positive finite number).
+    pub(crate) fn level_db(&self, power: &[f64], f0: f32) -> f32 {
+        let f0 = f64::from(f0);
+        let energy = if f0.is_finite() && f0 > 0.0 {
+            (1..)
+                .map(|k| k as f64 * f0)
+                .take_while(|&hz| hz <= self.top_hz)
+                .map(|hz| peak_near(power, hz, self.bin_hz))
+                .sum::<f64>()
+        } else {
+            power.iter().sum::<f64>()
+        };
+        (10.0 * (energy / self.full_scale).max(1e-14).log10()).max(FLOOR_DB) as f32
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod harmonics;
 mod notes;
 mod pitch;
 mod segment;
+mod spectrum;
 
 pub use decision::{
     ClassProbabilities, DecisionFeatures, DecisionModel, DecisionModelError, VoiceClass,

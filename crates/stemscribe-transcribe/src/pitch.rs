@@ -9,7 +9,10 @@ use std::fmt;
 use stemscribe_audio::timings::{measure, Stage};
 use stemscribe_runtime::{Input, Model, Runtime};
 
-use crate::{envelope_db, harmonic_levels_db, Progress, TranscriptionError, ENVELOPE_COEFFICIENTS};
+use crate::envelope::Envelopes;
+use crate::harmonics::HarmonicLevels;
+use crate::spectrum::FrameSpectra;
+use crate::{Progress, TranscriptionError, ENVELOPE_COEFFICIENTS};
 
 /// A frame-wise F0 tracker: [`PitchTracker`] on a network, or a test double.
 pub trait TrackPitch: Send + Sync + fmt::Debug {
@@ -338,9 +341,19 @@ impl PitchTracker {
             *confidence = confidence.clamp(0.0, 1.0);
         }
         measure(Stage::PitchFeatures, || {
-            track.harmonic_db =
-                harmonic_levels_db(signal, self.spec.sample_rate, hop, &track.pitch_hz);
-            track.envelope_db = envelope_db(signal, self.spec.sample_rate, hop, &track.pitch_hz);
+            // One spectrum a frame serves both the harmonic levels and the envelope.
+            let mut spectra = FrameSpectra::new(self.spec.sample_rate, hop);
+            let levels = HarmonicLevels::new(self.spec.sample_rate, &spectra);
+            let envelopes = Envelopes::new(self.spec.sample_rate, &spectra);
+            (track.harmonic_db, track.envelope_db) = track
+                .pitch_hz
+                .iter()
+                .enumerate()
+                .map(|(t, &f0)| {
+                    let power = spectra.power(signal, t);
+                    (levels.level_db(power, f0), envelopes.read(power, f0))
+                })
+                .unzip();
         });
         Ok(track)
     }
