@@ -246,6 +246,7 @@ impl DecisionFeatures {
             .collect();
         let voiced_envelopes: Vec<&[f32; ENVELOPE_COEFFICIENTS]> =
             (0..n).filter(|&t| voiced[t]).filter_map(envelope).collect();
+        let voiced_centre = mean_envelope(&voiced_envelopes);
         let note_envelopes: Vec<[f32; ENVELOPE_COEFFICIENTS]> = segments
             .iter()
             .filter(|s| s.end - s.start >= 4)
@@ -287,14 +288,15 @@ impl DecisionFeatures {
             harmonicity_db: mean(&harmonicity).unwrap_or(-40.0),
             envelope_change_db: mean(&change_voiced).unwrap_or(0.0),
             envelope_change_in_notes_db: mean(&change_in_notes).unwrap_or(0.0),
-            envelope_spread_db: spread_from_mean(&voiced_envelopes),
+            envelope_spread_db: voiced_centre
+                .map_or(0.0, |centre| spread_around(&voiced_envelopes, &centre)),
             note_timbre_spread_db: if note_refs.len() < 2 {
                 0.0
             } else {
                 spread_from_mean(&note_refs)
             },
-            envelope_tilt_db: mean_envelope(&voiced_envelopes).map_or(0.0, |e| f64::from(e[0])),
-            envelope_shape_db: mean_envelope(&voiced_envelopes).map_or(0.0, |e| f64::from(e[1])),
+            envelope_tilt_db: voiced_centre.map_or(0.0, |e| f64::from(e[0])),
+            envelope_shape_db: voiced_centre.map_or(0.0, |e| f64::from(e[1])),
             unvoiced_loud_share: if loud.is_empty() {
                 0.0
             } else {
@@ -363,12 +365,17 @@ fn mean_envelope(
 
 /// RMS of the distances ([`envelope_distance_db`]) of `envelopes` from their mean; 0 for none.
 fn spread_from_mean(envelopes: &[&[f32; ENVELOPE_COEFFICIENTS]]) -> f64 {
-    let Some(centre) = mean_envelope(envelopes) else {
-        return 0.0;
-    };
+    mean_envelope(envelopes).map_or(0.0, |centre| spread_around(envelopes, &centre))
+}
+
+/// RMS of the distances of `envelopes` (at least one) from `centre`.
+fn spread_around(
+    envelopes: &[&[f32; ENVELOPE_COEFFICIENTS]],
+    centre: &[f32; ENVELOPE_COEFFICIENTS],
+) -> f64 {
     let sum: f64 = envelopes
         .iter()
-        .map(|e| envelope_distance_db(e, &centre).powi(2))
+        .map(|e| envelope_distance_db(e, centre).powi(2))
         .sum();
     (sum / envelopes.len() as f64).sqrt()
 }
