@@ -398,7 +398,7 @@ impl Engine {
         let mut separated = 0;
         let raised = audio.raised_to(TRANSCRIPTION_MIN_LEVEL_DBFS);
         let mix = raised.as_ref().unwrap_or(audio);
-        let vocals = self.transcription_vocals(mix, &mut |p| {
+        let vocals = self.low_band_vocals(mix, &mut |p| {
             separated = p.total;
             progress(Progress {
                 done: p.done,
@@ -433,8 +433,17 @@ impl Engine {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Audio, EngineError> {
         let raised = audio.raised_to(TRANSCRIPTION_MIN_LEVEL_DBFS);
+        self.low_band_vocals(raised.as_ref().unwrap_or(audio), progress)
+    }
+
+    /// The vocals of `mix`, already raised, as [`Engine::transcription_vocals`] gives them.
+    fn low_band_vocals(
+        &self,
+        mix: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Audio, EngineError> {
         let mut stems = self.two_stems.separate_selected(
-            raised.as_ref().unwrap_or(audio),
+            mix,
             &[SourceStem::Vocals],
             Some(MAX_HARMONIC_HZ as f32),
             progress,
