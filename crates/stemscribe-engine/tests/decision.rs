@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use stemscribe_engine::{
     decode_file, Audio, DecodeOptions, Engine, EngineConfig, EngineError, NoOutput,
 };
+use stemscribe_eval::mix_over;
 
 const SOUNDFONT: &str = "/usr/share/sounds/sf2/FluidR3_GM.sf2";
 
@@ -123,32 +124,6 @@ fn render(dir: &Path, name: &str, midi: &[u8]) -> Audio {
     decode(&wav)
 }
 
-/// `a` and `b` summed over the length of `a`, `b` scaled to lie `db` below `a` in RMS.
-fn over(a: &Audio, b: &Audio, db: f32) -> Audio {
-    let rms = |x: &Audio| {
-        let sum: f64 = x
-            .channels()
-            .iter()
-            .flatten()
-            .map(|&s| f64::from(s).powi(2))
-            .sum();
-        (sum / (x.frames() * x.channels().len()).max(1) as f64).sqrt() as f32
-    };
-    let gain = rms(a) / rms(b).max(1e-9) * 10f32.powf(-db / 20.0);
-    let channels = a
-        .channels()
-        .iter()
-        .zip(b.channels())
-        .map(|(x, y)| {
-            x.iter()
-                .enumerate()
-                .map(|(i, s)| s + gain * y.get(i).copied().unwrap_or(0.0))
-                .collect()
-        })
-        .collect();
-    Audio::new(a.sample_rate(), channels).unwrap()
-}
-
 fn assert_no_output(what: &str, audio: &Audio) {
     let result = engine().transcribe(audio, &mut |_| {});
     assert!(
@@ -217,7 +192,7 @@ fn synthesised_rap_over_a_beat_is_refused() {
     }
     let beat = render(&dir, "beat", &smf(&[(1, 34)], &notes));
     assert_no_output("rap alone", &voice);
-    assert_no_output("rap over a beat", &over(&voice, &beat, 3.0));
+    assert_no_output("rap over a beat", &mix_over(&voice, &beat, 3.0).unwrap().0);
 }
 
 #[test]
