@@ -217,8 +217,8 @@ def previous_rule(x):
     return np.where(given, 0, 2)
 
 
-def summary(name, rows, y, p, thresholds, d=None):
-    d = decisions(p, thresholds) if d is None else d
+def summary(name, rows, y, p, thresholds):
+    d = decisions(p, thresholds)
     sung = y == 0
     kinds = np.array([r["kind"] for r in rows])
     long_enough = np.array([float(r["seconds"]) >= 1.99 for r in rows])
@@ -234,7 +234,7 @@ def summary(name, rows, y, p, thresholds, d=None):
 
 def report(rows, y, p, thresholds):
     d = decisions(p, thresholds)
-    for r, a in zip(rows, p[:, 0]):
+    for r in rows:
         r["length"] = length_band(r["seconds"])
         setting = r["setting"]
         r["where"] = ("mix" if setting == "mix" else "over an accompaniment"

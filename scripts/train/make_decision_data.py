@@ -102,10 +102,6 @@ def write_wav(path, audio):
         w.writeframes(pcm.tobytes())
 
 
-def read_wav_any(path):
-    return decode(path)
-
-
 def rms(x):
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-20))
 
@@ -477,15 +473,11 @@ def make_sung(rng, tmp, seconds, augmentation, index):
     take_mix = voice is None or (mix is not None and rng.random() < 0.4)
     base = mix if take_mix else voice
     stretch = augmentation in ("pitch", "stretch")
-    if stretch:
-        base_active = active
-        clip = cut(base, base_active, min(seconds * 1.2 + 0.5, len(base) / RATE), rng)
-        if clip is None:
-            return None
-        clip = pre_augment(clip, augmentation, rng, tmp)
-        clip = clip[:int(seconds * RATE)]
-    else:
-        clip = cut(base, active, seconds, rng)
+    # A clip to be shifted or stretched is cut longer first, then to its length.
+    length = min(seconds * 1.2 + 0.5, len(base) / RATE) if stretch else seconds
+    clip = cut(base, active, length, rng)
+    if clip is not None and stretch:
+        clip = pre_augment(clip, augmentation, rng, tmp)[:int(seconds * RATE)]
     if clip is None or len(clip) < 2 * RATE:
         return None
     if not take_mix and backings and rng.random() < 0.6:
