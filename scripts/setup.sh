@@ -13,6 +13,9 @@
 #   mdx-twin/, demucs-twin/    random-weight twins of UVR MDX-Net and HT-Demucs ONNX models with
 #                              the stems their references give (scripts/test/make_{mdx,demucs}_twin.py),
 #                              for tests and benches
+#   roformer-twin/             random-weight BS-RoFormer and Mel-Band RoFormer checkpoints with their
+#                              YAML, converted, and the stems audio-separator would give
+#                              (scripts/test/make_roformer_twin.py)
 # With --gpu, also:
 #   lib/gpu/                   ONNX Runtime 1.31.1's GPU build (`onnxruntime-gpu`) with its CUDA
 #                              provider, and the CUDA 13 and cuDNN 9 libraries it loads (from the
@@ -24,6 +27,9 @@
 # already verify, it exits at once without touching the network.
 #
 # usage: scripts/setup.sh [--gpu] [--no-test-models] [--user | --dest DIR]
+#        scripts/setup.sh --venv-only
+#   --venv-only only make the conversion virtualenv (numpy, onnx, PyYAML; no torch) and print
+#               its python's path: what `stemscribe models add MODEL.ckpt` converts with
 #   --gpu       also install the GPU build of ONNX Runtime and the CUDA libraries
 #   --no-test-models
 #               skip the random-weight test models (tiny-4stems/, mdx-twin/, demucs-twin/),
@@ -42,11 +48,13 @@ models="$root/models"
 dest="$models/installed"
 gpu=no
 test_models=yes
-usage() { echo "usage: scripts/setup.sh [--gpu] [--no-test-models] [--user | --dest DIR]" >&2; exit 2; }
+venv_only=no
+usage() { echo "usage: scripts/setup.sh [--gpu] [--no-test-models] [--user | --dest DIR] | --venv-only" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --gpu) gpu=yes ;;
         --no-test-models) test_models=no ;;
+        --venv-only) venv_only=yes ;;
         --user)
             data="${XDG_DATA_HOME:-}"
             case "$data" in /*) ;; *) data="$HOME/.local/share" ;; esac
@@ -128,7 +136,7 @@ PY
 
 # make_venv: the project-local virtualenv (numpy, onnx; no torch) for conversions.
 make_venv() {
-    if ! "$venv/bin/python" -c 'import numpy, onnx' 2>/dev/null; then
+    if ! "$venv/bin/python" -c 'import numpy, onnx, yaml' 2>/dev/null; then
         say "creating the conversion virtualenv in $venv"
         "$python" -m venv "$venv" || die "could not create a virtualenv (Debian: apt-get install python3-venv)"
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$models/requirements-convert.txt"
@@ -153,8 +161,22 @@ make_test_models() {
         say "generating the HT-Demucs twins"
         "$venv/bin/python" "$root/scripts/test/make_demucs_twin.py" "$dest/demucs-twin"
     fi
+    if [ ! -f "$dest/roformer-twin/mel/model.onnx" ]; then
+        make_venv
+        say "generating the RoFormer twins"
+        "$venv/bin/python" "$root/scripts/test/make_roformer_twin.py" "$dest/roformer-twin"
+        for family in bs mel; do
+            "$venv/bin/python" "$root/scripts/setup/roformer.py" "$dest/roformer-twin/$family/MODEL.ckpt" \
+                "$dest/roformer-twin/$family/MODEL.yaml" "$dest/roformer-twin/$family/model.onnx"
+        done
+    fi
 }
 
+if [ "$venv_only" = yes ]; then
+    make_venv >&2
+    echo "$venv/bin/python"
+    exit 0
+fi
 if [ -d "$dest" ] && verify; then
     make_test_models
     say "runtime and models verified in $dest (nothing to do)"

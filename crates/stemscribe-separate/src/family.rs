@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use crate::demucs::DemucsModel;
 use crate::mdx::{MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem};
+use crate::roformer::{RoformerModel, RoformerParams, RoformerParamsError};
 use crate::SeparationError;
 
 /// A loaded separation network of any family: Spleeter-style masks ([`crate::Separator`]),
@@ -160,11 +161,14 @@ pub enum ModelFileError {
     /// An MDX-Net model's parameters are missing or wrong.
     #[error(transparent)]
     Params(#[from] MdxParamsError),
+    /// A converted RoFormer's card is missing or wrong.
+    #[error(transparent)]
+    Roformer(#[from] RoformerParamsError),
     /// The tensors match no supported family.
     #[error(
         "{file} is not a supported model: its inputs are {inputs}; supported are UVR MDX-Net \
-         (one input [batch, 4, dim_f, dim_t]) and HT-Demucs ONNX (input `mix` [1, 2, samples], \
-         output `stems`)"
+         (one input [batch, 4, dim_f, dim_t]), HT-Demucs ONNX (input `mix` [1, 2, samples], \
+         output `stems`) and RoFormers converted by stemscribe (input `bands`)"
     )]
     Unsupported {
         /// The file.
@@ -181,6 +185,8 @@ pub enum ModelFile {
     Mdx(MdxModel),
     /// An HT-Demucs ONNX model.
     Demucs(DemucsModel),
+    /// A BS-RoFormer or Mel-Band RoFormer, converted from its checkpoint.
+    Roformer(RoformerModel),
 }
 
 impl ModelFile {
@@ -190,6 +196,10 @@ impl ModelFile {
         let model = runtime.model_at(file).map_err(SeparationError::from)?;
         if model.input("mix").is_some() {
             return Ok(Self::Demucs(DemucsModel::from_model(model)?));
+        }
+        if model.input("bands").is_some() {
+            let params = RoformerParams::for_model(file)?;
+            return Ok(Self::Roformer(RoformerModel::from_model(model, params)?));
         }
         let mdx_like = matches!(model.inputs(), [input] if input
             .shape
@@ -221,7 +231,7 @@ impl ModelFile {
     pub fn with_mdx_options(self, options: MdxOptions) -> Self {
         match self {
             Self::Mdx(model) => Self::Mdx(model.with_options(options)),
-            other @ Self::Demucs(_) => other,
+            other @ (Self::Demucs(_) | Self::Roformer(_)) => other,
         }
     }
 
@@ -230,6 +240,10 @@ impl ModelFile {
         match self {
             Self::Mdx(_) => "UVR MDX-Net",
             Self::Demucs(_) => "HT-Demucs ONNX",
+            Self::Roformer(model) => match model.params().family {
+                crate::RoformerFamily::BsRoformer => "BS-RoFormer",
+                crate::RoformerFamily::MelBandRoformer => "Mel-Band RoFormer",
+            },
         }
     }
 
@@ -237,6 +251,7 @@ impl ModelFile {
         match self {
             Self::Mdx(model) => model,
             Self::Demucs(model) => model,
+            Self::Roformer(model) => model,
         }
     }
 }
@@ -352,6 +367,7 @@ pub fn install_model_file(
             let sources: Vec<&str> = demucs.sources().iter().map(|s| s.name()).collect();
             serde_json::json!({ "sources": sources }).to_string()
         }
+        ModelFile::Roformer(roformer) => roformer.params().to_card_json(),
     };
     let card_path = target.with_extension("json");
     std::fs::write(&card_path, card + "\n").map_err(io(&card_path))?;

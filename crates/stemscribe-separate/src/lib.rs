@@ -14,6 +14,7 @@ mod derived;
 mod family;
 mod hum;
 mod mdx;
+mod roformer;
 mod separator;
 mod spec;
 mod spectral;
@@ -32,6 +33,7 @@ pub use mdx::{
     uvr_hash, MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem, MdxStems, MDX_HOP,
     UVR_HASH_BYTES,
 };
+pub use roformer::{RoformerFamily, RoformerModel, RoformerParams, RoformerParamsError};
 pub use separator::{
     EndPadding, HighBand, SeparationError, SeparationOptions, Separator, LOUD_LEVEL_DBFS,
 };

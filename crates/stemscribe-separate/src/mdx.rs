@@ -25,6 +25,7 @@ use stemscribe_runtime::{Input, Model, Progress, Runtime};
 use thiserror::Error;
 
 use crate::family::{Separate, SourceStem};
+use crate::stft::reflect_pad;
 use crate::{SeparationError, Stft};
 
 /// Samples between STFT frames, fixed by UVR for every MDX-Net model.
@@ -606,24 +607,6 @@ impl Separate for MdxModel {
             (stems[1], separated.secondary),
         ])
     }
-}
-
-/// `signal` with `half` samples reflected at each end, as `torch.stft(center=True)` pads.
-fn reflect_pad(signal: &[f32], half: usize) -> Vec<f32> {
-    let len = signal.len() as isize;
-    (-(half as isize)..len + half as isize)
-        .map(|i| {
-            let mut j = i;
-            // Reflection about the first and last samples (a signal longer than `half`).
-            if j < 0 {
-                j = -j;
-            }
-            if j >= len {
-                j = 2 * (len - 1) - j;
-            }
-            signal[j.clamp(0, len - 1) as usize]
-        })
-        .collect()
 }
 
 /// numpy's `hanning(n)`: a symmetric Hann window that is 0 at both ends (1 for `n == 1`).

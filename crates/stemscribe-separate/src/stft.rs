@@ -163,6 +163,24 @@ impl Stft {
     }
 }
 
+/// `signal` with `half` samples reflected at each end, as `torch.stft(center=True)` pads.
+pub(crate) fn reflect_pad(signal: &[f32], half: usize) -> Vec<f32> {
+    let len = signal.len() as isize;
+    (-(half as isize)..len + half as isize)
+        .map(|i| {
+            let mut j = i;
+            // Reflection about the first and last samples (a signal longer than `half`).
+            if j < 0 {
+                j = -j;
+            }
+            if j >= len {
+                j = 2 * (len - 1) - j;
+            }
+            signal[j.clamp(0, len - 1) as usize]
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

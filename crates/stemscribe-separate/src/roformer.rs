@@ -1,0 +1,565 @@
+//! BS-RoFormer and Mel-Band RoFormer models, converted from their checkpoints
+//! (`scripts/setup/roformer.py`): the network alone is the ONNX graph (input `bands`
+//! `[frames, features]`, output `masks` `[stems, frames, features]`), and its card
+//! (`NAME.json`, key `roformer`) says how the spectrogram is cut into bands.
+//!
+//! Run as python-audio-separator 0.47.1's `MDXCSeparator` runs RoFormers at its defaults: the
+//! mix scaled to peak at most 0.9; chunks of `hop * (dim_t - 1)` samples (`short_segment`
+//! frames instead of `dim_t` for inputs under `short_seconds`) every `chunk / num_overlap`
+//! samples, the last chunk aligned to the end of the input; each chunk through a centred STFT
+//! (reflect padding, periodic Hann), the bins of each band with the two channels interleaved
+//! per bin, the network, the complex mask scattered back to the bins and averaged where bands
+//! overlap, the complex product and the inverse STFT; a symmetric Hamming weight per chunk,
+//! overlap-added and divided by the summed weights. A single-target model's second stem is the
+//! input minus the target. Stems are scaled back to the input's level (audio-separator instead
+//! normalises the files it writes).
+
+use std::path::{Path, PathBuf};
+
+use realfft::num_complex::Complex32;
+use serde::{Deserialize, Serialize};
+use stemscribe_audio::timings::{measure, Stage};
+use stemscribe_audio::{Audio, PROCESSING_RATE};
+use stemscribe_runtime::{Input, Model, Progress, Runtime};
+use thiserror::Error;
+
+use crate::family::{card_beside, Separate, SourceStem};
+use crate::stft::reflect_pad;
+use crate::{SeparationError, Stft};
+
+/// The mix's peak before the network, as audio-separator normalises it.
+const NETWORK_PEAK: f32 = 0.9;
+/// The longest chunk a card may ask for: one minute at 44.1 kHz.
+const MAX_CHUNK: usize = 60 * PROCESSING_RATE as usize;
+
+/// Which RoFormer a converted model is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoformerFamily {
+    /// BS-RoFormer: consecutive bands of bins (`freqs_per_bands`).
+    BsRoformer,
+    /// Mel-Band RoFormer: overlapping mel bands (`num_bands`).
+    MelBandRoformer,
+}
+
+/// How stemscribe runs a converted RoFormer: what its card says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoformerParams {
+    /// BS-RoFormer or Mel-Band RoFormer.
+    pub family: RoformerFamily,
+    /// STFT frame size.
+    pub n_fft: usize,
+    /// Samples between STFT frames.
+    pub hop: usize,
+    /// Audio channels the network reads (2).
+    pub channels: usize,
+    /// The bins of each band, in the network's order.
+    pub band_bins: Vec<Vec<usize>>,
+    /// Stems the network estimates.
+    pub stems: usize,
+    /// `training.instruments` of the config.
+    pub instruments: Vec<String>,
+    /// The one stem a single-target model estimates (`training.target_instrument`).
+    pub target_instrument: Option<String>,
+    /// Frames per chunk (`inference.dim_t`).
+    pub dim_t: usize,
+    /// Frames per chunk for inputs shorter than `short_seconds`.
+    pub short_segment: usize,
+    /// Inputs shorter than this many seconds use `short_segment`.
+    pub short_seconds: f64,
+    /// Chunks per chunk length (`inference.num_overlap`, 8 without it).
+    pub num_overlap: usize,
+    /// Whether the inverse STFT keeps the chunk's own length (Mel-Band's
+    /// `match_input_audio_length`).
+    pub match_input_length: bool,
+}
+
+/// Why a converted RoFormer's card cannot be used.
+#[derive(Debug, Error)]
+pub enum RoformerParamsError {
+    /// No card beside the model.
+    #[error("{0} has no card beside it (NAME.json with a `roformer` section); convert the checkpoint with `stemscribe models add MODEL.ckpt`")]
+    Missing(PathBuf),
+    /// The card could not be read.
+    #[error("could not read {path}")]
+    Read {
+        /// The card.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The card is not a RoFormer card.
+    #[error("{path} is not a RoFormer card")]
+    Parse {
+        /// The card.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A value is out of range.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The card.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+#[derive(Deserialize, Serialize)]
+struct CardFile {
+    roformer: RoformerParams,
+}
+
+impl RoformerParams {
+    /// The card beside `model` (`NAME.json`, else `MODEL.json`).
+    pub fn for_model(model: &Path) -> Result<Self, RoformerParamsError> {
+        let path = card_beside(model).ok_or_else(|| RoformerParamsError::Missing(model.into()))?;
+        let text = std::fs::read_to_string(&path).map_err(|source| RoformerParamsError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let card: CardFile =
+            serde_json::from_str(&text).map_err(|source| RoformerParamsError::Parse {
+                path: path.clone(),
+                source,
+            })?;
+        card.roformer
+            .check()
+            .map_err(|reason| RoformerParamsError::Invalid { path, reason })?;
+        Ok(card.roformer)
+    }
+
+    /// The card as JSON, as [`RoformerParams::for_model`] reads it.
+    pub fn to_card_json(&self) -> String {
+        serde_json::json!({ "roformer": self }).to_string()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.n_fft % 2 != 0 || !(16..=65_536).contains(&self.n_fft) {
+            return Err(format!(
+                "n_fft {} is not an even size from 16 to 65536",
+                self.n_fft
+            ));
+        }
+        if self.hop == 0 || self.hop > self.n_fft {
+            return Err(format!("hop {} is not within 1..={}", self.hop, self.n_fft));
+        }
+        if self.channels != 2 {
+            return Err(format!("channels is {}, stereo models only", self.channels));
+        }
+        let bins = self.n_fft / 2 + 1;
+        let mut covered = vec![false; bins];
+        for band in &self.band_bins {
+            if band.is_empty() {
+                return Err("a band has no bins".into());
+            }
+            for &bin in band {
+                *covered
+                    .get_mut(bin)
+                    .ok_or(format!("bin {bin} is past the {bins} bins"))? = true;
+            }
+        }
+        if covered.contains(&false) {
+            return Err("some bins are in no band".into());
+        }
+        for (name, frames) in [("dim_t", self.dim_t), ("short_segment", self.short_segment)] {
+            if frames < 2 || self.hop * (frames - 1) > MAX_CHUNK {
+                return Err(format!("{name} {frames} makes chunks outside 1..=60 s"));
+            }
+            if self.num_overlap == 0 || self.hop * (frames - 1) < self.num_overlap {
+                return Err(format!("num_overlap {} leaves no step", self.num_overlap));
+            }
+        }
+        if !(self.short_seconds.is_finite() && self.short_seconds >= 0.0) {
+            return Err(format!(
+                "short_seconds {} is not a duration",
+                self.short_seconds
+            ));
+        }
+        self.stem_names().map(|_| ())
+    }
+
+    /// Features per frame the network reads: (re, im) × channels × bins of every band.
+    pub fn features(&self) -> usize {
+        2 * self.channels * self.band_bins.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// The stems the network estimates, then the residual's when there is one.
+    fn stem_names(&self) -> Result<(Vec<SourceStem>, Option<SourceStem>), String> {
+        let parse = |name: &str| {
+            SourceStem::from_name(name).ok_or_else(|| {
+                format!(
+                    "stem `{name}` is not one stemscribe names (it knows {})",
+                    SourceStem::ALL.map(SourceStem::name).join(", ")
+                )
+            })
+        };
+        match &self.target_instrument {
+            Some(target) => {
+                if self.stems != 1 {
+                    return Err(format!(
+                        "target_instrument `{target}` with {} stems",
+                        self.stems
+                    ));
+                }
+                let primary = parse(target)?;
+                let other = self
+                    .instruments
+                    .iter()
+                    .find(|i| !i.eq_ignore_ascii_case(target))
+                    .map(|i| parse(i))
+                    .transpose()?
+                    .unwrap_or(complement(primary));
+                Ok((vec![primary], Some(other)))
+            }
+            None => {
+                if self.stems != self.instruments.len() || self.stems == 0 {
+                    return Err(format!(
+                        "{} stems, {} instruments",
+                        self.stems,
+                        self.instruments.len()
+                    ));
+                }
+                let stems = self
+                    .instruments
+                    .iter()
+                    .map(|i| parse(i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((stems, None))
+            }
+        }
+    }
+
+    /// Samples per chunk for an input of `samples` samples.
+    pub fn chunk_samples(&self, samples: usize) -> usize {
+        let seconds = samples as f64 / f64::from(PROCESSING_RATE);
+        let frames = if seconds < self.short_seconds {
+            self.short_segment
+        } else {
+            self.dim_t
+        };
+        self.hop * (frames - 1)
+    }
+}
+
+/// The stem that is the mix minus `stem`, as audio-separator pairs them.
+fn complement(stem: SourceStem) -> SourceStem {
+    match stem {
+        SourceStem::Vocals => SourceStem::Instrumental,
+        SourceStem::Instrumental | SourceStem::Accompaniment => SourceStem::Vocals,
+        SourceStem::Drums => SourceStem::NoDrums,
+        SourceStem::Bass => SourceStem::NoBass,
+        _ => SourceStem::NoOther,
+    }
+}
+
+/// Where chunks start: every `step` samples while a whole chunk fits, then one chunk aligned
+/// to the end (or at 0 when the input is shorter than a chunk).
+pub(crate) fn chunk_starts(samples: usize, chunk: usize, step: usize) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut offset = 0;
+    while offset < samples {
+        if offset + chunk >= samples {
+            let tail = samples.saturating_sub(chunk);
+            if starts.last() != Some(&tail) {
+                starts.push(tail);
+            }
+            break;
+        }
+        starts.push(offset);
+        offset += step;
+    }
+    starts
+}
+
+/// scipy's `signal.windows.hamming(n)` (symmetric).
+fn hamming(n: usize) -> Vec<f32> {
+    if n == 1 {
+        return vec![1.0];
+    }
+    (0..n)
+        .map(|i| {
+            let phase = std::f64::consts::TAU * i as f64 / (n - 1) as f64;
+            (0.54 - 0.46 * phase.cos()) as f32
+        })
+        .collect()
+}
+
+/// A loaded RoFormer, shareable across threads.
+#[derive(Debug)]
+pub struct RoformerModel {
+    params: RoformerParams,
+    stft: Stft,
+    /// The bin of each (band, bin) position, in the network's order.
+    gather: Vec<usize>,
+    /// 1 / the number of bands each bin is in.
+    inverse_count: Vec<f32>,
+    stems: Vec<SourceStem>,
+    residual: Option<SourceStem>,
+    model: Model,
+}
+
+impl RoformerModel {
+    /// Loads a converted RoFormer (`file` and its card).
+    pub fn new(runtime: &Runtime, file: &Path) -> Result<Self, crate::ModelFileError> {
+        let params = RoformerParams::for_model(file)?;
+        let model = runtime.model_at(file).map_err(SeparationError::from)?;
+        Ok(Self::from_model(model, params)?)
+    }
+
+    /// Wraps a loaded model, checking its tensors against `params`.
+    pub(crate) fn from_model(
+        model: Model,
+        params: RoformerParams,
+    ) -> Result<Self, SeparationError> {
+        let features = params.features();
+        let fits = model.input("bands").is_some_and(|input| {
+            input
+                .shape
+                .as_ref()
+                .is_some_and(|s| s.len() == 2 && (s[1] < 0 || s[1] as usize == features))
+        });
+        if !fits || model.outputs().iter().all(|o| o.name != "masks") {
+            return Err(model
+                .mismatch(format!(
+                    "a converted RoFormer reads `bands` [frames, {features}] and writes `masks`"
+                ))
+                .into());
+        }
+        let (stems, residual) = params
+            .stem_names()
+            .map_err(|reason| model.mismatch(reason))?;
+        let gather: Vec<usize> = params.band_bins.iter().flatten().copied().collect();
+        let mut count = vec![0u32; params.n_fft / 2 + 1];
+        for &bin in &gather {
+            count[bin] += 1;
+        }
+        Ok(Self {
+            stft: Stft::new(params.n_fft, params.hop),
+            inverse_count: count.iter().map(|&c| 1.0 / c.max(1) as f32).collect(),
+            gather,
+            stems,
+            residual,
+            params,
+            model,
+        })
+    }
+
+    /// The parameters it runs with.
+    pub fn params(&self) -> &RoformerParams {
+        &self.params
+    }
+
+    /// Network calls [`Separate::separate`] makes for `samples` samples.
+    pub fn chunks(&self, samples: usize) -> usize {
+        let chunk = self.params.chunk_samples(samples);
+        chunk_starts(samples, chunk, chunk / self.params.num_overlap).len()
+    }
+
+    /// One chunk (`[2][len]` samples) through the model: `[stems][2][len']` samples.
+    fn run_chunk(&self, part: &[Vec<f32>; 2]) -> Result<Vec<[Vec<f32>; 2]>, SeparationError> {
+        let len = part[0].len();
+        let frames = self.stft.frames(len);
+        let bins = self.stft.bins();
+        let half = self.params.n_fft / 2;
+        let mut scratch = vec![0.0f32; self.params.n_fft];
+        // spectra[c][t * bins + f]
+        let spectra: [Vec<Complex32>; 2] = measure(Stage::Stft, || {
+            part.each_ref().map(|side| {
+                let padded = reflect_pad(side, half);
+                let mut out = vec![Complex32::default(); frames * bins];
+                for (t, frame) in out.chunks_exact_mut(bins).enumerate() {
+                    self.stft.forward_frame_at(
+                        &padded,
+                        (t * self.params.hop) as isize,
+                        &mut scratch,
+                        frame,
+                    );
+                }
+                out
+            })
+        });
+        let features = self.params.features();
+        let mut bands = vec![0.0f32; frames * features];
+        for (t, row) in bands.chunks_exact_mut(features).enumerate() {
+            for (j, &bin) in self.gather.iter().enumerate() {
+                for (c, side) in spectra.iter().enumerate() {
+                    let value = side[t * bins + bin];
+                    row[4 * j + 2 * c] = value.re;
+                    row[4 * j + 2 * c + 1] = value.im;
+                }
+            }
+        }
+        let shape = [frames, features];
+        let input = Input {
+            name: "bands",
+            shape: &shape,
+            data: &bands,
+        };
+        let masks = self.model.run(&[input], &["masks"])?.swap_remove(0);
+        let stems = self.params.stems;
+        if masks.data.len() != stems * frames * features {
+            return Err(self
+                .model
+                .mismatch(format!(
+                    "output `masks` is {:?}, not [{stems}, {frames}, {features}]",
+                    masks.shape
+                ))
+                .into());
+        }
+        let length = if self.params.match_input_length {
+            len
+        } else {
+            self.params.hop * (frames - 1)
+        };
+        let out = measure(Stage::InverseStft, || {
+            let mut out = Vec::with_capacity(stems);
+            let mut summed = vec![Complex32::default(); bins];
+            for mask in masks.data.chunks_exact(frames * features) {
+                let mut waves = [
+                    vec![0.0f32; self.stft.padded_len(length)],
+                    vec![0.0f32; self.stft.padded_len(length)],
+                ];
+                for (c, wave) in waves.iter_mut().enumerate() {
+                    for t in 0..frames {
+                        summed.fill(Complex32::default());
+                        let row = &mask[t * features..(t + 1) * features];
+                        for (j, &bin) in self.gather.iter().enumerate() {
+                            summed[bin] +=
+                                Complex32::new(row[4 * j + 2 * c], row[4 * j + 2 * c + 1]);
+                        }
+                        for (f, value) in summed.iter_mut().enumerate() {
+                            *value = spectra[c][t * bins + f] * (*value * self.inverse_count[f]);
+                        }
+                        self.stft
+                            .inverse_frame_add(&mut summed, t, &mut scratch, wave);
+                    }
+                }
+                out.push(waves.map(|wave| self.stft.finish(wave, length)));
+            }
+            out
+        });
+        Ok(out)
+    }
+}
+
+impl Separate for RoformerModel {
+    fn file(&self) -> &Path {
+        self.model.file()
+    }
+
+    /// The network's stems in its order, then the residual of a single-target model.
+    fn stems(&self) -> Vec<SourceStem> {
+        let mut stems = self.stems.clone();
+        stems.extend(self.residual);
+        stems
+    }
+
+    fn separate(
+        &self,
+        audio: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
+        if audio.sample_rate() != PROCESSING_RATE || audio.num_channels() != 2 {
+            return Err(SeparationError::InputFormat {
+                rate: audio.sample_rate(),
+                channels: audio.num_channels(),
+            });
+        }
+        let samples = audio.frames();
+        let peak = audio.peak();
+        let gain = if peak > NETWORK_PEAK {
+            NETWORK_PEAK / peak
+        } else {
+            1.0
+        };
+        let chunk = self.params.chunk_samples(samples);
+        let starts = chunk_starts(samples, chunk, chunk / self.params.num_overlap);
+        let window = hamming(chunk);
+        let stems = self.params.stems;
+        let mut result: Vec<[Vec<f32>; 2]> = (0..stems)
+            .map(|_| [vec![0.0f32; samples], vec![0.0f32; samples]])
+            .collect();
+        let mut counter = vec![0.0f32; samples];
+        for (k, &start) in starts.iter().enumerate() {
+            let end = (start + chunk).min(samples);
+            let part = [0, 1].map(|c| {
+                audio.channel(c)[start..end]
+                    .iter()
+                    .map(|&v| v * gain)
+                    .collect::<Vec<f32>>()
+            });
+            let waves = self.run_chunk(&part)?;
+            let safe = (end - start).min(chunk).min(waves[0][0].len());
+            for (summed, wave) in result.iter_mut().zip(&waves) {
+                for c in 0..2 {
+                    for ((acc, &v), &w) in summed[c][start..start + safe]
+                        .iter_mut()
+                        .zip(&wave[c][..safe])
+                        .zip(&window[..safe])
+                    {
+                        *acc += v * w;
+                    }
+                }
+            }
+            for (acc, &w) in counter[start..start + safe].iter_mut().zip(&window[..safe]) {
+                *acc += w;
+            }
+            progress(Progress {
+                done: k + 1,
+                total: starts.len(),
+            });
+        }
+        let mut out = Vec::with_capacity(stems + 1);
+        for (stem, summed) in self.stems.iter().zip(result) {
+            let channels = summed.map(|side| {
+                side.iter()
+                    .zip(&counter)
+                    .map(|(&v, &w)| v / w.max(1e-10) / gain)
+                    .collect::<Vec<f32>>()
+            });
+            out.push((*stem, Audio::new(PROCESSING_RATE, channels.to_vec())?));
+        }
+        if let Some(residual) = self.residual {
+            let primary = &out[0].1;
+            let channels = (0..2)
+                .map(|c| {
+                    audio
+                        .channel(c)
+                        .iter()
+                        .zip(primary.channel(c))
+                        .map(|(&mix, &p)| mix - p)
+                        .collect()
+                })
+                .collect();
+            out.push((residual, Audio::new(PROCESSING_RATE, channels)?));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_input_and_the_last_is_aligned_to_its_end() {
+        assert_eq!(chunk_starts(10, 4, 2), vec![0, 2, 4, 6]);
+        assert_eq!(chunk_starts(11, 4, 2), vec![0, 2, 4, 6, 7]);
+        assert_eq!(chunk_starts(3, 4, 1), vec![0]);
+        assert_eq!(chunk_starts(0, 4, 1), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn hamming_matches_scipy() {
+        let w = hamming(5);
+        let want = [0.08, 0.54, 1.0, 0.54, 0.08];
+        for (a, b) in w.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{w:?}");
+        }
+    }
+}
