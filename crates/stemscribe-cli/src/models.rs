@@ -2,10 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use stemscribe_engine::runtime::setup::cache_dir;
 use stemscribe_engine::runtime::Runtime;
 use stemscribe_engine::separate::{
-    install_model_file, installed_cards, user_model_files, ModelCard, ModelFile, Separate,
+    convert_checkpoint, install_model_file, installed_cards, is_checkpoint, user_model_files,
+    ModelCard, ModelFile, Separate,
 };
 use stemscribe_engine::{SeparationModel, SourceStem, FOUR_STEMS};
 
@@ -21,12 +23,16 @@ pub struct Args {
 /// What `stemscribe models` can do besides listing.
 #[derive(Debug, clap::Subcommand)]
 enum Subcommand {
-    /// Install a model file (UVR MDX-Net or HT-Demucs ONNX) into the models directory's
-    /// `user/` folder with its card; a four-stem HT-Demucs model then serves bs_4track_*.
+    /// Install a model file (UVR MDX-Net or HT-Demucs ONNX, or a BS-RoFormer or Mel-Band
+    /// RoFormer checkpoint, converted) into the models directory's `user/` folder with its
+    /// card; a four-stem model then serves bs_4track_*.
     Add {
         /// The ONNX file (an MDX-Net file needs NAME.json or MODEL.json beside it unless UVR's
-        /// hash is known).
+        /// hash is known) or the checkpoint (.ckpt).
         file: PathBuf,
+        /// A checkpoint's YAML config [default: MODEL.yaml beside it].
+        #[arg(long, value_name = "FILE.yaml")]
+        config: Option<PathBuf>,
         /// Name to install it under [default: the file's name].
         #[arg(long)]
         name: Option<String>,
@@ -38,7 +44,7 @@ pub fn run(args: &Args, hardware: Hardware, quiet: bool) -> Result<()> {
     let runtime = Runtime::new(&hardware.runtime())?;
     match &args.command {
         None => list(&runtime),
-        Some(Subcommand::Add { file, name }) => {
+        Some(Subcommand::Add { file, config, name }) => {
             let name = match name {
                 Some(name) => name.clone(),
                 None => file
@@ -47,7 +53,23 @@ pub fn run(args: &Args, hardware: Hardware, quiet: bool) -> Result<()> {
                     .map(str::to_owned)
                     .context("the file has no usable name; give --name")?,
             };
-            let installed = install_model_file(&runtime, file, &name)
+            let converted;
+            let source = if is_checkpoint(file) {
+                converted =
+                    convert_checkpoint(file, config.as_deref(), &cache_dir(), &mut |line| {
+                        if !quiet {
+                            eprintln!("{line}");
+                        }
+                    })
+                    .with_context(|| format!("cannot convert {}", file.display()))?;
+                converted.as_path()
+            } else {
+                if config.is_some() {
+                    bail!("--config applies to checkpoints (.ckpt) only");
+                }
+                file.as_path()
+            };
+            let installed = install_model_file(&runtime, source, &name)
                 .with_context(|| format!("cannot install {}", file.display()))?;
             if !quiet {
                 eprintln!("installed {}", installed.display());

@@ -6,8 +6,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::ArgGroup;
+use stemscribe_engine::runtime::setup::cache_dir;
 use stemscribe_engine::runtime::Runtime;
-use stemscribe_engine::separate::{MdxOptions, ModelFile, Separate};
+use stemscribe_engine::separate::{
+    convert_checkpoint, is_checkpoint, MdxOptions, ModelFile, Separate,
+};
 use stemscribe_engine::{
     encode, Audio, EncodeReport, Engine, EngineConfig, OutputFormat, OutputSpec, Progress,
     SeparationModel, SeparationOptions, WavSampleFormat, PROCESSING_RATE,
@@ -67,11 +70,15 @@ pub struct Args {
     wiener: bool,
     /// Run this model file instead of --model and write its stems into --stems DIR: a UVR
     /// MDX-Net ONNX file (parameters from NAME.json or MODEL.json beside it, else recognised
-    /// by UVR's hash) or an HT-Demucs ONNX file (demucs-onnx's layout); the family is told
-    /// from the file's tensors.
-    #[arg(long, value_name = "FILE.onnx", requires = "stems",
+    /// by UVR's hash), an HT-Demucs ONNX file (demucs-onnx's layout), or a BS-RoFormer or
+    /// Mel-Band RoFormer checkpoint (MODEL.ckpt with MODEL.yaml beside it or --config),
+    /// converted once and cached; the family is told from the file.
+    #[arg(long, value_name = "FILE", requires = "stems",
           conflicts_with_all = ["spleeter_reference", "wiener"])]
     model_file: Option<PathBuf>,
+    /// With a checkpoint --model-file: its YAML config [default: MODEL.yaml beside it].
+    #[arg(long, value_name = "FILE.yaml", requires = "model_file")]
+    config: Option<PathBuf>,
     /// With --model-file: also run the network on the negated spectrogram and average (UVR's
     /// "denoise"; twice the network time).
     #[arg(long, requires = "model_file")]
@@ -250,6 +257,21 @@ fn run_model_file(
     quiet: bool,
 ) -> Result<()> {
     let runtime = Runtime::new(&hardware.runtime())?;
+    let converted;
+    let file = if is_checkpoint(file) {
+        converted = convert_checkpoint(file, args.config.as_deref(), &cache_dir(), &mut |line| {
+            if !quiet {
+                eprintln!("{line}");
+            }
+        })
+        .with_context(|| format!("cannot convert {}", file.display()))?;
+        converted.as_path()
+    } else {
+        if args.config.is_some() {
+            return Err(UsageError("--config applies to checkpoints (.ckpt) only".into()).into());
+        }
+        file
+    };
     let model = ModelFile::open(&runtime, file)
         .with_context(|| format!("cannot load {}", file.display()))?;
     if args.mdx_denoise && !matches!(model, ModelFile::Mdx(_)) {

@@ -304,7 +304,7 @@ impl Engine {
     fn load(config: &EngineConfig) -> Result<Self, EngineError> {
         let runtime = Runtime::new(&config.runtime)?;
         let two_stems: Box<dyn Separate> = match &config.two_stem_model {
-            Some(name) => Box::new(two_stem_file(&runtime, name)?),
+            Some(name) => two_stem_file(&runtime, name)?,
             None => Box::new(
                 Separator::new(&runtime, ModelSpec::spleeter_2stems())?
                     .with_options(config.separation),
@@ -671,7 +671,7 @@ fn take_stem(
 
 /// Opens `user/NAME.onnx` as a two-stem model: one whose stems are the vocals and the
 /// instrumental (an MDX-Net vocal or instrumental model).
-fn two_stem_file(runtime: &Runtime, name: &str) -> Result<ModelFile, EngineError> {
+fn two_stem_file(runtime: &Runtime, name: &str) -> Result<Box<dyn Separate>, EngineError> {
     let file = runtime
         .models_dir()
         .join(USER_MODELS_DIR)
@@ -684,13 +684,34 @@ fn two_stem_file(runtime: &Runtime, name: &str) -> Result<ModelFile, EngineError
     }
     let model = ModelFile::open(runtime, &file)?;
     if model.has_stems(&[SourceStem::Vocals, SourceStem::Instrumental]) {
-        return Ok(model);
+        return Ok(Box::new(model));
+    }
+    // A single-target RoFormer names its residual after the config's other instrument
+    // ("other" for most vocal models); as a 2-stem model it is the instrumental (or vocals).
+    if let ModelFile::Roformer(roformer) = &model {
+        let target = roformer.stems().first().copied();
+        let renamed = match (target, roformer.residual()) {
+            (Some(SourceStem::Vocals), Some(residual)) => {
+                Some((residual, SourceStem::Instrumental))
+            }
+            (Some(SourceStem::Instrumental), Some(residual)) => {
+                Some((residual, SourceStem::Vocals))
+            }
+            _ => None,
+        };
+        if let Some((from, to)) = renamed {
+            return Ok(Box::new(Renamed {
+                inner: model,
+                from,
+                to,
+            }));
+        }
     }
     Err(SeparationError::from(RuntimeError::Mismatch {
         file,
         reason: format!(
-            "a {} model with stems {:?} cannot serve 2track_* (it needs an MDX-Net vocal or \
-             instrumental model)",
+            "a {} model with stems {:?} cannot serve 2track_* (it needs a vocal or \
+             instrumental model: MDX-Net, or a single-target RoFormer)",
             model.family(),
             model.stems().iter().map(|s| s.name()).collect::<Vec<_>>()
         ),
@@ -698,13 +719,70 @@ fn two_stem_file(runtime: &Runtime, name: &str) -> Result<ModelFile, EngineError
     .into())
 }
 
+/// A model whose stem `from` is served as `to` (a single-target RoFormer's residual as the
+/// instrumental or the vocals).
+#[derive(Debug)]
+struct Renamed {
+    inner: ModelFile,
+    from: SourceStem,
+    to: SourceStem,
+}
+
+impl Renamed {
+    fn rename(&self, stem: SourceStem) -> SourceStem {
+        if stem == self.from {
+            self.to
+        } else {
+            stem
+        }
+    }
+
+    fn rename_all(&self, stems: Vec<(SourceStem, Audio)>) -> Vec<(SourceStem, Audio)> {
+        stems
+            .into_iter()
+            .map(|(stem, audio)| (self.rename(stem), audio))
+            .collect()
+    }
+}
+
+impl Separate for Renamed {
+    fn file(&self) -> &Path {
+        self.inner.file()
+    }
+
+    fn stems(&self) -> Vec<SourceStem> {
+        self.inner
+            .stems()
+            .into_iter()
+            .map(|s| self.rename(s))
+            .collect()
+    }
+
+    fn separate(
+        &self,
+        audio: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
+        Ok(self.rename_all(self.inner.separate(audio, progress)?))
+    }
+
+    fn separate_below(
+        &self,
+        audio: &Audio,
+        max_hz: f32,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
+        Ok(self.rename_all(self.inner.separate_below(audio, max_hz, progress)?))
+    }
+}
+
 /// The first model file installed with `stemscribe models add` whose stems are the
-/// [`FOUR_STEMS`] (in any order); only files whose card names `sources` (HT-Demucs) are
-/// opened, and one that cannot be opened is an error.
+/// [`FOUR_STEMS`] (in any order); only files whose card names `sources` (HT-Demucs) or is a
+/// RoFormer's are opened, and one that cannot be opened is an error.
 fn four_stem_file(runtime: &Runtime) -> Result<Option<ModelFile>, EngineError> {
     for file in user_model_files(runtime.models_dir()) {
         let card = std::fs::read_to_string(file.with_extension("json")).unwrap_or_default();
-        if !card.contains("\"sources\"") {
+        if !card.contains("\"sources\"") && !card.contains("\"roformer\"") {
             continue;
         }
         let model = ModelFile::open(runtime, &file)?;

@@ -42,6 +42,10 @@ const KIT: &[(&str, &str)] = &[
         include_str!("../../../scripts/setup/torch_checkpoint.py"),
     ),
     (
+        "scripts/setup/roformer.py",
+        include_str!("../../../scripts/setup/roformer.py"),
+    ),
+    (
         "scripts/setup/tracker_common.py",
         include_str!("../../../scripts/setup/tracker_common.py"),
     ),
@@ -66,6 +70,17 @@ const KIT: &[(&str, &str)] = &[
         include_str!("../../../models/installed-gpu.sha256"),
     ),
 ];
+
+/// The environment variable naming a Python (with numpy, onnx and PyYAML) that checkpoint
+/// conversions run with instead of the kit's virtualenv.
+pub const PYTHON_ENV: &str = "STEMSCRIBE_PYTHON";
+
+/// The compiled-in text of the kit's file at `relative` (e.g. `scripts/setup/roformer.py`).
+pub fn kit_file(relative: &str) -> Option<&'static str> {
+    KIT.iter()
+        .find(|(path, _)| *path == relative)
+        .map(|(_, text)| *text)
+}
 
 /// What to install, and where.
 #[derive(Debug, Clone)]
@@ -112,6 +127,23 @@ pub enum SetupError {
         /// The last line the script printed.
         last_line: String,
     },
+    /// The converter's Python could not be started.
+    #[error("cannot run {python}")]
+    Python {
+        /// The interpreter.
+        python: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The converter refused the checkpoint or failed; its last line says why.
+    #[error("conversion failed ({status}): {last_line}")]
+    Conversion {
+        /// How the converter exited.
+        status: ExitStatus,
+        /// The last line it printed.
+        last_line: String,
+    },
 }
 
 /// The user's cache folder for setup downloads: `$XDG_CACHE_HOME/stemscribe`, by default
@@ -139,6 +171,102 @@ pub fn install(options: &SetupOptions, log: &mut dyn FnMut(&str)) -> Result<(), 
     // The kit is scratch; failing to remove it loses nothing.
     let _ = std::fs::remove_dir_all(&kit);
     result
+}
+
+/// Converts a BS-RoFormer or Mel-Band RoFormer `checkpoint` with its YAML `config` into
+/// `out` (an ONNX graph) and its card beside it (`out` with `.json`), with the compiled-in
+/// `scripts/setup/roformer.py`. It runs with the Python that [`PYTHON_ENV`] names, else the
+/// kit's conversion virtualenv in `cache` (made on first use: numpy, onnx and PyYAML from
+/// PyPI; no torch). Each line the converter prints is passed to `log`.
+pub fn convert_checkpoint(
+    checkpoint: &Path,
+    config: &Path,
+    out: &Path,
+    cache: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<(), SetupError> {
+    let kit = cache.join(format!("kit-{}-{}", std::process::id(), unique()));
+    let result = write_kit(&kit).and_then(|()| {
+        let python = match std::env::var_os(PYTHON_ENV) {
+            Some(python) => PathBuf::from(python),
+            None => conversion_python(&kit, cache, log)?,
+        };
+        let mut command = Command::new(&python);
+        command
+            .arg(kit.join("scripts/setup/roformer.py"))
+            .arg(checkpoint)
+            .arg(config)
+            .arg(out);
+        let (status, last_line) =
+            run_logged(command, log).map_err(|source| SetupError::Python {
+                python: python.clone(),
+                source,
+            })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(SetupError::Conversion { status, last_line })
+        }
+    });
+    // The kit is scratch; failing to remove it loses nothing.
+    let _ = std::fs::remove_dir_all(&kit);
+    result
+}
+
+/// The kit's conversion virtualenv's Python, made if missing (`setup.sh --venv-only`).
+fn conversion_python(
+    kit: &Path,
+    cache: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<PathBuf, SetupError> {
+    let mut command = Command::new("bash");
+    command
+        .arg(kit.join("scripts/setup.sh"))
+        .arg("--venv-only")
+        .env(CACHE_ENV, cache);
+    let (status, last_line) = run_logged(command, log).map_err(SetupError::Bash)?;
+    if status.success() {
+        Ok(PathBuf::from(last_line.trim()))
+    } else {
+        Err(SetupError::Failed { status, last_line })
+    }
+}
+
+/// Runs `command`, passing each line of its output to `log`; its exit status and last
+/// non-empty line.
+fn run_logged(
+    mut command: Command,
+    log: &mut dyn FnMut(&str),
+) -> std::io::Result<(ExitStatus, String)> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn()?;
+    let (sender, lines) = mpsc::channel();
+    let threads = [
+        child
+            .stdout
+            .take()
+            .map(|out| forward_lines(out, sender.clone())),
+        child
+            .stderr
+            .take()
+            .map(|err| forward_lines(err, sender.clone())),
+    ];
+    drop(sender);
+    let mut last_line = String::new();
+    for line in lines {
+        log(&line);
+        if !line.trim().is_empty() {
+            last_line = line;
+        }
+    }
+    for thread in threads.into_iter().flatten() {
+        // A reader thread only ends its loop; it cannot panic in a way worth reporting.
+        let _ = thread.join();
+    }
+    Ok((child.wait()?, last_line))
 }
 
 /// A number that differs between calls in one process.
@@ -171,38 +299,11 @@ fn run_kit(
         .arg("--no-test-models")
         .arg("--dest")
         .arg(&options.dest)
-        .env(CACHE_ENV, &options.cache)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env(CACHE_ENV, &options.cache);
     if options.gpu {
         command.arg("--gpu");
     }
-    let mut child = command.spawn().map_err(SetupError::Bash)?;
-    let (sender, lines) = mpsc::channel();
-    let threads = [
-        child
-            .stdout
-            .take()
-            .map(|out| forward_lines(out, sender.clone())),
-        child
-            .stderr
-            .take()
-            .map(|err| forward_lines(err, sender.clone())),
-    ];
-    drop(sender);
-    let mut last_line = String::new();
-    for line in lines {
-        log(&line);
-        if !line.trim().is_empty() {
-            last_line = line;
-        }
-    }
-    for thread in threads.into_iter().flatten() {
-        // A reader thread only ends its loop; it cannot panic in a way worth reporting.
-        let _ = thread.join();
-    }
-    let status = child.wait().map_err(SetupError::Bash)?;
+    let (status, last_line) = run_logged(command, log).map_err(SetupError::Bash)?;
     if status.success() {
         Ok(())
     } else {

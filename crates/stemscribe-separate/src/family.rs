@@ -376,3 +376,83 @@ pub fn install_model_file(
     std::fs::rename(&partial, &target).map_err(io(&target))?;
     Ok(target)
 }
+
+/// Whether `file` is a PyTorch checkpoint (`.ckpt`, `.pth`, `.pt`), which stemscribe
+/// converts ([`convert_checkpoint`]) before it runs.
+pub fn is_checkpoint(file: &Path) -> bool {
+    file.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "ckpt" | "pth" | "pt"))
+}
+
+/// Why a checkpoint could not be converted.
+#[derive(Debug, Error)]
+pub enum ConvertError {
+    /// No YAML config was given and none lies beside the checkpoint.
+    #[error("{0} needs its YAML config: MODEL.yaml beside it, or --config FILE.yaml")]
+    NoConfig(std::path::PathBuf),
+    /// The checkpoint or config could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The converter refused the checkpoint or could not run.
+    #[error(transparent)]
+    Converter(#[from] stemscribe_runtime::setup::SetupError),
+}
+
+/// The converted form of a BS-RoFormer or Mel-Band RoFormer `checkpoint` (ONNX graph and
+/// card), made once and kept in `cache/converted/` under a key of the checkpoint's path, size
+/// and modification time, the config's contents and the converter's; `config` defaults to
+/// the checkpoint's name with `.yaml` (or `.yml`). `log` gets the converter's lines.
+pub fn convert_checkpoint(
+    checkpoint: &Path,
+    config: Option<&Path>,
+    cache: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<std::path::PathBuf, ConvertError> {
+    use md5::{Digest, Md5};
+    let config = match config {
+        Some(config) => config.to_path_buf(),
+        None => ["yaml", "yml"]
+            .iter()
+            .map(|e| checkpoint.with_extension(e))
+            .find(|p| p.is_file())
+            .ok_or_else(|| ConvertError::NoConfig(checkpoint.to_path_buf()))?,
+    };
+    let read = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ConvertError::Read { path, source }
+    };
+    let meta = std::fs::metadata(checkpoint).map_err(read(checkpoint))?;
+    let absolute = std::fs::canonicalize(checkpoint).map_err(read(checkpoint))?;
+    let yaml = std::fs::read(&config).map_err(read(&config))?;
+    let mut hasher = Md5::new();
+    hasher.update(absolute.to_string_lossy().as_bytes());
+    hasher.update(meta.len().to_le_bytes());
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    hasher.update(modified.to_le_bytes());
+    hasher.update(&yaml);
+    hasher.update(stemscribe_runtime::setup::kit_file("scripts/setup/roformer.py").unwrap_or(""));
+    let key: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = cache.join("converted").join(&key);
+    let onnx = dir.join("model.onnx");
+    if onnx.is_file() && dir.join("model.json").is_file() {
+        return Ok(onnx);
+    }
+    std::fs::create_dir_all(&dir).map_err(read(&dir))?;
+    stemscribe_runtime::setup::convert_checkpoint(checkpoint, &config, &onnx, cache, log)?;
+    Ok(onnx)
+}

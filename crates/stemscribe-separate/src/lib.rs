@@ -25,8 +25,8 @@ pub use demucs::{DemucsModel, DEMUCS_SEGMENT};
 pub use denoise::{suppress_noise, NoiseOptions};
 pub use derived::{derive_stems, derive_stems_each, DerivedStemsOptions, MedianSplit};
 pub use family::{
-    install_model_file, user_model_files, InstallError, ModelFile, ModelFileError, Separate,
-    SourceStem, USER_MODELS_DIR,
+    convert_checkpoint, install_model_file, is_checkpoint, user_model_files, ConvertError,
+    InstallError, ModelFile, ModelFileError, Separate, SourceStem, USER_MODELS_DIR,
 };
 pub use hum::{detect_hum, remove_hum, Hum, HumOptions};
 pub use mdx::{

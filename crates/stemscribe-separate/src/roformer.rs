@@ -354,6 +354,11 @@ impl RoformerModel {
         &self.params
     }
 
+    /// The stem that is the input minus the network's one stem, for a single-target model.
+    pub fn residual(&self) -> Option<SourceStem> {
+        self.residual
+    }
+
     /// Network calls [`Separate::separate`] makes for `samples` samples.
     pub fn chunks(&self, samples: usize) -> usize {
         let chunk = self.params.chunk_samples(samples);
