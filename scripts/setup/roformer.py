@@ -192,7 +192,7 @@ class Spec:
             raise Refused(f"model.stft_win_length {win} differs from stft_n_fft {self.n_fft}")
         if self.family == "bs_roformer":
             if integer("linear_transformer_depth", 0) != 0:
-                raise Refused("model.linear_transformer_depth > 0 (linear attention layers)")
+                raise Refused(f"model.linear_transformer_depth is {integer('linear_transformer_depth')}: linear attention layers are not supported")
         else:
             if as_bool(fields.get("stft_normalized", False)):
                 raise Refused("model.stft_normalized is true")

@@ -971,3 +971,124 @@ fn timings_report_every_stage_of_a_separation_and_a_transcription() {
     let result = stemscribe(&[os("separate"), input.as_os_str(), os("-o"), out.as_os_str()]);
     assert!(!String::from_utf8_lossy(&result.stderr).contains("seconds per stage"));
 }
+
+/// The checkout's conversion virtualenv (made by `scripts/setup.sh`), for checkpoint tests.
+fn with_converter(command: &mut Command) -> &mut Command {
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    command.env("STEMSCRIBE_PYTHON", python)
+}
+
+#[test]
+fn a_roformer_checkpoint_runs_converted_and_installs_as_a_two_stem_model() {
+    let models = linked_models_dir("roformer");
+    let dir = temp_dir("roformer-out");
+    // A copy, so that the conversion cache is this test's own.
+    let ckpt = dir.join("twin.ckpt");
+    std::fs::copy(installed().join("roformer-twin/bs/MODEL.ckpt"), &ckpt).unwrap();
+    let song = data("rock_mix.wav");
+    let run = |args: &[&OsStr]| {
+        with_converter(
+            Command::new(env!("CARGO_BIN_EXE_stemscribe"))
+                .args(["--device", "cpu"])
+                .args(args)
+                .env("STEMSCRIBE_MODELS_DIR", &models)
+                .env("XDG_CACHE_HOME", dir.join("cache")),
+        )
+        .output()
+        .expect("the binary runs")
+    };
+    // Without its YAML the checkpoint is refused, naming what it needs.
+    let lonely = run(&[
+        os("separate"),
+        song.as_os_str(),
+        os("--model-file"),
+        ckpt.as_os_str(),
+        os("--stems"),
+        dir.join("stems").as_os_str(),
+    ]);
+    assert_one_line_error(&lonely, 1, "MODEL.yaml beside it, or --config");
+    let config = installed().join("roformer-twin/bs/MODEL.yaml");
+    let separated = run(&[
+        os("separate"),
+        song.as_os_str(),
+        os("--model-file"),
+        ckpt.as_os_str(),
+        os("--config"),
+        config.as_os_str(),
+        os("--stems"),
+        dir.join("stems").as_os_str(),
+    ]);
+    assert_success(&separated);
+    let song_shape = wav_shape(&song).1;
+    for stem in ["vocals", "other"] {
+        assert_eq!(
+            wav_shape(&dir.join(format!("stems/{stem}.wav"))).1,
+            song_shape,
+            "{stem}"
+        );
+    }
+    // A config that asks for what the converter cannot reproduce is refused, naming the field.
+    let bad = dir.join("bad.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &bad,
+        text.replace("linear_transformer_depth: 0", "linear_transformer_depth: 1"),
+    )
+    .unwrap();
+    let refused = run(&[
+        os("models"),
+        os("add"),
+        ckpt.as_os_str(),
+        os("--config"),
+        bad.as_os_str(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("linear_transformer_depth"));
+
+    let added = run(&[
+        os("models"),
+        os("add"),
+        ckpt.as_os_str(),
+        os("--config"),
+        config.as_os_str(),
+        os("--name"),
+        os("bsvoc"),
+    ]);
+    assert_success(&added);
+    assert!(models.join("user/bsvoc.json").is_file());
+    let acc = dir.join("acc.wav");
+    let served = run(&[
+        os("separate"),
+        song.as_os_str(),
+        os("--model"),
+        os("2track_acc"),
+        os("--two-stem-model"),
+        os("bsvoc"),
+        os("-o"),
+        acc.as_os_str(),
+    ]);
+    assert_success(&served);
+    // The accompaniment of a single-target vocal model is the mix minus its vocals: the
+    // `other` stem written above (as float there, 16-bit here).
+    let samples = |path: &Path| -> Vec<f32> {
+        let mut reader = hound::WavReader::open(path).unwrap();
+        match reader.spec().sample_format {
+            hound::SampleFormat::Float => reader.samples::<f32>().map(Result::unwrap).collect(),
+            hound::SampleFormat::Int => reader
+                .samples::<i16>()
+                .map(|s| f32::from(s.unwrap()) / 32768.0)
+                .collect(),
+        }
+    };
+    let (served, written) = (samples(&acc), samples(&dir.join("stems/other.wav")));
+    assert_eq!(served.len(), written.len());
+    let worst = served
+        .iter()
+        .zip(&written)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst < 2.0 / 32768.0,
+        "2track_acc differs from other.wav by {worst}"
+    );
+}
