@@ -438,13 +438,14 @@ class Graph:
 
 
 def rope_tables(g, x, seq_axis, freqs):
-    """cos and sin [n, d] for the sequence length of x along `seq_axis`."""
+    """cos and sin [n, 1, d] for the sequence length of x along `seq_axis`."""
     shape = g.op("Shape", [x])
     n = g.op("Gather", [shape, g.const(np.int64(seq_axis))], axis=0)
     n = g.op("Cast", [n], to=TensorProto.FLOAT)
     positions = g.op("Range", [g.const(np.float32(0)), n, g.const(np.float32(1))])
     positions = g.op("Unsqueeze", [positions, g.const(np.array([1], dtype=np.int64))])
     angles = g.op("Mul", [positions, g.const(np.repeat(freqs, 2)[None, :].astype(np.float32))])
+    angles = g.op("Unsqueeze", [angles, g.const(np.array([1], dtype=np.int64))])  # [n, 1, d]
     return g.op("Cos", [angles]), g.op("Sin", [angles])
 
 
@@ -466,22 +467,23 @@ def graph_transformer(g, x, state, prefix, depth, spec, norm_output, rope):
         xn = g.rms(x, state[f"{a}.norm.gamma"])
         qkv = g.linear(xn, state[f"{a}.to_qkv.weight"])
         qkv = g.op("Reshape", [qkv, g.const(np.array([0, 0, 3, h, d], dtype=np.int64))])
-        qkv = g.op("Transpose", [qkv], perm=[2, 0, 3, 1, 4])
-        q, kk, v = (g.op("Gather", [qkv, g.const(np.int64(i))], axis=0) for i in range(3))
+        q, kk, v = (g.op("Gather", [qkv, g.const(np.int64(i))], axis=2) for i in range(3))
 
         def rotated(t):
             turned = g.op("MatMul", [t, rot])
-            return g.op("Add", [g.op("Mul", [t, cos]), g.op("Mul", [turned, sin])])
+            t = g.op("Add", [g.op("Mul", [t, cos]), g.op("Mul", [turned, sin])])
+            return g.op("Reshape", [t, g.const(np.array([0, 0, h * d], dtype=np.int64))])
 
-        q = g.op("Mul", [rotated(q), g.const(np.float32(d ** -0.5))])
-        kk = rotated(kk)
-        scores = g.op("MatMul", [q, g.op("Transpose", [kk], perm=[0, 1, 3, 2])])
-        out = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])
+        v = g.op("Reshape", [v, g.const(np.array([0, 0, h * d], dtype=np.int64))])
+        # ONNX Runtime's fused attention (its CPU kernel works in tiles, never holding the
+        # [batch, heads, n, n] scores of a long time axis).
+        out = g.op("MultiHeadAttention", [rotated(q), rotated(kk), v], domain="com.microsoft",
+                   num_heads=h, scale=float(d ** -0.5))
         gates = g.op("Sigmoid", [g.linear(xn, state[f"{a}.to_gates.weight"],
                                           state[f"{a}.to_gates.bias"])])
-        gates = g.op("Unsqueeze", [g.op("Transpose", [gates], perm=[0, 2, 1]),
-                                   g.const(np.array([3], dtype=np.int64))])
-        out = g.op("Transpose", [g.op("Mul", [out, gates])], perm=[0, 2, 1, 3])
+        gates = g.op("Unsqueeze", [gates, g.const(np.array([3], dtype=np.int64))])
+        out = g.op("Reshape", [out, g.const(np.array([0, 0, h, d], dtype=np.int64))])
+        out = g.op("Mul", [out, gates])
         out = g.op("Reshape", [out, g.const(np.array([0, 0, h * d], dtype=np.int64))])
         x = g.op("Add", [g.linear(out, state[f"{a}.to_out.0.weight"]), x])
         f = f"{prefix}.layers.{k}.1.net"
@@ -544,10 +546,33 @@ def build_graph(state, spec):
         [helper.make_tensor_value_info("masks", TensorProto.FLOAT,
                                        [spec.stems, "frames", spec.features])],
         g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
+                                                    helper.make_opsetid("com.microsoft", 1)],
                               producer_name="stemscribe roformer.py")
     model.ir_version = 8
     return model
+
+
+def attention_op():
+    """com.microsoft.MultiHeadAttention for onnx's reference evaluator, from its definition:
+    softmax(q k^T * scale) v per head, heads split from the last axis."""
+    from onnx.reference.op_run import OpRun
+
+    class MultiHeadAttention(OpRun):
+        op_domain = "com.microsoft"
+
+        def _run(self, query, key, value, num_heads=None, scale=None):
+            b, n, width = query.shape
+            d = width // num_heads
+
+            def heads(t):
+                return t.reshape(b, t.shape[1], num_heads, d).transpose(0, 2, 1, 3)
+
+            p = softmax(heads(query) @ heads(key).transpose(0, 1, 3, 2) * np.float32(scale))
+            out = (p @ heads(value)).transpose(0, 2, 1, 3).reshape(b, n, width)
+            return (out.astype(np.float32),)
+
+    return MultiHeadAttention
 
 
 def check_graph(model, state, spec, frames=6, seed=0):
@@ -556,7 +581,7 @@ def check_graph(model, state, spec, frames=6, seed=0):
     bands = np.random.default_rng(seed).normal(0, 1, size=(frames, spec.features)) \
         .astype(np.float32)
     want = forward(bands, state, spec)
-    (have,) = ReferenceEvaluator(model).run(None, {"bands": bands})
+    (have,) = ReferenceEvaluator(model, new_ops=[attention_op()]).run(None, {"bands": bands})
     return float(np.abs(have - want).max()), float(np.abs(want).max())
 
 
