@@ -37,8 +37,11 @@ enum Command {
     Midi(midi::Args),
     /// Separate or transcribe every audio file under a folder, resumably, with a summary.
     Batch(batch::Args),
-    /// Serve the invoke API (POST /api/v1/invoke) on this machine.
+    /// Serve the invoke API (POST /api/v1/invoke), the jobs API and the studio page on this
+    /// machine.
     Serve(serve::Args),
+    /// Open the studio: serve on a free local port and open it in the default browser.
+    Studio(serve::StudioArgs),
     /// List the models this installation serves and their model cards; `models add FILE`
     /// installs a model file.
     Models(models::Args),
@@ -71,7 +74,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let hardware = cli.global.apply();
     let quiet = hardware.quiet;
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Studio(_)) {
         if let Err(error) = io::remove_partials_on_signal() {
             eprintln!("warning: {error:#}");
         }
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Midi(args) => timed(args.timings, || midi::run(&args, hardware, quiet)),
         Command::Batch(args) => batch::run(&args, hardware, quiet),
         Command::Serve(args) => serve::run(&args, hardware, quiet),
+        Command::Studio(args) => serve::studio(&args, hardware, quiet),
         Command::Models(args) => models::run(&args, hardware, quiet),
         Command::Setup(args) => setup::run(&args, quiet),
     };

@@ -1,4 +1,5 @@
-//! `stemscribe serve`: the invoke API on a local address until SIGINT or SIGTERM.
+//! `stemscribe serve`: the invoke API, the jobs API and the studio on a local address until
+//! SIGINT or SIGTERM; `stemscribe studio`: the same on a free port, opened in the browser.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,9 +19,10 @@ client may call it; payload.url is not fetched (40000024) unless --fetch-host na
 even then not from loopback, private or link-local addresses unless --fetch-private."
 )]
 pub struct Args {
-    /// Address and port to listen on.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8000")]
-    listen: SocketAddr,
+    /// Address and port to listen on [default: 127.0.0.1:8000; for `studio`, a free port of
+    /// 127.0.0.1].
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
     /// Require credentials: a file of `appkey:token` lines.
     #[arg(long, value_name = "FILE")]
     keys: Option<PathBuf>,
@@ -68,14 +70,88 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "fetch_hosts",
           value_parser = clap::value_parser!(u16).range(1..=600))]
     fetch_timeout: u16,
+    /// How long a finished job of the jobs API (and the studio) keeps its files, in minutes.
+    #[arg(long, value_name = "MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=10_080))]
+    job_ttl: u32,
+    /// The most disk space jobs may take (uploads and results), in MB; beyond it new jobs are
+    /// refused as busy.
+    #[arg(long, value_name = "MB", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(10..=10_000_000))]
+    job_storage: u64,
+    /// Where jobs keep their files (a new folder inside, removed when the server stops)
+    /// [default: the system's temporary folder].
+    #[arg(long, value_name = "DIR")]
+    job_dir: Option<PathBuf>,
     #[command(flatten)]
     pitch: PitchArgs,
     #[command(flatten)]
     two_stem: TwoStemArgs,
 }
 
+/// Arguments of `stemscribe studio`.
+#[derive(Debug, clap::Args)]
+pub struct StudioArgs {
+    /// Print the studio's address instead of opening a browser.
+    #[arg(long)]
+    no_browser: bool,
+    #[command(flatten)]
+    serve: Args,
+}
+
+/// Runs `stemscribe studio`: the server on a free local port, opened in the default browser.
+pub fn studio(args: &StudioArgs, hardware: Hardware, quiet: bool) -> Result<()> {
+    let listen = args
+        .serve
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let open = !args.no_browser;
+    serve_on(&args.serve, listen, hardware, quiet, move |url| {
+        eprintln!("the studio is at {url} (Ctrl-C stops it)");
+        if open {
+            if let Err(error) = open_browser(url) {
+                eprintln!("warning: cannot open a browser ({error}); open {url} yourself");
+            }
+        }
+    })
+}
+
+/// Opens `url` in the desktop's default browser.
+fn open_browser(url: &str) -> std::io::Result<()> {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(drop)
+}
+
 /// Runs `stemscribe serve` until a shutdown signal, finishing requests in flight.
 pub fn run(args: &Args, hardware: Hardware, quiet: bool) -> Result<()> {
+    let listen = args
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000)));
+    serve_on(args, listen, hardware, quiet, |url| {
+        if !quiet {
+            eprintln!("serving POST {url}api/v1/invoke, the jobs API and the studio at {url}");
+        }
+    })
+}
+
+/// Serves on `listen`, calling `started` with the server's address once it listens.
+fn serve_on(
+    args: &Args,
+    listen: SocketAddr,
+    hardware: Hardware,
+    quiet: bool,
+    started: impl FnOnce(&str),
+) -> Result<()> {
     let keys = match &args.keys {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -88,10 +164,9 @@ pub fn run(args: &Args, hardware: Hardware, quiet: bool) -> Result<()> {
         }
         None => None,
     };
-    if keys.is_none() && !args.listen.ip().is_loopback() && !quiet {
+    if keys.is_none() && !listen.ip().is_loopback() && !quiet {
         eprintln!(
-            "warning: listening on {} without --keys: anyone who can reach it may use it",
-            args.listen
+            "warning: listening on {listen} without --keys: anyone who can reach it may use it"
         );
     }
     let engine = Arc::new(load_engine(
@@ -117,19 +192,17 @@ pub fn run(args: &Args, hardware: Hardware, quiet: bool) -> Result<()> {
         shutdown_grace: seconds(args.shutdown_grace),
         keys,
         fetch,
+        job_ttl: Duration::from_secs(u64::from(args.job_ttl) * 60),
+        job_storage: args.job_storage * 1_000_000,
+        job_dir: args.job_dir.clone(),
         ..ServerConfig::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        if !quiet {
-            eprintln!(
-                "serving POST http://{}/api/v1/invoke",
-                listener.local_addr()?
-            );
-        }
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        started(&format!("http://{}/", listener.local_addr()?));
         let stopping = async move {
             shutdown_signal().await;
             if !quiet {

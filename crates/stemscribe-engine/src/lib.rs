@@ -269,6 +269,10 @@ pub struct Engine {
     noise: NoiseOptions,
     transcriber: Option<Transcriber>,
     device: DeviceUse,
+    /// What opens installed model files by name; `None` for an engine of parts.
+    runtime: Option<Runtime>,
+    /// Installed model files opened by [`Engine::separate_installed`], kept for reuse.
+    installed: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<ModelFile>>>,
 }
 
 /// Where the four-track models get drums, bass and other.
@@ -325,14 +329,16 @@ impl Engine {
                 config.transcription,
             )?)
         };
-        Ok(Self::from_parts(EngineParts {
+        let mut engine = Self::from_parts(EngineParts {
             two_stems,
             four_stems,
             transcriber,
             noise: config.noise,
             derived: config.derived,
             device: runtime.device_use(),
-        }))
+        });
+        engine.runtime = Some(runtime);
+        Ok(engine)
     }
 
     /// An engine of models built elsewhere.
@@ -346,7 +352,69 @@ impl Engine {
             noise: parts.noise,
             transcriber: parts.transcriber,
             device: parts.device,
+            runtime: None,
+            installed: std::sync::Mutex::default(),
         }
+    }
+
+    /// The names of the model files installed with `stemscribe models add`, sorted; none for
+    /// an engine built from parts.
+    pub fn installed_models(&self) -> Vec<String> {
+        let Some(runtime) = &self.runtime else {
+            return Vec::new();
+        };
+        user_model_files(runtime.models_dir())
+            .iter()
+            .filter_map(|file| file.file_stem()?.to_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Separates 44.1 kHz stereo `audio` with the model file installed as `name` into all of
+    /// its stems, as `stemscribe separate --model-file` does with that file; the file is
+    /// opened on first use and kept.
+    pub fn separate_installed(
+        &self,
+        name: &str,
+        audio: &Audio,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Stem>, EngineError> {
+        let model = self.installed_model(name)?;
+        let stems = model.separate(audio, progress)?;
+        Ok(stems
+            .into_iter()
+            .map(|(stem, audio)| Stem { stem, audio })
+            .collect())
+    }
+
+    /// The model file installed as `name`, opened once.
+    fn installed_model(&self, name: &str) -> Result<std::sync::Arc<ModelFile>, EngineError> {
+        let path = |models_dir: &Path| {
+            models_dir
+                .join(USER_MODELS_DIR)
+                .join(format!("{name}.onnx"))
+        };
+        let Some(runtime) = &self.runtime else {
+            return Err(EngineError::UserModelMissing {
+                name: name.to_owned(),
+                path: path(Path::new(USER_MODELS_DIR)),
+            });
+        };
+        if !self.installed_models().iter().any(|known| known == name) {
+            return Err(EngineError::UserModelMissing {
+                name: name.to_owned(),
+                path: path(runtime.models_dir()),
+            });
+        }
+        let mut open = self
+            .installed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(model) = open.get(name) {
+            return Ok(model.clone());
+        }
+        let model = std::sync::Arc::new(ModelFile::open(runtime, &path(runtime.models_dir()))?);
+        open.insert(name.to_owned(), model.clone());
+        Ok(model)
     }
 
     /// Where the models run (and why not on CUDA, when it was asked for and not used).

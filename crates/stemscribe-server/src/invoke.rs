@@ -68,11 +68,11 @@ struct InvokeResponse {
 #[derive(Debug)]
 pub struct Failure {
     pub(crate) status: Status,
-    message: String,
+    pub(crate) message: String,
 }
 
 impl Failure {
-    fn new(status: Status, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: Status, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),
@@ -269,7 +269,7 @@ pub(crate) fn check_large_body_start(config: &ServerConfig, start: &[u8]) -> Res
 }
 
 /// A place among the running and queued jobs, or 429 at once when every place is taken.
-fn take_place(shared: &Shared) -> Result<OwnedSemaphorePermit, Failure> {
+pub(crate) fn take_place(shared: &Shared) -> Result<OwnedSemaphorePermit, Failure> {
     shared.places.clone().try_acquire_owned().map_err(|_| {
         Failure::new(
             Status::ExceededQuota,
@@ -302,7 +302,7 @@ fn return_freed_memory() {
 }
 
 /// A request body read in steps, each bounded in size and all by one deadline.
-struct BodyReader {
+pub(crate) struct BodyReader {
     body: Body,
     bytes: Vec<u8>,
     finished: bool,
@@ -315,7 +315,7 @@ struct BodyReader {
 }
 
 impl BodyReader {
-    fn new(body: Body, total: Duration, idle: Duration) -> Self {
+    pub(crate) fn new(body: Body, total: Duration, idle: Duration) -> Self {
         Self {
             body,
             bytes: Vec::new(),
@@ -327,7 +327,7 @@ impl BodyReader {
     }
 
     /// Reads until the body ends or holds more than `limit` bytes.
-    async fn read_until(&mut self, limit: usize) -> Result<(), Failure> {
+    pub(crate) async fn read_until(&mut self, limit: usize) -> Result<(), Failure> {
         while !self.finished && self.bytes.len() <= limit {
             let stalled = Instant::now() + self.idle;
             let frame = tokio::time::timeout_at(stalled.min(self.deadline), self.body.frame())
@@ -361,7 +361,12 @@ impl BodyReader {
         Ok(())
     }
 
-    fn into_bytes(self) -> Vec<u8> {
+    /// Whether the whole body has been read.
+    pub(crate) fn finished(&self) -> bool {
+        self.finished
+    }
+
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
         self.bytes
     }
 }
@@ -483,7 +488,7 @@ pub(crate) fn accept(
     Ok(Accepted { job, source })
 }
 
-fn authorise(
+pub(crate) fn authorise(
     keys: Option<&HashMap<String, String>>,
     appkey: Option<String>,
     token: Option<String>,
@@ -680,7 +685,7 @@ fn decode_base64(data: &str) -> Result<Vec<u8>, Failure> {
     Ok(bytes)
 }
 
-fn decode_audio(bytes: Vec<u8>, info: Option<&AudioInfo>) -> Result<Audio, Failure> {
+pub(crate) fn decode_audio(bytes: Vec<u8>, info: Option<&AudioInfo>) -> Result<Audio, Failure> {
     if bytes.len() > MAX_DATA_BYTES {
         return Err(Failure::new(
             Status::ExceededDataSize,

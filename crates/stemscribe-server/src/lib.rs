@@ -1,6 +1,8 @@
 //! A local drop-in for the cloud invoke API: `POST /api/v1/invoke` for the
 //! `MusicSourceSeparate` and `MIDI` namespaces, answered by a shared [`Engine`], with the
-//! API's request forms, response shape and status codes (see [`Status`]).
+//! API's request forms, response shape and status codes (see [`Status`]); beside it the jobs
+//! API (`/api/v1/jobs`: submit, poll, download, delete) and the studio page at `/`, whose
+//! assets are embedded in the binary.
 //!
 //! Heavy work runs on blocking threads, at most [`ServerConfig::max_jobs`] at once, with up to
 //! [`ServerConfig::queue`] more requests waiting (at most [`ServerConfig::queue_wait`]) for a
@@ -13,10 +15,12 @@
 mod conn;
 mod fetch;
 mod invoke;
+mod jobs;
 mod limits;
 mod payload;
 mod prefix;
 mod status;
+mod studio;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -69,6 +73,14 @@ pub struct ServerConfig {
     pub job_timeout: Duration,
     /// Fetching of `payload.url`; `None` (the default) refuses every url.
     pub fetch: Option<FetchConfig>,
+    /// How long a finished job and its files are kept.
+    pub job_ttl: Duration,
+    /// The most bytes jobs may hold on disk (uploads waiting and results); a job that would
+    /// need more is refused as busy.
+    pub job_storage: u64,
+    /// Where jobs' files go (in a new folder, removed when the server stops); `None` is the
+    /// system's temporary folder.
+    pub job_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +98,9 @@ impl Default for ServerConfig {
             keys: None,
             job_timeout: Duration::from_secs(120),
             fetch: None,
+            job_ttl: Duration::from_secs(3600),
+            job_storage: 2_000_000_000,
+            job_dir: None,
         }
     }
 }
@@ -101,6 +116,8 @@ struct Shared {
     /// after a small one is) until its job ends.
     places: Arc<Semaphore>,
     fetcher: Option<Fetcher>,
+    /// The jobs of the jobs API and their files.
+    store: jobs::JobStore,
 }
 
 /// Why the server could not start (once serving, a failed accept is retried, not fatal).
@@ -109,21 +126,48 @@ pub enum ServeError {
     /// The url fetcher could not be set up.
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// The folder for jobs' files could not be made.
+    #[error("cannot make a folder for jobs' files: {0}")]
+    JobDir(#[source] std::io::Error),
 }
 
-/// The service's routes: `POST /api/v1/invoke` and `GET /healthz`.
-pub fn router(engine: Arc<Engine>, config: ServerConfig) -> Result<Router, FetchError> {
+/// The service's routes: `POST /api/v1/invoke`, the jobs API, the studio page and
+/// `GET /healthz`. Called within a Tokio runtime, it also starts the task that expires
+/// finished jobs (it ends when the router is dropped).
+pub fn router(engine: Arc<Engine>, config: ServerConfig) -> Result<Router, ServeError> {
     let fetcher = config.fetch.clone().map(Fetcher::new).transpose()?;
     let jobs = config.max_jobs.max(1);
+    let store = jobs::JobStore::new(&config).map_err(ServeError::JobDir)?;
     let shared = Arc::new(Shared {
         engine,
         jobs: Arc::new(Semaphore::new(jobs)),
         places: Arc::new(Semaphore::new(jobs + config.queue)),
         config,
         fetcher,
+        store,
     });
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let weak = Arc::downgrade(&shared);
+        let every = shared.store.sweep_interval();
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match weak.upgrade() {
+                    Some(shared) => shared.store.expire(),
+                    None => break,
+                }
+            }
+        });
+    }
     Ok(Router::new()
         .route("/api/v1/invoke", any(invoke::invoke))
+        .route("/api/v1/jobs", get(jobs::list).post(jobs::create))
+        .route("/api/v1/jobs/{id}", get(jobs::show).delete(jobs::delete))
+        .route("/api/v1/jobs/{id}/files/{name}", get(jobs::file))
+        .route("/api/v1/models", get(jobs::models))
+        .route("/", get(studio::page))
+        .route("/studio.js", get(studio::script))
+        .route("/studio.css", get(studio::style))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(limits::not_found)
         .method_not_allowed_fallback(limits::wrong_method)

@@ -42,12 +42,12 @@ pub(crate) async fn check_head(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// Any route but `/api/v1/invoke` and `/healthz`.
+/// Any route the router does not know.
 pub(crate) async fn not_found(request: Request) -> Response {
     refuse(
         Status::NotFound,
         format!(
-            "no route {}: use POST /api/v1/invoke or GET /healthz",
+            "no route {}: use POST /api/v1/invoke, /api/v1/jobs, GET / (the studio) or GET /healthz",
             request.uri().path()
         ),
     )
