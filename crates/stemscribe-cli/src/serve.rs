@@ -139,7 +139,8 @@ pub fn run(args: &Args, hardware: Hardware, quiet: bool) -> Result<()> {
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000)));
     serve_on(args, listen, hardware, quiet, |url| {
         if !quiet {
-            eprintln!("serving POST {url}api/v1/invoke, the jobs API and the studio at {url}");
+            eprintln!("serving POST {url}api/v1/invoke");
+            eprintln!("the jobs API at {url}api/v1/jobs and the studio at {url}");
         }
     })
 }

@@ -838,6 +838,34 @@ fn serve_requires_its_keys_and_stops_on_sigterm() {
 }
 
 #[test]
+fn studio_serves_the_page_on_a_free_port_and_says_where() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stemscribe"))
+        .args(["--device", "cpu", "studio", "--no-browser"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    let address = line
+        .strip_prefix("the studio is at http://")
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(address, _)| address.to_owned())
+        .unwrap_or_else(|| panic!("{line}"));
+    std::thread::spawn(move || lines.for_each(drop));
+    assert!(
+        address.starts_with("127.0.0.1:") && !address.ends_with(":0"),
+        "{address}"
+    );
+    let (status, page) = http(&address, "GET", "/", "");
+    assert_eq!(status, 200);
+    assert!(page.contains("<title>stemscribe studio</title>"), "{page}");
+    // SAFETY: sending a signal to the child process this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
 fn serve_warns_when_open_beyond_loopback_and_refuses_a_key_listed_twice() {
     let result = without_models(&["serve", "--listen", "0.0.0.0:0"]);
     let stderr = String::from_utf8_lossy(&result.stderr);

@@ -133,12 +133,15 @@ async function poll(id) {
     }
     if (!view.id) return;
     show(view);
+    // Stems are complete once listed: while the job goes on (the melody, the next stem), read
+    // them already if this result is the one that will open.
+    if (!current) for (const f of view.files) if (f.name.endsWith(".wav")) stemBuffer(jobs.get(id), f);
     if (view.state === "done") {
       if (!current) open(id);
       return;
     }
     if (view.state === "failed") return;
-    await pause(400);
+    await pause(250);
   }
 }
 
@@ -401,6 +404,18 @@ function close() {
   for (const li of document.querySelectorAll("#queue li")) li.classList.remove("selected");
 }
 
+// A stem's audio, fetched and read once per job (the promise is kept).
+function stemBuffer(entry, file) {
+  entry.buffers = entry.buffers || new Map();
+  if (!entry.buffers.has(file.name)) {
+    entry.buffers.set(file.name, fetch(withKey(file.url)).then((r) => {
+      if (!r.ok) throw new Error("missing " + file.name);
+      return r.arrayBuffer();
+    }).then(wavBuffer));
+  }
+  return entry.buffers.get(file.name);
+}
+
 async function open(id) {
   const entry = jobs.get(id);
   if (!entry) return;
@@ -412,7 +427,7 @@ async function open(id) {
   const waves = view.files.filter((f) => f.name.endsWith(".wav"));
   const melodyFile = view.files.find((f) => f.name === "melody.json");
   const [buffers, melody] = await Promise.all([
-    Promise.all(waves.map(async (f) => wavBuffer(await (await fetch(withKey(f.url))).arrayBuffer()))),
+    Promise.all(waves.map((f) => stemBuffer(entry, f))),
     melodyFile ? fetch(withKey(melodyFile.url)).then((r) => r.json()) : Promise.resolve(null),
   ]);
   const notes = melody ? melody.midiList : [];
@@ -455,7 +470,7 @@ async function open(id) {
   $("melody").hidden = !melody;
   if (melody) {
     drawRoll();
-    $("melody-note").textContent = notes.length + " notes, confidence " + melody.confidence.toFixed(2) + ".";
+    $("melody-note").textContent = notes.length + " notes, confidence " + melody.confidence.toFixed(2);
   }
   const withoutMelody = view.error && view.error.status_code === 40000010;
   if (withoutMelody) say(plain(view.error));
@@ -553,6 +568,7 @@ function start() {
 window.studio = {
   readyMs: null,
   position,
+  duration: () => (current ? current.duration : 0),
   rollGeometry: () => (current ? rollGeometry() : null),
   notes: () => (current ? current.notes : []),
   levels: () => (current ? current.stems.map((s) => {
