@@ -132,12 +132,11 @@ class Browser:
             pass
 
 
-@pytest.fixture(scope="module")
-def server():
+def start_server(*options):
     port = free_port()
     jobs = tempfile.mkdtemp(prefix="studio-test-")
     process = subprocess.Popen(
-        [BIN, "serve", "--listen", f"127.0.0.1:{port}", "--job-dir", jobs],
+        [BIN, "serve", "--listen", f"127.0.0.1:{port}", "--job-dir", jobs, *options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -151,10 +150,20 @@ def server():
             return False
 
     wait_for(up, 120, "the server")
-    yield url
+    return url, process, jobs
+
+
+def stop_server(process, jobs):
     process.terminate()
     process.wait(timeout=60)
     shutil.rmtree(jobs, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server():
+    url, process, jobs = start_server()
+    yield url
+    stop_server(process, jobs)
 
 
 @pytest.fixture(scope="module")
@@ -314,3 +323,22 @@ def test_jobs_outlive_the_page_and_a_file_that_is_not_audio_is_refused_in_plain_
     )
     assert text == "This file could not be read as audio. Try WAV, MP3, FLAC, Ogg or M4A."
     assert "Error" not in text and "at " not in text
+
+
+def test_songs_beyond_the_servers_queue_wait_on_the_page_and_all_finish(browser):
+    url, process, jobs = start_server("--max-jobs", "1", "--queue", "0")
+    try:
+        browser.go(url)
+        browser.js("document.getElementById('midi').checked = false")
+        clip = base64.b64encode(CLIP.read_bytes()).decode()
+        for name in ["one.wav", "two.wav", "three.wav"]:
+            browser.js(DROP, name, clip)
+        wait_for(
+            lambda: browser.js("return document.querySelectorAll('#queue li[data-state=\"done\"]').length") == 3,
+            300,
+            "three songs through a server with one place",
+        )
+        assert browser.js("return document.getElementById('waiting').hidden")
+        assert browser.js("return document.getElementById('message').textContent") == ""
+    finally:
+        stop_server(process, jobs)

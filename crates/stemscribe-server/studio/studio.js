@@ -54,26 +54,64 @@ const STAGES = {
 // ---- The queue -------------------------------------------------------------------------
 
 const jobs = new Map(); // id -> { view, li }
+const waiting = []; // { file, separate, midi } refused as busy, sent again when a job ends
 
-async function submit(file) {
+function add(file) {
   const separate = $("separate").value;
   const midi = $("midi").checked;
   if (!separate && !midi) {
     say("Choose stems, the melody, or both.");
     return;
   }
+  if (waiting.length) {
+    waiting.push({ file, separate, midi });
+    showWaiting();
+  } else {
+    submit({ file, separate, midi });
+  }
+}
+
+function showWaiting() {
+  $("waiting").hidden = waiting.length === 0;
+  $("waiting").textContent = waiting.length + (waiting.length === 1 ? " song waits" : " songs wait") +
+    " for room in the server's queue: " + waiting.map((w) => w.file.name).join(", ");
+}
+
+// Sends the next song that waits for room, if any.
+function drain() {
+  const next = waiting.shift();
+  showWaiting();
+  if (next) submit(next);
+}
+
+let sending = 0; // uploads in flight
+
+async function submit({ file, separate, midi }) {
   const query = new URLSearchParams({ midi: String(midi), name: file.name });
   if (separate) query.set("separate", separate);
-  let response;
+  let response, body;
+  sending++;
   try {
     response = await fetch(withKey("/api/v1/jobs?" + query), { method: "POST", body: file });
+    body = await response.json().catch(() => ({}));
   } catch (e) {
+    sending--;
     say("Cannot reach the stemscribe server. Is it still running?");
+    drain();
     return;
   }
-  const body = await response.json().catch(() => ({}));
+  sending--;
+  // Busy while other songs of this page are on their way or at work: wait for one to end.
+  const busy = sending > 0 ||
+    [...jobs.values()].some((e) => e.view.state === "queued" || e.view.state === "running");
+  if (body.status_code === 40200011 && busy) {
+    waiting.unshift({ file, separate, midi });
+    showWaiting();
+    return;
+  }
   if (response.status !== 202) {
     say(file.name + ": " + (PLAIN[body.status_code] || body.message || "refused"));
+    drain();
     return;
   }
   say("");
@@ -137,10 +175,14 @@ async function poll(id) {
     // them already if this result is the one that will open.
     if (!current) for (const f of view.files) if (f.name.endsWith(".wav")) stemBuffer(jobs.get(id), f);
     if (view.state === "done") {
+      drain();
       if (!current) open(id);
       return;
     }
-    if (view.state === "failed") return;
+    if (view.state === "failed") {
+      drain();
+      return;
+    }
     await pause(250);
   }
 }
@@ -519,7 +561,7 @@ function laneSeek(event) {
 function start() {
   const drop = $("drop");
   $("file").addEventListener("change", (e) => {
-    for (const file of e.target.files) submit(file);
+    for (const file of e.target.files) add(file);
     e.target.value = "";
   });
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
@@ -527,7 +569,7 @@ function start() {
   drop.addEventListener("drop", (e) => {
     e.preventDefault();
     drop.classList.remove("over");
-    for (const file of e.dataTransfer.files) submit(file);
+    for (const file of e.dataTransfer.files) add(file);
   });
   $("play").addEventListener("click", toggle);
   $("synth").addEventListener("change", () => { if (playing) { const at = position(); stop(at); play(); } });
