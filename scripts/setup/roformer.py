@@ -79,13 +79,77 @@ def as_bool(value):
     return bool(value)
 
 
+class ConfigLoader(yaml.SafeLoader):
+    """YAML's safe loader and `!!python/tuple` (which UVR's configs use): no tag constructs
+    any other object."""
+
+
+ConfigLoader.add_constructor(
+    "tag:yaml.org,2002:python/tuple",
+    lambda loader, node: tuple(loader.construct_sequence(node)))
+
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_NODES = 100_000
+
+
 def read_config(path):
-    """The YAML config as audio-separator reads it (`!!python/tuple` allowed)."""
-    with open(path, encoding="utf-8") as f:
-        config = yaml.load(f, Loader=yaml.FullLoader)
+    """The YAML config as audio-separator reads it (`!!python/tuple` allowed, nothing that
+    constructs other objects); a file over 1 MB or whose aliases would expand to more than
+    100,000 values (a "billion laughs") is refused before it is built."""
+    with open(path, "rb") as f:
+        text = f.read(MAX_CONFIG_BYTES + 1)
+    if len(text) > MAX_CONFIG_BYTES:
+        raise Refused(f"{path} is over {MAX_CONFIG_BYTES >> 20} MB: not a model config")
+    try:
+        text = text.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Refused(f"{path} is not UTF-8 text") from e
+    loader = None
+    try:
+        loader = ConfigLoader(text)
+        root = loader.get_single_node()
+        if root is not None and expanded_size(root) > MAX_CONFIG_NODES:
+            raise Refused(f"{path}: its aliases expand to more than {MAX_CONFIG_NODES} values")
+        config = loader.construct_document(root) if root is not None else None
+    except RecursionError as e:
+        raise Refused(f"{path} nests too deeply") from e
+    except yaml.constructor.ConstructorError as e:
+        raise Refused(f"{path}: {e.problem} (line {e.problem_mark.line + 1}); a config's tags "
+                      "may not construct objects") from e
+    except yaml.YAMLError as e:
+        raise Refused(f"{path} is not valid YAML: {' '.join(str(e).split())}") from e
+    finally:
+        if loader is not None:
+            loader.dispose()
     if not isinstance(config, dict):
         raise Refused(f"{path} is not a YAML mapping")
     return config
+
+
+def expanded_size(root):
+    """How many values `root` holds with every alias expanded, counted without expanding
+    (each node's size once, memoised); stops counting past the limit."""
+    sizes, open_nodes = {}, set()
+    stack = [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        if id(node) in sizes:
+            continue
+        if not ready and id(node) in open_nodes:
+            raise Refused("the config refers to itself (a recursive alias)")
+        open_nodes.add(id(node))
+        children = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if ready:
+            total = 1 + sum(sizes.get(id(c), 0) for c in children)
+            sizes[id(node)] = min(total, MAX_CONFIG_NODES + 1)
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
 
 
 def model_fields(config):
@@ -615,7 +679,7 @@ def main(argv):
         return 2
     try:
         convert(argv[1], argv[2], argv[3])
-    except Refused as e:
+    except (Refused, torch_checkpoint.CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except (OSError, yaml.YAMLError, KeyError, ValueError) as e:

@@ -13,15 +13,16 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(invoke_request decode_audio)
+  targets=(invoke_request decode_audio jobs_request)
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "error: cargo-fuzz is not installed (cargo install cargo-fuzz)" >&2
   exit 2
 fi
 
-mkdir -p fuzz/corpus/invoke_request fuzz/corpus/decode_audio
+mkdir -p fuzz/corpus/invoke_request fuzz/corpus/decode_audio fuzz/corpus/jobs_request
 cp -n fuzz/seeds/invoke_request/* fuzz/corpus/invoke_request/
+cp -n fuzz/seeds/jobs_request/* fuzz/corpus/jobs_request/
 cp -n tests/data/tone_440hz_* fuzz/corpus/decode_audio/
 head -c 4096 tests/data/speech_arctic_a0007.wav > fuzz/corpus/decode_audio/speech_head.wav
 
@@ -34,4 +35,12 @@ for target in "${targets[@]}"; do
     status=1
   fi
 done
+# The RoFormer converter's readers (Python): the checkpoint reader's pickle and archive layers
+# and the YAML config parser, as long as each cargo-fuzz target in all.
+venv_python="$(./scripts/setup.sh --venv-only)"
+echo "== fuzzing the converter's readers for $seconds s"
+if ! "$venv_python" scripts/test/fuzz_converter.py "$seconds"; then
+  echo "== converter readers: findings in fuzz/artifacts/converter/" >&2
+  status=1
+fi
 exit "$status"

@@ -42,6 +42,11 @@ pub enum RoformerFamily {
     MelBandRoformer,
 }
 
+/// The most times the bands may list each bin, in all.
+const MAX_BAND_OVERLAP: usize = 8;
+/// The most stems (and instruments) a card may name.
+const MAX_STEMS: usize = 16;
+
 /// How stemscribe runs a converted RoFormer: what its card says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,6 +157,21 @@ impl RoformerParams {
             return Err(format!("channels is {}, stereo models only", self.channels));
         }
         let bins = self.n_fft / 2 + 1;
+        let listed: usize = self.band_bins.iter().map(Vec::len).sum();
+        // Mel bands overlap (each bin in about two); more would only inflate the network's input.
+        if listed > MAX_BAND_OVERLAP * bins || self.band_bins.len() > bins {
+            return Err(format!(
+                "{} bands listing {listed} bins, for {bins} bins",
+                self.band_bins.len()
+            ));
+        }
+        if self.stems > MAX_STEMS || self.instruments.len() > MAX_STEMS {
+            return Err(format!(
+                "{} stems and {} instruments; at most {MAX_STEMS}",
+                self.stems,
+                self.instruments.len()
+            ));
+        }
         let mut covered = vec![false; bins];
         for band in &self.band_bins {
             if band.is_empty() {
@@ -167,7 +187,7 @@ impl RoformerParams {
             return Err("some bins are in no band".into());
         }
         for (name, frames) in [("dim_t", self.dim_t), ("short_segment", self.short_segment)] {
-            if frames < 2 || self.hop * (frames - 1) > MAX_CHUNK {
+            if frames < 2 || self.hop.saturating_mul(frames - 1) > MAX_CHUNK {
                 return Err(format!("{name} {frames} makes chunks outside 1..=60 s"));
             }
             if self.num_overlap == 0 || self.hop * (frames - 1) < self.num_overlap {
@@ -557,6 +577,50 @@ mod tests {
         assert_eq!(chunk_starts(11, 4, 2), vec![0, 2, 4, 6, 7]);
         assert_eq!(chunk_starts(3, 4, 1), vec![0]);
         assert_eq!(chunk_starts(0, 4, 1), Vec::<usize>::new());
+    }
+
+    /// A small valid card: BS-RoFormer, n_fft 16 (9 bins) in three bands, one vocal stem.
+    fn card() -> RoformerParams {
+        RoformerParams {
+            family: RoformerFamily::BsRoformer,
+            n_fft: 16,
+            hop: 4,
+            channels: 2,
+            band_bins: vec![vec![0, 1, 2], vec![3, 4, 5], vec![6, 7, 8]],
+            stems: 1,
+            instruments: vec!["vocals".into(), "other".into()],
+            target_instrument: Some("vocals".into()),
+            dim_t: 8,
+            short_segment: 8,
+            short_seconds: 0.0,
+            num_overlap: 2,
+            match_input_length: false,
+        }
+    }
+
+    #[test]
+    fn nonsense_in_a_card_is_refused_naming_the_field() {
+        assert_eq!(card().check(), Ok(()));
+        let cases: [(fn(&mut RoformerParams), &str); 12] = [
+            (|c| c.n_fft = 15, "n_fft"),
+            (|c| c.n_fft = 1 << 20, "n_fft"),
+            (|c| c.hop = 0, "hop"),
+            (|c| c.channels = 1, "channels"),
+            (|c| c.band_bins[1].clear(), "no bins"),
+            (|c| c.band_bins[2].push(9), "bin 9"),
+            (|c| c.band_bins.truncate(2), "in no band"),
+            (|c| c.band_bins[0] = vec![0; 1_000_000], "listing"),
+            (|c| c.stems = 1_000_000, "stems"),
+            (|c| c.dim_t = usize::MAX / 2, "dim_t"),
+            (|c| c.num_overlap = 0, "num_overlap"),
+            (|c| c.short_seconds = f64::NAN, "short_seconds"),
+        ];
+        for (spoil, field) in cases {
+            let mut bad = card();
+            spoil(&mut bad);
+            let error = bad.check().expect_err(field);
+            assert!(error.contains(field), "{field}: {error}");
+        }
     }
 
     #[test]

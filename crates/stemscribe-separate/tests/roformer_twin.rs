@@ -69,3 +69,64 @@ fn a_mel_band_roformer_twin_separates_like_the_reference() {
         ],
     );
 }
+
+/// Copies the BS twin's graph (cut to `keep` bytes, when given) and a card changed by `edit`
+/// into a folder of their own.
+fn spoiled(name: &str, keep: Option<usize>, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("stemscribe-spoiled-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let graph = std::fs::read(twin_dir("bs").join("model.onnx")).unwrap();
+    let file = dir.join("model.onnx");
+    std::fs::write(&file, &graph[..keep.unwrap_or(graph.len())]).unwrap();
+    let mut card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(twin_dir("bs").join("model.json")).unwrap()).unwrap();
+    edit(&mut card);
+    std::fs::write(dir.join("model.json"), card.to_string()).unwrap();
+    file
+}
+
+/// A way to damage the twin: its name, bytes of the graph kept, a change to the card, and what
+/// the error must say.
+type Damage = (&'static str, Option<usize>, fn(&mut serde_json::Value), &'static str);
+
+#[test]
+fn damaged_graphs_and_cards_are_clear_errors() {
+    let runtime = runtime();
+    let cases: [Damage; 5] = [
+        ("cut", Some(5_000), |_| {}, "model.onnx"),
+        ("empty", Some(0), |_| {}, "model.onnx"),
+        (
+            "features",
+            None,
+            |c| c["roformer"]["band_bins"][0] = serde_json::json!([0, 1, 2, 3]),
+            "`bands` [frames,",
+        ),
+        (
+            "huge",
+            None,
+            |c| c["roformer"]["dim_t"] = serde_json::json!(u64::MAX),
+            "dim_t",
+        ),
+        (
+            "shape",
+            None,
+            |c| c["roformer"]["band_bins"] = serde_json::json!("all"),
+            "not a RoFormer card",
+        ),
+    ];
+    for (name, keep, edit, expected) in cases {
+        let file = spoiled(name, keep, edit);
+        let error = ModelFile::open(&runtime, &file).expect_err(name);
+        let text = format!("{error:#}");
+        let chain = std::iter::successors(Some(&error as &dyn std::error::Error), |e| e.source())
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(": ");
+        assert!(
+            text.contains(expected) || chain.contains(expected),
+            "{name}: {chain}"
+        );
+        let _ = std::fs::remove_dir_all(file.parent().unwrap());
+    }
+}

@@ -25,8 +25,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use stemscribe_engine::{
-    decode, encode, to_json, to_smf, Audio, DecodeOptions, Engine, EngineError, OutputFormat,
-    OutputSpec, SeparationModel, SmfOptions, Stem, WavSampleFormat, PROCESSING_RATE,
+    decode, encode, to_json, to_smf, Audio, DecodeOptions, EngineError, OutputFormat, OutputSpec,
+    SeparationModel, SmfOptions, Stem, WavSampleFormat, PROCESSING_RATE,
 };
 
 use crate::invoke::{authorise, decode_audio, refuse, BodyReader, Failure};
@@ -289,7 +289,7 @@ fn random_id() -> String {
 type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 /// The appkey a request is made with, once its credentials are checked.
-fn caller(
+pub(crate) fn caller(
     config: &ServerConfig,
     query: &HashMap<String, String>,
 ) -> Result<Option<String>, Failure> {
@@ -303,9 +303,9 @@ fn failure_response(failure: Failure) -> Response {
     refuse(failure.status, failure.message)
 }
 
-/// Reads `separate` and `midi` from the query.
-fn what_to_make(
-    engine: &Engine,
+/// Reads `separate` and `midi` from the query; `installed` are the installed model files' names.
+pub(crate) fn what_to_make(
+    installed: &[String],
     query: &HashMap<String, String>,
 ) -> Result<(Option<Separation>, bool), Failure> {
     let midi = match query.get("midi").map(String::as_str) {
@@ -322,11 +322,10 @@ fn what_to_make(
         None | Some("") => None,
         Some(name) => Some(match name.parse::<SeparationModel>() {
             Ok(model) => Separation::Model(model),
-            Err(_) if engine.installed_models().iter().any(|known| known == name) => {
+            Err(_) if installed.iter().any(|known| known == name) => {
                 Separation::Installed(name.to_owned())
             }
             Err(_) => {
-                let installed = engine.installed_models();
                 return Err(Failure::new(
                     Status::InvalidPayload,
                     format!(
@@ -379,7 +378,7 @@ async fn create_job(
 ) -> Result<String, Failure> {
     let config = &shared.config;
     let owner = caller(config, query)?;
-    let (separation, midi) = what_to_make(&shared.engine, query)?;
+    let (separation, midi) = what_to_make(&shared.engine.installed_models(), query)?;
     let store = &shared.store;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -697,7 +696,7 @@ fn write_file(
     Ok(())
 }
 
-fn too_large() -> Failure {
+pub(crate) fn too_large() -> Failure {
     Failure::new(
         Status::ExceededDataSize,
         format!("the audio file is larger than {} MB", MAX_DATA_BYTES >> 20),

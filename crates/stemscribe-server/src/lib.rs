@@ -226,6 +226,24 @@ pub fn check_large_request(
     result.map_err(|failure| failure.status)
 }
 
+/// Checks a jobs API submission as the server does before reading its body: credentials,
+/// `separate` (an API model or one of `installed`) and `midi`, and the declared body length.
+/// Starts nothing.
+pub fn check_job_request(
+    config: &ServerConfig,
+    query: &HashMap<String, String>,
+    installed: &[String],
+    content_length: Option<u64>,
+) -> Result<(), Status> {
+    let checked = jobs::caller(config, query)
+        .and_then(|_| jobs::what_to_make(installed, query))
+        .and_then(|_| match content_length {
+            Some(length) if length > MAX_DATA_BYTES as u64 => Err(jobs::too_large()),
+            _ => Ok(()),
+        });
+    checked.map(|_| ()).map_err(|failure| failure.status)
+}
+
 /// Reads a keys file: one `appkey:token` per line; blank lines and `#` comments skipped.
 /// An appkey listed twice is an error, so that one line cannot silently replace another.
 pub fn parse_keys(text: &str) -> Result<HashMap<String, String>, String> {

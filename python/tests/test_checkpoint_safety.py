@@ -1,0 +1,216 @@
+"""Model files are untrusted input: the checkpoint reader and the config parser the RoFormer
+converter uses (scripts/setup/) refuse what a state dict does not need, without running it, and
+every damaged, truncated, oversized or nonsensical file is a clear error."""
+
+import collections
+import io
+import os
+import pickle
+import subprocess
+import sys
+import types
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts" / "setup"))
+import roformer  # noqa: E402
+import torch_checkpoint  # noqa: E402
+from torch_checkpoint import CheckpointError  # noqa: E402
+
+
+def write_checkpoint(path, tensors, extra=None):
+    """A checkpoint in torch's zip layout: `tensors` maps a name to (storage array, offset,
+    size, stride), pickled as torch pickles them; `extra` goes beside them unchanged."""
+    storage_type = type("FloatStorage", (), {"__module__": "torch"})
+
+    def rebuild(*args):
+        raise AssertionError("only pickled")
+
+    rebuild.__module__, rebuild.__qualname__, rebuild.__name__ = \
+        "torch._utils", "_rebuild_tensor_v2", "_rebuild_tensor_v2"
+    fake_torch = types.ModuleType("torch")
+    fake_torch.FloatStorage = storage_type
+    fake_utils = types.ModuleType("torch._utils")
+    fake_utils._rebuild_tensor_v2 = rebuild
+
+    class Storage:
+        def __init__(self, key):
+            self.key = key
+
+    class Tensor:
+        def __init__(self, key, offset, size, stride):
+            self.args = (Storage(key), offset, size, stride, False, collections.OrderedDict())
+
+        def __reduce__(self):
+            return rebuild, self.args
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", storage_type, obj.key, "cpu", 0) if isinstance(obj, Storage) else None
+
+    state = collections.OrderedDict()
+    for i, (name, (_, offset, size, stride)) in enumerate(tensors.items()):
+        state[name] = Tensor(str(i), offset, size, stride)
+    if extra:
+        state.update(extra)
+    saved = {m: sys.modules.get(m) for m in ("torch", "torch._utils")}
+    sys.modules.update({"torch": fake_torch, "torch._utils": fake_utils})
+    try:
+        buffer = io.BytesIO()
+        Pickler(buffer, protocol=2).dump(state)
+    finally:
+        for module, previous in saved.items():
+            if previous is None:
+                sys.modules.pop(module, None)
+            else:
+                sys.modules[module] = previous
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("model/data.pkl", buffer.getvalue())
+        for i, (array, *_) in enumerate(tensors.values()):
+            archive.writestr(f"model/data/{i}", np.asarray(array, dtype="<f4").tobytes())
+
+
+def with_pickle(path, payload):
+    """A checkpoint whose data.pkl is `payload`'s pickle."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("model/data.pkl", pickle.dumps(payload, protocol=2))
+
+
+class Runs:
+    """Pickles as a call of `function(*args)`: what a hostile checkpoint carries."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+def test_a_state_dict_reads_back_exactly(tmp_path):
+    weights = np.arange(12, dtype=np.float32)
+    path = tmp_path / "good.ckpt"
+    write_checkpoint(path, {"w": (weights, 0, (3, 4), (4, 1)), "t": (weights, 2, (2, 2), (1, 4))})
+    state = torch_checkpoint.load(path)
+    np.testing.assert_array_equal(state["w"], weights.reshape(3, 4))
+    np.testing.assert_array_equal(state["t"], [[2, 6], [3, 7]])
+
+
+@pytest.mark.parametrize("call", [
+    lambda marker: Runs(os.system, f"touch {marker}"),
+    lambda marker: Runs(subprocess.check_call, ["touch", str(marker)]),
+    lambda marker: Runs(eval, f"open({str(marker)!r}, 'w')"),
+    lambda marker: Runs(exec, f"open({str(marker)!r}, 'w')"),
+    lambda marker: Runs(getattr, 1, "real"),
+    lambda marker: Runs(__import__, "os"),
+    lambda marker: Runs(open, str(marker), "w"),
+    lambda marker: Runs(bytearray, 1 << 40),
+])
+def test_a_checkpoint_that_would_run_code_is_refused_and_nothing_runs(tmp_path, call):
+    marker = tmp_path / "ran"
+    payload = call(marker)
+    path = tmp_path / "hostile.ckpt"
+    with_pickle(path, collections.OrderedDict(weights=payload))
+    with pytest.raises(CheckpointError, match="refused without running it") as error:
+        torch_checkpoint.load(path)
+    name = f"{payload.function.__module__}.{payload.function.__name__}"
+    assert name.split(".")[-1] in str(error.value)
+    assert not marker.exists()
+
+
+def test_the_converter_refuses_a_hostile_checkpoint_and_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "hostile.ckpt"
+    with_pickle(path, {"state_dict": Runs(os.system, f"touch {marker}")})
+    config = tmp_path / "hostile.yaml"
+    config.write_text("model: {dim: 8, depth: 1, num_bands: 4}\ntraining: {instruments: [vocals]}\n")
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "setup" / "roformer.py"),
+                             str(path), str(config), str(tmp_path / "out.onnx")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert "system" in result.stderr and "refused without running it" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not marker.exists()
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def test_every_truncation_of_a_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "good.ckpt"
+    write_checkpoint(path, {f"w{i}": (np.ones(64), 0, (8, 8), (8, 1)) for i in range(4)})
+    whole = path.read_bytes()
+    cut = tmp_path / "cut.ckpt"
+    for length in sorted({0, 1, 22, len(whole) // 4, len(whole) // 2, len(whole) * 9 // 10,
+                          len(whole) - 1}):
+        cut.write_bytes(whole[:length])
+        with pytest.raises(CheckpointError):
+            torch_checkpoint.load(cut)
+
+
+@pytest.mark.parametrize("offset, size, stride, why", [
+    (0, (1 << 40,), (1,), "too large"),
+    (0, (1 << 20, 1 << 20), (0, 0), "too large"),
+    (0, (4, 4), (4, 1), "reaches element"),
+    (15, (2,), (1,), "reaches element"),
+    (0, (2, 2), (100, 1), "reaches element"),
+    (-1, (2,), (1,), "negative"),
+    (0, (-2,), (1,), "negative"),
+    (0, (2,), (-1,), "negative"),
+    (0, (2, 2), (1,), "do not match"),
+    (0, ("2",), (1,), "not an integer"),
+    (0.5, (2,), (1,), "not an integer"),
+    (0, 7, (1,), "do not match"),
+])
+def test_nonsense_shapes_are_refused_before_any_read(tmp_path, offset, size, stride, why):
+    path = tmp_path / "shapes.ckpt"
+    write_checkpoint(path, {"w": (np.zeros(15), offset, size, stride)})
+    with pytest.raises(CheckpointError, match=why):
+        torch_checkpoint.load(path)
+
+
+def test_oversized_and_compressed_entries_are_refused_before_they_are_read(tmp_path):
+    path = tmp_path / "bomb.ckpt"
+    write_checkpoint(path, {"w": (np.zeros(4), 0, (4,), (1,))})
+    bomb = tmp_path / "bomb2.ckpt"
+    with zipfile.ZipFile(path) as good, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        out.writestr("model/data.pkl", good.read("model/data.pkl"))
+        out.writestr("model/data/0", b"\0" * (64 << 20))  # 64 MB of zeros in about 64 kB
+    with pytest.raises(CheckpointError, match="expands"):
+        torch_checkpoint.load(bomb)
+    not_zip = tmp_path / "legacy.ckpt"
+    not_zip.write_bytes(pickle.dumps({"w": 1}))
+    with pytest.raises(CheckpointError, match="not a PyTorch zip checkpoint"):
+        torch_checkpoint.load(not_zip)
+
+
+def test_configs_construct_no_objects_and_bombs_are_refused(tmp_path):
+    def read(text):
+        path = tmp_path / "config.yaml"
+        path.write_text(text)
+        return roformer.read_config(path)
+
+    assert read("model: {dim: 8, stereo: true, size: !!python/tuple [1, 2]}") == \
+        {"model": {"dim": 8, "stereo": True, "size": (1, 2)}}
+    marker = tmp_path / "ran"
+    for hostile in [f"x: !!python/object/apply:os.system ['touch {marker}']",
+                    "x: !!python/name:os.system", "x: !!python/module:os",
+                    f"x: !!python/object/new:subprocess.Popen [['touch', '{marker}']]"]:
+        with pytest.raises(roformer.Refused, match="may not construct objects"):
+            read(hostile)
+    assert not marker.exists()
+    laughs = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for level in "bcdefgh":
+        previous = laughs[-1].split(":")[0]
+        laughs.append(f"{level}: &{level} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    with pytest.raises(roformer.Refused, match="expand to more than"):
+        read("\n".join(laughs))
+    with pytest.raises(roformer.Refused, match="refers to itself"):
+        read("&a [*a]")
+    with pytest.raises(roformer.Refused, match="nests too deeply"):
+        read("[" * 20000 + "]" * 20000)
+    with pytest.raises(roformer.Refused, match="over 1 MB"):
+        read("model: {}\n" + "#" * (2 << 20))
+    with pytest.raises(roformer.Refused, match="not a YAML mapping"):
+        read("- 1\n- 2\n")
