@@ -598,10 +598,13 @@ mod tests {
         }
     }
 
+    /// A change that spoils a card, and the field its error must name.
+    type Spoil = (fn(&mut RoformerParams), &'static str);
+
     #[test]
     fn nonsense_in_a_card_is_refused_naming_the_field() {
         assert_eq!(card().check(), Ok(()));
-        let cases: [(fn(&mut RoformerParams), &str); 12] = [
+        let cases: [Spoil; 12] = [
             (|c| c.n_fft = 15, "n_fft"),
             (|c| c.n_fft = 1 << 20, "n_fft"),
             (|c| c.hop = 0, "hop"),

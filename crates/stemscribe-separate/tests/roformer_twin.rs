@@ -88,7 +88,12 @@ fn spoiled(name: &str, keep: Option<usize>, edit: impl Fn(&mut serde_json::Value
 
 /// A way to damage the twin: its name, bytes of the graph kept, a change to the card, and what
 /// the error must say.
-type Damage = (&'static str, Option<usize>, fn(&mut serde_json::Value), &'static str);
+type Damage = (
+    &'static str,
+    Option<usize>,
+    fn(&mut serde_json::Value),
+    &'static str,
+);
 
 #[test]
 fn damaged_graphs_and_cards_are_clear_errors() {
