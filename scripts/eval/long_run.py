@@ -5,11 +5,15 @@ Starts the release binary on a free loopback port (or drives --address), then fo
 keeps --clients connections busy with a mix of requests:
   - valid separations (MusicSourceSeparate, 2track_vocal and bs_4track_acc) and transcriptions
     (MIDI) of the test clips, in both request forms (JSON body, query string);
-  - malformed requests (not JSON, a bad model, bad base64, a wrong namespace);
-  - aborted uploads (headers and part of a body, then the client hangs up).
+  - jobs through the jobs API (separation and melody of a clip: submit, poll, fetch every
+    file, delete, check it is gone);
+  - malformed requests (not JSON, a bad model, bad base64, a wrong namespace; jobs with a bad
+    model or no body);
+  - aborted uploads (headers and part of a body, then the client hangs up), to both APIs.
 Every valid response is checked against the first one for the same request: the same audio
-or notes, bit for bit, so a response mixed up with another request's shows. Every task_id
-must be new. Every 10 s it samples the server's RSS and open file descriptors
+or notes, bit for bit, so a response mixed up with another request's shows (for a job: every
+file it made). Every task_id and job id must be new. When it started the server, it also checks
+at the end that deleted jobs left no file in its job folder. Every 10 s it samples the server's RSS and open file descriptors
 (/proc/PID/status, /proc/PID/fd) and prints both series, then a verdict: requests by kind
 and outcome, and whether RSS or descriptors grew after warm-up (the first quarter of the run).
 
@@ -30,6 +34,7 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -45,15 +50,61 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def post(address: str, target: str, body: bytes, timeout: float = 300.0):
+def call(address: str, method: str, target: str, body: bytes | None = None,
+         timeout: float = 300.0) -> tuple[int, bytes]:
     host, port = address.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
-        conn.request("POST", target, body, {"Content-Type": "application/json"})
+        conn.request(method, target, body, {"Content-Type": "application/json"} if body else {})
         response = conn.getresponse()
-        return response.status, json.loads(response.read())
+        return response.status, response.read()
     finally:
         conn.close()
+
+
+def post(address: str, target: str, body: bytes, timeout: float = 300.0):
+    status, raw = call(address, "POST", target, body, timeout)
+    return status, json.loads(raw)
+
+
+JOB_QUERY = "/api/v1/jobs?separate=2track_vocal&midi=true"
+
+
+def run_job(address: str, audio: bytes, tally: "Tally") -> str | None:
+    """Submits, polls, fetches and deletes one job; the digest of its files, or None after
+    recording a problem."""
+    status, raw = call(address, "POST", JOB_QUERY, audio)
+    answer = json.loads(raw)
+    if status != 202:
+        tally.problem(f"job: HTTP {status} {answer.get('status_code')} {answer.get('message')}")
+        return None
+    job = answer["id"]
+    with tally.lock:
+        if job in tally.task_ids:
+            tally.problems.append(f"job id {job} reused")
+        tally.task_ids.add(job)
+    while True:
+        status, raw = call(address, "GET", f"/api/v1/jobs/{job}")
+        view = json.loads(raw)
+        if view.get("state") in ("done", "failed"):
+            break
+        time.sleep(0.2)
+    if view["state"] != "done" or view.get("error"):
+        tally.problem(f"job {job}: {view.get('state')} {view.get('error')}")
+        return None
+    hasher = hashlib.sha256()
+    for file in view["files"]:
+        status, raw = call(address, "GET", file["url"])
+        if status != 200:
+            tally.problem(f"job {job}: {file['name']} HTTP {status}")
+            return None
+        hasher.update(file["name"].encode() + b"|" + hashlib.sha256(raw).digest())
+    status, _ = call(address, "DELETE", f"/api/v1/jobs/{job}")
+    gone, _ = call(address, "GET", f"/api/v1/jobs/{job}")
+    if status != 204 or gone != 404:
+        tally.problem(f"job {job}: DELETE answered {status}, then GET {gone}")
+        return None
+    return hasher.hexdigest()
 
 
 def valid_requests() -> list[tuple[str, str, bytes]]:
@@ -78,11 +129,22 @@ MALFORMED = [
 ]
 
 
-def aborted_upload(address: str) -> None:
+MALFORMED_JOBS = [
+    ("job with a bad model", "/api/v1/jobs?separate=9track", b"RIFF"),
+    ("job without a body", JOB_QUERY, b""),
+    ("job asking for nothing", "/api/v1/jobs?midi=false", b"RIFF"),
+]
+
+
+def aborted_upload(address: str, jobs: bool) -> None:
     host, port = address.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(b"POST /api/v1/invoke HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 3000000\r\n\r\n{\"namespace\": \"MIDI\", \"data\": \"" + b"A" * 200_000)
+        if jobs:
+            s.sendall(f"POST {JOB_QUERY} HTTP/1.1\r\nHost: x\r\n".encode()
+                      + b"Content-Length: 3000000\r\n\r\nRIFF" + b"\0" * 200_000)
+        else:
+            s.sendall(b"POST /api/v1/invoke HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 3000000\r\n\r\n{\"namespace\": \"MIDI\", \"data\": \"" + b"A" * 200_000)
 
 
 def digest(answer: dict) -> str:
@@ -125,10 +187,27 @@ class Tally:
 def client(address: str, deadline: float, tally: Tally, seed: int) -> None:
     rng = random.Random(seed)
     valid = valid_requests()
+    song = (DATA / "rock_mix.wav").read_bytes()
     while time.monotonic() < deadline:
         kind = rng.random()
         try:
-            if kind < 0.6:
+            if kind < 0.15:
+                seen = run_job(address, song, tally)
+                if seen is None:
+                    continue
+                with tally.lock:
+                    first = tally.expected.setdefault("job", seen)
+                if first != seen:
+                    tally.problem("job: its files differ from the first job's")
+                tally.count("valid: job (2track_vocal + midi)")
+            elif kind < 0.2:
+                name, target, body = rng.choice(MALFORMED_JOBS)
+                status, answer = post(address, target, body)
+                if status < 400 or status >= 500 or not answer.get("status_code"):
+                    tally.problem(f"malformed {name}: HTTP {status} {answer}")
+                    continue
+                tally.count(f"refused: {name}")
+            elif kind < 0.6:
                 name, target, body = rng.choice(valid)
                 status, answer = post(address, target, body)
                 tally.check_task_id(answer, name)
@@ -149,8 +228,9 @@ def client(address: str, deadline: float, tally: Tally, seed: int) -> None:
                     continue
                 tally.count(f"refused: {name}")
             else:
-                aborted_upload(address)
-                tally.count("aborted upload")
+                jobs = rng.random() < 0.5
+                aborted_upload(address, jobs)
+                tally.count("aborted upload" + (" (job)" if jobs else ""))
         except (OSError, http.client.HTTPException, ValueError) as error:
             tally.problem(f"client error: {error!r}")
 
@@ -181,8 +261,9 @@ def main() -> int:
         if not binary.exists():
             subprocess.run(["cargo", "build", "--release", "-p", "stemscribe-cli"], cwd=ROOT, check=True)
         address = f"127.0.0.1:{free_port()}"
+        job_dir = Path(tempfile.mkdtemp(prefix="long-run-jobs-"))
         server = subprocess.Popen([str(binary), "--quiet", "--device", "cpu", "serve", "--listen", address,
-                                   "--max-jobs", "2"])
+                                   "--max-jobs", "2", "--job-dir", str(job_dir)])
         pid = server.pid
         for _ in range(300):
             try:
@@ -214,6 +295,10 @@ def main() -> int:
     rss, fds = sample(pid)
     print(f"| idle, {SAMPLE_EVERY:.0f} s after the last request | {rss:.0f} | {fds} | |")
     if server is not None:
+        left = [p for p in job_dir.rglob("*") if p.is_file()]
+        print(f"files left in the job folder: {len(left)}")
+        if left:
+            tally.problem(f"{len(left)} files left behind by deleted jobs, e.g. {left[0]}")
         server.terminate()
         server.wait(timeout=60)
 

@@ -9,7 +9,7 @@ use clap::ArgGroup;
 use stemscribe_engine::runtime::setup::cache_dir;
 use stemscribe_engine::runtime::Runtime;
 use stemscribe_engine::separate::{
-    convert_checkpoint, is_checkpoint, MdxOptions, ModelFile, Separate,
+    convert_checkpoint, is_checkpoint, Ensemble, EnsembleMethod, MdxOptions, ModelFile, Separate,
 };
 use stemscribe_engine::{
     encode, Audio, EncodeReport, Engine, EngineConfig, OutputFormat, OutputSpec, Progress,
@@ -72,11 +72,23 @@ pub struct Args {
     /// MDX-Net ONNX file (parameters from NAME.json or MODEL.json beside it, else recognised
     /// by UVR's hash), an HT-Demucs ONNX file (demucs-onnx's layout), or a BS-RoFormer or
     /// Mel-Band RoFormer checkpoint (MODEL.ckpt with MODEL.yaml beside it or --config),
-    /// converted once and cached; the family is told from the file.
+    /// converted once and cached; the family is told from the file. Repeat it for an
+    /// ensemble: each model separates the song and the stems of the same name are combined
+    /// (--ensemble).
     #[arg(long, value_name = "FILE", requires = "stems",
           conflicts_with_all = ["spleeter_reference", "wiener"])]
-    model_file: Option<PathBuf>,
-    /// With a checkpoint --model-file: its YAML config [default: MODEL.yaml beside it].
+    model_file: Vec<PathBuf>,
+    /// With several --model-file: how their stems of the same name are combined, as
+    /// audio-separator's ensembler does: avg_wave (the mean) or median_wave (the median,
+    /// sample by sample).
+    #[arg(
+        long,
+        value_name = "METHOD",
+        default_value = "avg_wave",
+        requires = "model_file"
+    )]
+    ensemble: EnsembleMethod,
+    /// With one checkpoint --model-file: its YAML config [default: MODEL.yaml beside it].
     #[arg(long, value_name = "FILE.yaml", requires = "model_file")]
     config: Option<PathBuf>,
     /// With --model-file: also run the network on the negated spectrogram and average (UVR's
@@ -93,12 +105,11 @@ pub fn run(args: &Args, hardware: Hardware, quiet: bool) -> Result<()> {
     let spec = args.output_spec()?;
     spec.check().map_err(|e| UsageError(e.to_string()))?;
     let audio = args.input.decode()?;
-    match &args.model_file {
-        Some(file) => {
-            let dir = args.stems.as_deref().unwrap_or(Path::new("."));
-            run_model_file(args, file, &audio, &spec, dir, hardware, quiet)?;
-        }
-        None => run_engine(args, &audio, &spec, hardware, quiet)?,
+    if args.model_file.is_empty() {
+        run_engine(args, &audio, &spec, hardware, quiet)?;
+    } else {
+        let dir = args.stems.as_deref().unwrap_or(Path::new("."));
+        run_model_files(args, &audio, &spec, dir, hardware, quiet)?;
     }
     if !quiet {
         eprintln!(
@@ -246,19 +257,15 @@ fn run_engine(
     Ok(())
 }
 
-/// Separates `audio` with the model in `file` and writes its stems into `dir`.
-fn run_model_file(
+/// Opens the model in `file`, converting a checkpoint first.
+fn open_model_file(
     args: &Args,
+    runtime: &Runtime,
     file: &Path,
-    audio: &Audio,
-    spec: &OutputSpec,
-    dir: &Path,
-    hardware: Hardware,
     quiet: bool,
-) -> Result<()> {
-    let runtime = Runtime::new(&hardware.runtime())?;
+) -> Result<Box<dyn Separate>> {
     let converted;
-    let file = if is_checkpoint(file) {
+    let path = if is_checkpoint(file) {
         converted = convert_checkpoint(file, args.config.as_deref(), &cache_dir(), &mut |line| {
             if !quiet {
                 eprintln!("{line}");
@@ -272,14 +279,49 @@ fn run_model_file(
         }
         file
     };
-    let model = ModelFile::open(&runtime, file)
-        .with_context(|| format!("cannot load {}", file.display()))?;
+    let model = ModelFile::open(runtime, path)
+        .with_context(|| format!("cannot load {}", path.display()))?;
     if args.mdx_denoise && !matches!(model, ModelFile::Mdx(_)) {
-        return Err(UsageError("--mdx-denoise applies to MDX-Net models only".into()).into());
+        return Err(UsageError(format!(
+            "--mdx-denoise applies to MDX-Net models only, and {} is not one",
+            file.display()
+        ))
+        .into());
     }
-    let model = model.with_mdx_options(MdxOptions {
+    Ok(Box::new(model.with_mdx_options(MdxOptions {
         denoise: args.mdx_denoise,
-    });
+    })))
+}
+
+/// Separates `audio` with the model in each `--model-file` (combined by `--ensemble` when
+/// there are several) and writes the stems into `dir`.
+fn run_model_files(
+    args: &Args,
+    audio: &Audio,
+    spec: &OutputSpec,
+    dir: &Path,
+    hardware: Hardware,
+    quiet: bool,
+) -> Result<()> {
+    if args.config.is_some() && args.model_file.len() > 1 {
+        return Err(UsageError(
+            "--config applies to a single --model-file; for several checkpoints, put each \
+             MODEL.yaml beside its MODEL.ckpt"
+                .into(),
+        )
+        .into());
+    }
+    let runtime = Runtime::new(&hardware.runtime())?;
+    let models = args
+        .model_file
+        .iter()
+        .map(|file| open_model_file(args, &runtime, file, quiet))
+        .collect::<Result<Vec<_>>>()?;
+    let model: Box<dyn Separate> = if models.len() == 1 {
+        models.into_iter().next().context("no model file")?
+    } else {
+        Box::new(Ensemble::new(models, args.ensemble).context("no model file")?)
+    };
     hardware.report_fallback(&runtime.device_use());
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create directory {}", dir.display()))?;

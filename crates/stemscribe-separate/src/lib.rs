@@ -6,11 +6,12 @@
 //! Runtime, and [`Stft`] is the transform both sides of the network share. [`MdxModel`] runs
 //! UVR's MDX-Net models, which estimate a stem's complex spectrogram instead of a mask, and
 //! [`DemucsModel`] HT-Demucs exported to ONNX (waveform in, stems out); [`ModelFile`] opens
-//! either from a file users bring.
+//! either from a file users bring; [`Ensemble`] combines several models' stems.
 
 mod demucs;
 mod denoise;
 mod derived;
+mod ensemble;
 mod family;
 mod hum;
 mod mdx;
@@ -24,6 +25,7 @@ mod wiener;
 pub use demucs::{DemucsModel, DEMUCS_SEGMENT};
 pub use denoise::{suppress_noise, NoiseOptions};
 pub use derived::{derive_stems, derive_stems_each, DerivedStemsOptions, MedianSplit};
+pub use ensemble::{Ensemble, EnsembleMethod, UnknownEnsembleMethod};
 pub use family::{
     convert_checkpoint, install_model_file, is_checkpoint, user_model_files, ConvertError,
     InstallError, ModelFile, ModelFileError, Separate, SourceStem, USER_MODELS_DIR,
