@@ -8,6 +8,7 @@ use numpy::{PyArray2, PyReadonlyArray2};
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use stemscribe_engine::runtime::MAX_SESSIONS;
 use stemscribe_engine::setup::{install, SetupOptions};
 use stemscribe_engine::{
     decode_file, default_models_dir, encode, to_json, to_smf, Audio, DecodeOptions, Device, Engine,
@@ -198,7 +199,8 @@ struct PyEngine {
 impl PyEngine {
     /// Loads ONNX Runtime and the models once.
     #[new]
-    #[pyo3(signature = (models_dir=None, threads=None, device="auto", pitch_model="swift-f0", two_stem_model=None, separation_only=false))]
+    #[pyo3(signature = (models_dir=None, threads=None, device="auto", pitch_model="swift-f0", two_stem_model=None, separation_only=false, sessions=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         models_dir: Option<PathBuf>,
@@ -207,6 +209,7 @@ impl PyEngine {
         pitch_model: &str,
         two_stem_model: Option<String>,
         separation_only: bool,
+        sessions: Option<usize>,
     ) -> PyResult<Self> {
         let device: Device = device
             .parse()
@@ -217,10 +220,16 @@ impl PyEngine {
         if threads == Some(0) {
             return Err(PyValueError::new_err("threads must be at least 1"));
         }
+        if sessions.is_some_and(|n| n == 0 || n > MAX_SESSIONS) {
+            return Err(PyValueError::new_err(format!(
+                "sessions must be 1 to {MAX_SESSIONS}"
+            )));
+        }
         let config = EngineConfig {
             runtime: RuntimeConfig {
                 models_dir,
                 threads,
+                sessions,
                 device,
                 ..RuntimeConfig::default()
             },

@@ -179,7 +179,9 @@ class Engine:
     ``"cpu"`` or ``"cuda"``; ``pitch_model``: the tracker transcription runs (``"swift-f0"``,
     ``"pesto"``, ``"fcpe"``, ``"crepe-tiny"``, ``"crepe-full"``); ``two_stem_model``: an MDX-Net
     file installed with ``stemscribe models add`` to serve ``2track_*``; ``separation_only``:
-    do not load the pitch tracker.
+    do not load the pitch tracker; ``sessions``: how many inferences of each model may run at
+    once, for threads sharing the engine (default 1; each extra session holds another copy of
+    the model, see docs/performance.md).
     """
 
     def __init__(
@@ -191,6 +193,7 @@ class Engine:
         pitch_model: str = "swift-f0",
         two_stem_model: Optional[str] = None,
         separation_only: bool = False,
+        sessions: Optional[int] = None,
     ) -> None:
         self._native = _native.Engine(
             models_dir=None if models_dir is None else os.fspath(models_dir),
@@ -199,6 +202,7 @@ class Engine:
             pitch_model=pitch_model,
             two_stem_model=two_stem_model,
             separation_only=separation_only,
+            sessions=sessions,
         )
 
     @property

@@ -62,6 +62,7 @@ class Engine:
         pitch_model: str = "swift-f0",
         two_stem_model: Optional[str] = None,
         separation_only: bool = False,
+        sessions: Optional[int] = None,
     ) -> None: ...
     @property
     def device(self) -> str: ...

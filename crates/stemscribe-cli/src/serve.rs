@@ -26,7 +26,8 @@ pub struct Args {
     /// Require credentials: a file of `appkey:token` lines.
     #[arg(long, value_name = "FILE")]
     keys: Option<PathBuf>,
-    /// Jobs that may run at once.
+    /// Jobs that may run at once; each model holds this many sessions, so that their
+    /// inferences run at once too (each with --threads threads).
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     max_jobs: u16,
     /// Requests that may wait for a job slot; further requests get 429 at once.
@@ -170,10 +171,10 @@ fn serve_on(
             "warning: listening on {listen} without --keys: anyone who can reach it may use it"
         );
     }
-    let engine = Arc::new(load_engine(
-        hardware,
-        args.two_stem.apply(args.pitch.config()),
-    )?);
+    // One session per job slot, so that --max-jobs inferences can run at once.
+    let mut config = args.two_stem.apply(args.pitch.config());
+    config.runtime.sessions = Some(usize::from(args.max_jobs));
+    let engine = Arc::new(load_engine(hardware, config)?);
     let fetch = (!args.fetch_hosts.is_empty()).then(|| FetchConfig {
         allowed_hosts: args.fetch_hosts.clone(),
         allow_private: args.fetch_private,

@@ -115,6 +115,9 @@ pub struct RuntimeConfig {
     pub models_dir: Option<PathBuf>,
     /// Threads per inference (intra-op); `None` uses every available core.
     pub threads: Option<usize>,
+    /// Sessions per model: how many inferences of one model may run at once (`None`: one).
+    /// Each extra session holds its own copy of the model's weights and working memory.
+    pub sessions: Option<usize>,
     /// CPU, CUDA, or CUDA when it works (the default).
     pub device: Device,
 }
@@ -125,6 +128,7 @@ pub struct Runtime {
     environment: Environment,
     models_dir: PathBuf,
     threads: usize,
+    sessions: usize,
     device: Device,
     /// Whether models are loaded on CUDA first.
     cuda: bool,
@@ -159,6 +163,7 @@ impl Runtime {
             environment,
             models_dir,
             threads: threads.max(1),
+            sessions: config.sessions.unwrap_or(1).clamp(1, MAX_SESSIONS),
             device: config.device,
             cuda: config.device != Device::Cpu,
             fallback: Mutex::new(None),
@@ -181,6 +186,11 @@ impl Runtime {
     /// Threads each inference may use.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// Sessions each model holds: inferences of one model that may run at once.
+    pub fn sessions(&self) -> usize {
+        self.sessions
     }
 
     /// The device asked for.
@@ -224,25 +234,47 @@ impl Runtime {
             file: path.to_path_buf(),
             source,
         };
+        let mut sessions = Vec::with_capacity(self.sessions);
         if self.cuda && self.fallback_reason().is_none() {
-            match device::cuda_session(self.builder().map_err(load)?, path) {
-                Ok(session) => return Ok(Model::new(session, path)),
-                Err(error) => self.cuda_failed(error)?,
+            while sessions.len() < self.sessions {
+                match device::cuda_session(self.builder().map_err(load)?, path) {
+                    Ok(session) => sessions.push(session),
+                    Err(error) => {
+                        sessions.clear();
+                        self.cuda_failed(error)?;
+                        break;
+                    }
+                }
+            }
+            if !sessions.is_empty() {
+                return Ok(Model::new(sessions, path));
             }
         }
-        let session = self
-            .builder()
-            .and_then(|mut builder| builder.commit_from_file(path))
-            .map_err(load)?;
-        Ok(Model::new(session, path))
+        for _ in 0..self.sessions {
+            sessions.push(
+                self.builder()
+                    .and_then(|mut builder| builder.commit_from_file(path))
+                    .map_err(load)?,
+            );
+        }
+        Ok(Model::new(sessions, path))
     }
 
     /// A session builder with this runtime's optimisation and threads.
+    /// With several sessions per model, their threads do not spin while waiting for work, so
+    /// that inferences running at once share the cores instead of burning them.
     fn builder(&self) -> Result<SessionBuilder, ort::Error> {
-        Ok(Session::builder(&self.environment)?
+        let builder = Session::builder(&self.environment)?
             .with_optimization_level(GraphOptimizationLevel::All)?
             .with_intra_threads(self.threads)?
-            .with_inter_threads(1)?)
+            .with_inter_threads(1)?;
+        if self.sessions > 1 && self.threads > 1 {
+            builder
+                .with_intra_op_spinning(false)
+                .map_err(ort::Error::from)
+        } else {
+            Ok(builder)
+        }
     }
 
     /// With [`Device::Cuda`], the error; with [`Device::Auto`], falls back to the CPU and
@@ -266,6 +298,9 @@ impl Runtime {
             .clone()
     }
 }
+
+/// The most sessions a model may hold.
+pub const MAX_SESSIONS: usize = 64;
 
 /// The process's one ONNX Runtime environment (ONNX Runtime allows no second one).
 static ENVIRONMENT: Mutex<Option<Environment>> = Mutex::new(None);

@@ -1,7 +1,8 @@
 //! One loaded network: its session, its named tensors, and the one way to run it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
@@ -38,18 +39,23 @@ pub struct Tensor {
     pub data: Vec<f32>,
 }
 
-/// A loaded ONNX model, shareable across threads; calls to it are serialised.
+/// A loaded ONNX model, shareable across threads: it holds one or more sessions of the same
+/// file ([`RuntimeConfig::sessions`](crate::RuntimeConfig::sessions)), and as many calls run at
+/// once as it has sessions; more wait for one to come free.
 #[derive(Debug)]
 pub struct Model {
     file: PathBuf,
     inputs: Vec<TensorSpec>,
     outputs: Vec<TensorSpec>,
-    session: Mutex<Session>,
+    sessions: Vec<Mutex<Session>>,
+    /// Where the next call that finds every session busy waits.
+    next: AtomicUsize,
 }
 
 impl Model {
-    /// Wraps a session built from `file`.
-    pub(crate) fn new(session: Session, file: &Path) -> Self {
+    /// Wraps sessions built from `file` (at least one).
+    pub(crate) fn new(sessions: Vec<Session>, file: &Path) -> Self {
+        let session = &sessions[0];
         let spec = |name: &str, shape: Option<&ort::value::Shape>| TensorSpec {
             name: name.to_owned(),
             shape: shape.map(|s| s.to_vec()),
@@ -66,8 +72,27 @@ impl Model {
                 .iter()
                 .map(|o| spec(o.name(), o.dtype().tensor_shape()))
                 .collect(),
-            session: Mutex::new(session),
+            sessions: sessions.into_iter().map(Mutex::new).collect(),
+            next: AtomicUsize::new(0),
         }
+    }
+
+    /// How many calls may run at once.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// A free session, or (when every one is busy) the next in turn, waited for.
+    fn session(&self) -> MutexGuard<'_, Session> {
+        for session in &self.sessions {
+            if let Ok(guard) = session.try_lock() {
+                return guard;
+            }
+        }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
+        self.sessions[turn]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The file it was loaded from.
@@ -137,10 +162,7 @@ impl Model {
                 Ok((input.name, SessionInputValue::from(tensor)))
             })
             .collect::<Result<Vec<_>, RuntimeError>>()?;
-        let mut session = self
-            .session
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut session = self.session();
         let results = session.run(values).map_err(ort_error)?;
         outputs
             .iter()
