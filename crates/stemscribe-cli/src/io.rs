@@ -36,11 +36,18 @@ impl GlobalArgs {
     /// Sizes rayon's global pool to `--threads` and returns the hardware choices. Call once,
     /// before any parallel work.
     pub fn apply(&self) -> Hardware {
+        self.apply_for(1)
+    }
+
+    /// As [`GlobalArgs::apply`], for a command that runs up to `jobs` inferences at once
+    /// (`serve --max-jobs`): `--threads` is each one's, so rayon's pool gets that many for each
+    /// job, or their signal processing would queue for one job's threads.
+    pub fn apply_for(&self, jobs: usize) -> Hardware {
         let threads = self.threads.map(usize::from);
         if let Some(threads) = threads {
             // Only fails if a pool already exists, which cannot happen this early.
             let _ = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
+                .num_threads(threads * jobs.max(1))
                 .build_global();
         }
         Hardware {

@@ -72,7 +72,11 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    let hardware = cli.global.apply();
+    let hardware = match &cli.command {
+        Command::Serve(args) => cli.global.apply_for(args.max_jobs()),
+        Command::Studio(args) => cli.global.apply_for(args.max_jobs()),
+        _ => cli.global.apply(),
+    };
     let quiet = hardware.quiet;
     if !matches!(cli.command, Command::Serve(_) | Command::Studio(_)) {
         if let Err(error) = io::remove_partials_on_signal() {

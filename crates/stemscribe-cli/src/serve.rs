@@ -98,6 +98,20 @@ pub struct StudioArgs {
     serve: Args,
 }
 
+impl Args {
+    /// Jobs that may run at once (`--max-jobs`).
+    pub fn max_jobs(&self) -> usize {
+        usize::from(self.max_jobs)
+    }
+}
+
+impl StudioArgs {
+    /// Jobs that may run at once (`--max-jobs`).
+    pub fn max_jobs(&self) -> usize {
+        self.serve.max_jobs()
+    }
+}
+
 /// Runs `stemscribe studio`: the server on a free local port, opened in the default browser.
 pub fn studio(args: &StudioArgs, hardware: Hardware, quiet: bool) -> Result<()> {
     let listen = args
