@@ -268,6 +268,8 @@ impl PyEngine {
             self.engine
                 .separate_all(&audio, model, &mut |p| reporter.report(p))
         });
+        // The song is not needed once separated: free it before the stems are copied out.
+        drop(audio);
         let stems = reporter.finish(result)?;
         let out = PyDict::new(py);
         for stem in stems {

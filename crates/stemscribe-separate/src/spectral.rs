@@ -100,12 +100,12 @@ pub(crate) fn median(values: &mut [f32]) -> f32 {
 
 /// Writes into `out[i]` the median of `value` over the `span` (odd) positions centred on `i`,
 /// positions past either end clamped to the first or last of `out.len()`. Keeps the window
-/// sorted in `window` as it slides, so each step costs a search and a short move, not a
-/// selection.
+/// sorted in `window` (as [`order_key`]s, integers that compare as `f32::total_cmp`) as it
+/// slides, so each step costs a search and a short move, not a selection.
 pub(crate) fn sliding_medians(
     span: usize,
     value: impl Fn(usize) -> f32,
-    window: &mut Vec<f32>,
+    window: &mut Vec<i32>,
     out: &mut [f32],
 ) {
     let len = out.len();
@@ -113,13 +113,13 @@ pub(crate) fn sliding_medians(
         return;
     }
     let half = span / 2;
-    let at = |i: isize| value(i.clamp(0, len as isize - 1) as usize);
-    let position = |window: &[f32], v: f32| window.partition_point(|w| w.total_cmp(&v).is_lt());
+    let at = |i: isize| order_key(value(i.clamp(0, len as isize - 1) as usize));
+    let position = |window: &[i32], key: i32| window.partition_point(|&w| w < key);
     window.clear();
     window.extend((-(half as isize)..=half as isize).map(at));
-    window.sort_unstable_by(f32::total_cmp);
+    window.sort_unstable();
     for (i, median) in out.iter_mut().enumerate() {
-        *median = window[half];
+        *median = from_order_key(window[half]);
         let leaving = at(i as isize - half as isize);
         let gone = position(window, leaving);
         window.remove(gone);
@@ -129,9 +129,43 @@ pub(crate) fn sliding_medians(
     }
 }
 
+/// An integer that orders as `f32::total_cmp` orders `value` (its sign bit kept, the other
+/// bits of a negative value flipped), so the sliding window compares integers.
+fn order_key(value: f32) -> i32 {
+    let bits = value.to_bits() as i32;
+    bits ^ ((((bits >> 31) as u32) >> 1) as i32)
+}
+
+/// The `f32` of an [`order_key`] (the flip undoes itself: the sign bit is unchanged).
+fn from_order_key(key: i32) -> f32 {
+    f32::from_bits(order_key(f32::from_bits(key as u32)) as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_keys_order_as_total_cmp_and_come_back_exactly() {
+        let values = [
+            f32::NEG_INFINITY,
+            -3.5,
+            -1e-30,
+            -0.0,
+            0.0,
+            1e-38,
+            0.25,
+            7.0,
+            f32::MAX,
+            f32::INFINITY,
+        ];
+        for a in values {
+            assert_eq!(from_order_key(order_key(a)).to_bits(), a.to_bits());
+            for b in values {
+                assert_eq!(order_key(a).cmp(&order_key(b)), a.total_cmp(&b), "{a} {b}");
+            }
+        }
+    }
 
     #[test]
     fn sliding_medians_match_a_median_of_each_clamped_window() {
