@@ -357,24 +357,33 @@ pub(crate) async fn create(
     query: QueryMap,
     body: Body,
 ) -> Response {
-    match create_job(
-        &shared,
-        &headers,
-        &query.map(|Query(q)| q).unwrap_or_default(),
-        body,
-    )
-    .await
-    {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let mut body = Some(body);
+    match create_job(&shared, &headers, &query, &mut body).await {
         Ok(id) => (StatusCode::ACCEPTED, Json(serde_json::json!({ "id": id }))).into_response(),
-        Err(failure) => failure_response(failure),
+        Err(failure) => {
+            // Refused before its body was read: read (and drop) the start of it, so that a
+            // client still sending a small file gets the answer instead of a reset connection.
+            if let Some(body) = body {
+                let config = &shared.config;
+                let mut reader = BodyReader::new(body, DRAIN_TIME, config.body_idle_timeout);
+                let _ = reader.read_until(DRAIN_BYTES).await;
+            }
+            failure_response(failure)
+        }
     }
 }
 
+/// How much of a refused request's body is read before the answer, and for how long at most.
+const DRAIN_BYTES: usize = 16 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// Checks a submission, reads its body (taking it out of `body`) and starts its job.
 async fn create_job(
     shared: &Arc<Shared>,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
-    body: Body,
+    body: &mut Option<Body>,
 ) -> Result<String, Failure> {
     let config = &shared.config;
     let owner = caller(config, query)?;
@@ -396,6 +405,12 @@ async fn create_job(
     // A place among the running and queued jobs before the body is read, so that stalled
     // uploads cannot hold more bodies than there are places.
     let place = crate::invoke::take_place(shared)?;
+    let Some(body) = body.take() else {
+        return Err(Failure::new(
+            Status::ServerError,
+            "the request body was already read",
+        ));
+    };
     let mut reader = BodyReader::new(body, config.body_timeout, config.body_idle_timeout);
     reader.read_until(MAX_DATA_BYTES).await?;
     if !reader.finished() {

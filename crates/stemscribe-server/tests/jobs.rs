@@ -42,7 +42,8 @@ fn send(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> Reply {
         body.len()
     )
     .unwrap();
-    stream.write_all(body).unwrap();
+    // A refusal may come before the body is read: the answer is what matters, not the upload.
+    let _ = stream.write_all(body);
     let mut response = Vec::new();
     stream.read_to_end(&mut response).unwrap();
     let split = response
