@@ -207,13 +207,26 @@ async fn handle(
         Source::Data(text) => Input::Base64(text),
     };
     let engine = shared.engine.clone();
-    let work = tokio::task::spawn_blocking(move || {
+    run_blocking(config.job_timeout, move || {
         let result = job.run(&engine, input);
         drop((permit, place));
+        result
+    })
+    .await
+}
+
+/// Runs a job's `work` on a blocking thread, hands the memory it freed back to the system,
+/// and waits for it at most `limit` (after which the job fails; the thread runs on).
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    limit: Duration,
+    work: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    let work = tokio::task::spawn_blocking(move || {
+        let result = work();
         return_freed_memory();
         result
     });
-    match tokio::time::timeout(config.job_timeout, work).await {
+    match tokio::time::timeout(limit, work).await {
         Ok(Ok(result)) => result,
         Ok(Err(_)) => Err(Failure::new(
             Status::ServerError,
@@ -221,10 +234,7 @@ async fn handle(
         )),
         Err(_) => Err(Failure::new(
             Status::ServerError,
-            format!(
-                "the job took longer than {} s",
-                config.job_timeout.as_secs()
-            ),
+            format!("the job took longer than {} s", limit.as_secs()),
         )),
     }
 }

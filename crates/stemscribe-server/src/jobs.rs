@@ -29,7 +29,7 @@ use stemscribe_engine::{
     SeparationModel, SmfOptions, Stem, WavSampleFormat, PROCESSING_RATE,
 };
 
-use crate::invoke::{authorise, decode_audio, refuse, BodyReader, Failure};
+use crate::invoke::{authorise, decode_audio, refuse, run_blocking, BodyReader, Failure};
 use crate::{ServerConfig, Shared, Status, MAX_DATA_BYTES};
 
 /// Bytes reserved for a job's `melody.mid` and `melody.json`.
@@ -473,28 +473,15 @@ async fn create_job(
             job.state = JobState::Running;
             job.stage = "decoding";
         });
-        let work = {
+        let result = {
             let shared = shared.clone();
             let id = id.clone();
-            tokio::task::spawn_blocking(move || {
+            run_blocking(shared.config.job_timeout, move || {
                 let result = run(&shared, &id, bytes, separation.as_ref(), midi);
                 drop((permit, place));
                 result
             })
-        };
-        let result = match tokio::time::timeout(shared.config.job_timeout, work).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Failure::new(
-                Status::ServerError,
-                "the job failed unexpectedly",
-            )),
-            Err(_) => Err(Failure::new(
-                Status::ServerError,
-                format!(
-                    "the job took longer than {} s",
-                    shared.config.job_timeout.as_secs()
-                ),
-            )),
+            .await
         };
         finish(store, &id, result);
     });
