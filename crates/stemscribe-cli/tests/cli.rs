@@ -774,18 +774,30 @@ fn spleeter_reference_reproduces_spleeter_and_wiener_changes_the_stems() {
 
 /// `stemscribe serve` on a free loopback port, and the address it printed.
 fn serve(extra: &[&OsStr]) -> (std::process::Child, String) {
+    let mut args = vec![os("serve"), os("--listen"), os("127.0.0.1:0")];
+    args.extend_from_slice(extra);
+    start_server(&args, |line| {
+        line.strip_prefix("serving POST http://")?
+            .strip_suffix("/api/v1/invoke")
+    })
+}
+
+/// Starts `stemscribe --device cpu ARGS` and returns it with the address `address_in` reads
+/// from the first line it prints; the rest of its stderr is drained.
+fn start_server(
+    args: &[&OsStr],
+    address_in: impl Fn(&str) -> Option<&str>,
+) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_stemscribe"))
-        .args(["--device", "cpu", "serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
+        .args(["--device", "cpu"])
+        .args(args)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let line = lines.next().unwrap().unwrap();
-    let address = line
-        .strip_prefix("serving POST http://")
-        .and_then(|rest| rest.strip_suffix("/api/v1/invoke"))
+    let address = address_in(&line)
         .unwrap_or_else(|| panic!("{line}"))
         .to_owned();
     // Keep reading stderr so that the server never blocks on a full pipe.
@@ -839,20 +851,12 @@ fn serve_requires_its_keys_and_stops_on_sigterm() {
 
 #[test]
 fn studio_serves_the_page_on_a_free_port_and_says_where() {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stemscribe"))
-        .args(["--device", "cpu", "studio", "--no-browser"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = lines.next().unwrap().unwrap();
-    let address = line
-        .strip_prefix("the studio is at http://")
-        .and_then(|rest| rest.split_once('/'))
-        .map(|(address, _)| address.to_owned())
-        .unwrap_or_else(|| panic!("{line}"));
-    std::thread::spawn(move || lines.for_each(drop));
+    let (mut child, address) = start_server(&[os("studio"), os("--no-browser")], |line| {
+        let (address, _) = line
+            .strip_prefix("the studio is at http://")?
+            .split_once('/')?;
+        Some(address)
+    });
     assert!(
         address.starts_with("127.0.0.1:") && !address.ends_with(":0"),
         "{address}"
