@@ -3,12 +3,10 @@ converter uses (scripts/setup/) refuse what a state dict does not need, without 
 every damaged, truncated, oversized or nonsensical file is a clear error."""
 
 import collections
-import io
 import os
 import pickle
 import subprocess
 import sys
-import types
 import zipfile
 from pathlib import Path
 
@@ -17,61 +15,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "setup"))
+sys.path.insert(0, str(ROOT / "scripts" / "test"))
 import roformer  # noqa: E402
 import torch_checkpoint  # noqa: E402
+from make_roformer_twin import save_checkpoint  # noqa: E402
 from torch_checkpoint import CheckpointError  # noqa: E402
 
 
-def write_checkpoint(path, tensors, extra=None):
+def write_checkpoint(path, tensors):
     """A checkpoint in torch's zip layout: `tensors` maps a name to (storage array, offset,
-    size, stride), pickled as torch pickles them; `extra` goes beside them unchanged."""
-    storage_type = type("FloatStorage", (), {"__module__": "torch"})
-
-    def rebuild(*args):
-        raise AssertionError("only pickled")
-
-    rebuild.__module__, rebuild.__qualname__, rebuild.__name__ = \
-        "torch._utils", "_rebuild_tensor_v2", "_rebuild_tensor_v2"
-    fake_torch = types.ModuleType("torch")
-    fake_torch.FloatStorage = storage_type
-    fake_utils = types.ModuleType("torch._utils")
-    fake_utils._rebuild_tensor_v2 = rebuild
-
-    class Storage:
-        def __init__(self, key):
-            self.key = key
-
-    class Tensor:
-        def __init__(self, key, offset, size, stride):
-            self.args = (Storage(key), offset, size, stride, False, collections.OrderedDict())
-
-        def __reduce__(self):
-            return rebuild, self.args
-
-    class Pickler(pickle.Pickler):
-        def persistent_id(self, obj):
-            return ("storage", storage_type, obj.key, "cpu", 0) if isinstance(obj, Storage) else None
-
-    state = collections.OrderedDict()
-    for i, (name, (_, offset, size, stride)) in enumerate(tensors.items()):
-        state[name] = Tensor(str(i), offset, size, stride)
-    if extra:
-        state.update(extra)
-    saved = {m: sys.modules.get(m) for m in ("torch", "torch._utils")}
-    sys.modules.update({"torch": fake_torch, "torch._utils": fake_utils})
-    try:
-        buffer = io.BytesIO()
-        Pickler(buffer, protocol=2).dump(state)
-    finally:
-        for module, previous in saved.items():
-            if previous is None:
-                sys.modules.pop(module, None)
-            else:
-                sys.modules[module] = previous
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr("model/data.pkl", buffer.getvalue())
-        for i, (array, *_) in enumerate(tensors.values()):
-            archive.writestr(f"model/data/{i}", np.asarray(array, dtype="<f4").tobytes())
+    size, stride), pickled as torch pickles them (`make_roformer_twin.save_checkpoint`)."""
+    save_checkpoint({name: array for name, (array, *_) in tensors.items()}, str(path),
+                    layouts={name: layout for name, (_, *layout) in tensors.items()})
 
 
 def with_pickle(path, payload):
@@ -171,7 +126,7 @@ def test_nonsense_shapes_are_refused_before_any_read(tmp_path, offset, size, str
 
 
 def test_oversized_and_compressed_entries_are_refused_before_they_are_read(tmp_path):
-    path = tmp_path / "bomb.ckpt"
+    path = tmp_path / "model.ckpt"  # save_checkpoint names the archive's folder after the file
     write_checkpoint(path, {"w": (np.zeros(4), 0, (4,), (1,))})
     bomb = tmp_path / "bomb2.ckpt"
     with zipfile.ZipFile(path) as good, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:

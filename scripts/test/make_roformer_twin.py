@@ -46,8 +46,12 @@ EP317_BANDS = (2,) * 24 + (4,) * 12 + (12,) * 8 + (24,) * 8 + (48,) * 8 + (128, 
 
 # ---------------------------------------------------------------- checkpoints without torch
 
-def save_checkpoint(state, path):
-    """Writes `state` (name -> float32 array) as `torch.save` would, in its zip format."""
+def save_checkpoint(state, path, layouts=None):
+    """Writes `state` (name -> float32 array) as `torch.save` would, in its zip format.
+
+    `layouts` (name -> (offset, size, stride)) makes a tensor a view of its array's storage
+    other than the whole array: what tests of the checkpoint reader need."""
+    layouts = layouts or {}
     storage_cls = type("FloatStorage", (), {"__module__": "torch"})
 
     def rebuild(*args):
@@ -65,13 +69,14 @@ def save_checkpoint(state, path):
             self.key, self.size = key, size
 
     class Tensor:
-        def __init__(self, key, array):
-            self.key, self.array = key, array
+        def __init__(self, key, array, layout):
+            self.key, self.array, self.layout = key, array, layout
 
         def __reduce__(self):
             a = self.array
-            stride = tuple(s // a.itemsize for s in a.strides)
-            return rebuild, (Storage(self.key, a.size), 0, a.shape, stride, False,
+            offset, size, stride = self.layout or \
+                (0, a.shape, tuple(s // a.itemsize for s in a.strides))
+            return rebuild, (Storage(self.key, a.size), offset, size, stride, False,
                              collections.OrderedDict())
 
     class Pickler(pickle.Pickler):
@@ -85,7 +90,7 @@ def save_checkpoint(state, path):
     for i, (name, array) in enumerate(state.items()):
         array = np.ascontiguousarray(array, dtype="<f4")
         arrays.append(array)
-        tensors[name] = Tensor(str(i), array)
+        tensors[name] = Tensor(str(i), array, layouts.get(name))
     saved = {m: sys.modules.get(m) for m in ("torch", "torch._utils")}
     sys.modules.update({"torch": fake_torch, "torch._utils": fake_utils})
     try:
