@@ -3,7 +3,7 @@
 
 Reads the CSV that `stemscribe-lab decision-features` writes over the clips of
 `make_decision_data.py` (one line a clip: its class, source recording, setting, augmentation,
-and the 26 features the engine measures), and:
+and the features the engine measures, named in its header), and:
 
 1. compares classifiers (softmax regression; a one-hidden-layer network) with grouped
    cross-validation: the sources are dealt into folds, every clip of a source (all its
@@ -28,13 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-FEATURES = ["log_seconds", "voiced_share", "stable_share", "held_share", "sung_share",
-            "log_median_note", "log_slope", "range_octaves", "note_rate", "note_length_spread",
-            "interval_quantisation", "vibrato_rate", "vibrato_extent", "log_voiced_run",
-            "voiced_run_rate", "harmonicity_db", "envelope_change_db",
-            "envelope_change_in_notes_db", "envelope_spread_db", "note_timbre_spread_db",
-            "unvoiced_loud_share", "envelope_tilt_db", "envelope_shape_db", "loudness_modulation",
-            "vocal_to_mix_db", "voiced_confidence"]
+# The feature columns: those after `p_instrumental` in the CSV (the engine's FEATURE_NAMES).
+FEATURES = []
 CLASSES = ["sung", "spoken", "instrumental"]
 TARGET = {"sung": 0, "speech": 1, "rap": 1, "instrumental": 2}
 # What refusing a singer costs against giving notes to speech, rap or an instrumental: the
@@ -51,7 +46,9 @@ LOST_DB = -40.0
 def load(path):
     """The clips (rows, features, classes), and apart from them the sung clips whose voice
     the separation lost."""
-    rows = list(csv.DictReader(open(path)))
+    reader = csv.DictReader(open(path))
+    rows = list(reader)
+    FEATURES[:] = reader.fieldnames[reader.fieldnames.index("p_instrumental") + 1:]
     lost = [r for r in rows if r["kind"] == "sung" and float(r["vocal_to_mix_db"]) <= LOST_DB]
     rows = [r for r in rows if not (r["kind"] == "sung" and float(r["vocal_to_mix_db"]) <= LOST_DB)]
     x = np.array([[float(r[f]) for f in FEATURES] for r in rows])

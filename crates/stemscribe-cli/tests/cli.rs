@@ -991,7 +991,8 @@ fn timings_report_every_stage_of_a_separation_and_a_transcription() {
         for stage in stages {
             let seconds =
                 stage_seconds(&stderr, stage).unwrap_or_else(|| panic!("{stage}: {stderr}"));
-            assert!(seconds > 0.0, "{stage}: {stderr}");
+            // Printed to the millisecond: a fast stage of a 3 s clip may read 0.000.
+            assert!(seconds >= 0.0, "{stage}: {stderr}");
             sum += seconds;
         }
         // The network dominates; the listed stages and the rest account for the whole run.

@@ -110,12 +110,23 @@ pub struct DecisionFeatures {
     /// Share of the loud frames (within 20 dB of the 95th percentile of the loudness) that
     /// are unvoiced: consonants and breaths.
     pub unvoiced_loud_share: f64,
-    /// Mean first cepstral coefficient of the voiced frames' envelopes, in dB: the spectral
-    /// tilt (a voice's harmonics fall faster than a bowed string's or a brass instrument's).
-    pub envelope_tilt_db: f64,
-    /// Mean second cepstral coefficient of the voiced frames' envelopes, in dB: the broad
-    /// shape of the spectrum.
-    pub envelope_shape_db: f64,
+    /// Mean of each cepstral coefficient of the voiced frames' envelopes, in dB: the timbre
+    /// (the first is the spectral tilt: a voice's harmonics fall faster than a bowed string's
+    /// or a brass instrument's; the others the formant pattern).
+    pub envelope_mean_db: [f64; ENVELOPE_COEFFICIENTS],
+    /// Standard deviation of each cepstral coefficient over the voiced frames, in dB: how
+    /// each part of the timbre moves (vowels and consonants move the formants).
+    pub envelope_std_db: [f64; ENVELOPE_COEFFICIENTS],
+    /// Mean of the first [`UNVOICED_COEFFICIENTS`] cepstral coefficients of the loud unvoiced
+    /// frames' mel envelopes, in dB (0 without any): the spectra of consonants and breaths
+    /// (fricatives are bright) against those of an instrument's attacks or a backing's leaks.
+    pub unvoiced_envelope_db: [f64; UNVOICED_COEFFICIENTS],
+    /// Median pitch of the voiced frames as a MIDI number (0 without any).
+    pub pitch_median: f64,
+    /// Spread of the voiced frames' pitch: the 90th minus the 10th percentile, in semitones.
+    pub pitch_spread_semitones: f64,
+    /// Standard deviation of the voiced frames' loudness, in dB.
+    pub loudness_spread_db: f64,
     /// Share of the loudness contour's variance at syllable rates (2.5 to 8 Hz).
     pub loudness_modulation: f64,
     /// Level of the separated voice against the input's, in dB (0 for an isolated voice,
@@ -125,8 +136,11 @@ pub struct DecisionFeatures {
     pub voiced_confidence: f64,
 }
 
+/// How many cepstral coefficients of the unvoiced frames' envelopes the decision reads.
+pub const UNVOICED_COEFFICIENTS: usize = 3;
+
 /// How many features the decision reads.
-pub const FEATURES: usize = 26;
+pub const FEATURES: usize = 24 + 2 * ENVELOPE_COEFFICIENTS + UNVOICED_COEFFICIENTS + 3;
 
 /// The names of [`DecisionFeatures`]' fields in the order of [`DecisionFeatures::values`],
 /// as `decision.json` lists them.
@@ -152,17 +166,45 @@ pub const FEATURE_NAMES: [&str; FEATURES] = [
     "envelope_spread_db",
     "note_timbre_spread_db",
     "unvoiced_loud_share",
-    "envelope_tilt_db",
-    "envelope_shape_db",
     "loudness_modulation",
     "vocal_to_mix_db",
     "voiced_confidence",
+    "envelope_mean_1",
+    "envelope_mean_2",
+    "envelope_mean_3",
+    "envelope_mean_4",
+    "envelope_mean_5",
+    "envelope_mean_6",
+    "envelope_mean_7",
+    "envelope_mean_8",
+    "envelope_mean_9",
+    "envelope_mean_10",
+    "envelope_mean_11",
+    "envelope_mean_12",
+    "envelope_std_1",
+    "envelope_std_2",
+    "envelope_std_3",
+    "envelope_std_4",
+    "envelope_std_5",
+    "envelope_std_6",
+    "envelope_std_7",
+    "envelope_std_8",
+    "envelope_std_9",
+    "envelope_std_10",
+    "envelope_std_11",
+    "envelope_std_12",
+    "unvoiced_envelope_1",
+    "unvoiced_envelope_2",
+    "unvoiced_envelope_3",
+    "pitch_median",
+    "pitch_spread_semitones",
+    "loudness_spread_db",
 ];
 
 impl DecisionFeatures {
     /// The values in the order of [`FEATURE_NAMES`].
     pub fn values(&self) -> [f64; FEATURES] {
-        [
+        let scalars = [
             self.log_seconds,
             self.voiced_share,
             self.stable_share,
@@ -184,12 +226,27 @@ impl DecisionFeatures {
             self.envelope_spread_db,
             self.note_timbre_spread_db,
             self.unvoiced_loud_share,
-            self.envelope_tilt_db,
-            self.envelope_shape_db,
             self.loudness_modulation,
             self.vocal_to_mix_db,
             self.voiced_confidence,
-        ]
+        ];
+        let tail = [
+            self.pitch_median,
+            self.pitch_spread_semitones,
+            self.loudness_spread_db,
+        ];
+        let mut values = [0.0; FEATURES];
+        for (slot, value) in values.iter_mut().zip(
+            scalars
+                .iter()
+                .chain(&self.envelope_mean_db)
+                .chain(&self.envelope_std_db)
+                .chain(&self.unvoiced_envelope_db)
+                .chain(&tail),
+        ) {
+            *slot = *value;
+        }
+        values
     }
 
     /// The features of `track`, its kept `segments` and their `evidence`;
@@ -264,6 +321,20 @@ impl DecisionFeatures {
             .filter(|&t| track.loudness_db[t] >= loud_floor)
             .collect();
         let unvoiced_loud = loud.iter().filter(|&&t| !voiced[t]).count();
+        let unvoiced_envelopes: Vec<&[f32; ENVELOPE_COEFFICIENTS]> = loud
+            .iter()
+            .filter(|&&t| !voiced[t])
+            .filter_map(|&t| envelope(t))
+            .collect();
+        let mut voiced_pitches: Vec<f64> = (0..n)
+            .filter(|&t| voiced[t])
+            .filter_map(|t| semitones(track.pitch_hz[t]))
+            .collect();
+        voiced_pitches.sort_by(f64::total_cmp);
+        let voiced_loudness: Vec<f64> = (0..n)
+            .filter(|&t| voiced[t])
+            .map(|t| f64::from(track.loudness_db[t]))
+            .collect();
         let confidences: Vec<f64> = (0..n)
             .filter(|&t| voiced[t])
             .map(|t| f64::from(track.confidence[t]))
@@ -295,8 +366,17 @@ impl DecisionFeatures {
             } else {
                 spread_from_mean(&note_refs)
             },
-            envelope_tilt_db: voiced_centre.map_or(0.0, |e| f64::from(e[0])),
-            envelope_shape_db: voiced_centre.map_or(0.0, |e| f64::from(e[1])),
+            envelope_mean_db: voiced_centre
+                .map_or([0.0; ENVELOPE_COEFFICIENTS], |e| e.map(f64::from)),
+            envelope_std_db: coefficient_spread(&voiced_envelopes),
+            unvoiced_envelope_db: mean_envelope(&unvoiced_envelopes)
+                .map_or([0.0; UNVOICED_COEFFICIENTS], |e| {
+                    std::array::from_fn(|k| f64::from(e[k]))
+                }),
+            pitch_median: percentile(&voiced_pitches, 0.5),
+            pitch_spread_semitones: percentile(&voiced_pitches, 0.9)
+                - percentile(&voiced_pitches, 0.1),
+            loudness_spread_db: spread(&voiced_loudness),
             unvoiced_loud_share: if loud.is_empty() {
                 0.0
             } else {
@@ -311,7 +391,7 @@ impl DecisionFeatures {
 
     /// `self` with any value that is not finite replaced by 0.
     fn finite(mut self) -> Self {
-        for value in [
+        let scalars = [
             &mut self.log_seconds,
             &mut self.voiced_share,
             &mut self.stable_share,
@@ -333,12 +413,19 @@ impl DecisionFeatures {
             &mut self.envelope_spread_db,
             &mut self.note_timbre_spread_db,
             &mut self.unvoiced_loud_share,
-            &mut self.envelope_tilt_db,
-            &mut self.envelope_shape_db,
             &mut self.loudness_modulation,
             &mut self.vocal_to_mix_db,
             &mut self.voiced_confidence,
-        ] {
+            &mut self.pitch_median,
+            &mut self.pitch_spread_semitones,
+            &mut self.loudness_spread_db,
+        ];
+        for value in scalars.into_iter().chain(
+            self.envelope_mean_db
+                .iter_mut()
+                .chain(&mut self.envelope_std_db)
+                .chain(&mut self.unvoiced_envelope_db),
+        ) {
             if !value.is_finite() {
                 *value = 0.0;
             }
@@ -395,6 +482,23 @@ fn voiced_runs(voiced: &[bool]) -> Vec<std::ops::Range<usize>> {
         }
     }
     runs
+}
+
+/// The standard deviation of each coefficient of `envelopes` (0 with fewer than two).
+fn coefficient_spread(envelopes: &[&[f32; ENVELOPE_COEFFICIENTS]]) -> [f64; ENVELOPE_COEFFICIENTS] {
+    std::array::from_fn(|k| {
+        let values: Vec<f64> = envelopes.iter().map(|e| f64::from(e[k])).collect();
+        spread(&values)
+    })
+}
+
+/// The value at fraction `q` of the sorted `values` (0 for none).
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let last = sorted.len().saturating_sub(1);
+    sorted
+        .get(((last as f64 * q).round() as usize).min(last))
+        .copied()
+        .unwrap_or(0.0)
 }
 
 fn mean(values: &[f64]) -> Option<f64> {

@@ -220,7 +220,7 @@ fn silence_is_no_output() {
 }
 
 #[test]
-fn speech_like_gliding_pitch_is_not_sung() {
+fn speech_like_gliding_pitch_holds_no_frame() {
     // Syllables of 150 ms whose pitch falls 4 semitones across each, as in speech.
     let mut contour = Contour::new();
     for i in 0..20 {
@@ -232,9 +232,9 @@ fn speech_like_gliding_pitch_is_not_sung() {
     let options = TranscriptionOptions::default();
     let found = evidence(&contour.0, &kept_segments(&contour.0, &options));
     // 4 semitones in 150 ms is 1.3 semitones per 48 ms: no frame holds its pitch.
+    // Whether it is sung is the decision's to say, and it reads the timbre too, which a bare
+    // contour lacks: crates/stemscribe-engine/tests/decision.rs refuses synthesised speech.
     assert!(found.held_share < 0.05, "{found:?}");
-    let result = notes_from_track(&contour.0, &options);
-    assert!(result.is_err(), "{result:?}");
 }
 
 #[test]
