@@ -16,14 +16,18 @@ sys.path.insert(0, str(SCRIPT.parent))
 import fit_singing_decision as fit  # noqa: E402
 
 KINDS = ["sung", "speech", "rap", "instrumental"]
+# The engine's features, as its bundled model lists them (a unit test of the engine checks that
+# list against its own); the script reads them from the table's header.
+FEATURES = json.loads((ROOT / "crates" / "stemscribe-transcribe" / "src" / "decision.json")
+                      .read_text())["features"]
 
 
 def table(path, clips_per_source=6, sources_per_kind=5, seed=0):
     """Features drawn around one centre per class (held share high for singing, envelope
     change high for speech and rap, vocal level low for instrumentals)."""
     rng = np.random.default_rng(seed)
-    centres = {kind: np.zeros(len(fit.FEATURES)) for kind in KINDS}
-    index = {name: i for i, name in enumerate(fit.FEATURES)}
+    centres = {kind: np.zeros(len(FEATURES)) for kind in KINDS}
+    index = {name: i for i, name in enumerate(FEATURES)}
     centres["sung"][index["held_share"]] = 3
     centres["speech"][index["envelope_change_db"]] = 3
     centres["rap"][index["envelope_change_db"]] = 3
@@ -33,12 +37,12 @@ def table(path, clips_per_source=6, sources_per_kind=5, seed=0):
     for kind in KINDS:
         for s in range(sources_per_kind):
             for c in range(clips_per_source):
-                values = centres[kind] + rng.normal(0, 0.5, len(fit.FEATURES))
+                values = centres[kind] + rng.normal(0, 0.5, len(FEATURES))
                 rows.append({"file": f"{kind}{s}-{c}.wav", "kind": kind, "source": f"{kind} {s}",
                              "setting": "alone", "augmentation": "none", "seconds": "4.00",
                              "decision": "notes", "p_sung": 0, "p_spoken": 0,
                              "p_instrumental": 0,
-                             **{name: f"{v:.4f}" for name, v in zip(fit.FEATURES, values)}})
+                             **{name: f"{v:.4f}" for name, v in zip(FEATURES, values)}})
     rows[0]["log_seconds"] = "0.7"  # a 2 s clip
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -64,7 +68,7 @@ def test_the_script_writes_a_model_that_separates_its_classes(tmp_path):
     assert "## Held out: softmax" in run.stdout
     assert "Reliability of the probability of singing" in run.stdout
     model = json.loads(model_path.read_text())
-    assert model["features"] == fit.FEATURES
+    assert model["features"] == FEATURES
     assert model["classes"] == ["sung", "spoken", "instrumental"]
     assert 0 < model["threshold"] < 1
     layers = [(np.array(l["weights"]), np.array(l["bias"])) for l in model["layers"]]
