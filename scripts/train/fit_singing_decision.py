@@ -56,6 +56,15 @@ def load(path):
     return rows, x, y, lost
 
 
+def made_here(row):
+    """Whether a clip's voice or instrument was made here: synthesised speech and rap, and
+    instruments rendered with fluidsynth (their setting names the instrument; a recorded
+    instrumental's is `alone`)."""
+    if row["source"].startswith("synth"):
+        return True
+    return row["kind"] == "instrumental" and row["setting"] != "alone"
+
+
 def standardise(x):
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
@@ -226,6 +235,12 @@ def summary(name, rows, y, p, thresholds):
           f"{100 * rejected['speech']:.1f}%  rap {100 * rejected['rap']:.1f}%  instrumental "
           f"{100 * rejected['instrumental']:.1f}%  log loss {loss:.3f}  thresholds "
           f"{np.min(thresholds):.2f}-{np.max(thresholds):.2f}")
+    if len(np.unique(p[:, 0])) > 2:
+        # The same probabilities with one threshold that gives 99% of the sung clips notes.
+        at99 = np.quantile(p[sung & long_enough, 0], 0.01)
+        print(" " * 15 + "at 99% of sung clips given notes: speech refused " + "  ".join(
+            f"{k} {100 * (p[kinds == k, 0] < at99).mean():.1f}%"
+            for k in ("speech", "rap", "instrumental")).replace("speech ", "", 1))
     return recall, np.mean(list(rejected.values()))
 
 
@@ -236,9 +251,11 @@ def report(rows, y, p, thresholds):
         setting = r["setting"]
         r["where"] = ("mix" if setting == "mix" else "over an accompaniment"
                       if setting.startswith("over") or " over " in setting else "alone")
+        r["origin"] = "made here" if made_here(r) else "recorded"
     table(rows, d, "class", "By class")
     table(rows, d, "augmentation", "By augmentation")
     table(rows, d, "where", "By setting")
+    table(rows, d, "origin", "By origin of the voice or instrument")
     table(rows, d, "length", "By length")
     print("\n### Worst source recordings (share of their clips of a class decided wrongly)\n")
     print("| source | class | clips | wrong |")
