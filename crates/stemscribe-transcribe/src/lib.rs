@@ -13,7 +13,7 @@ mod spectrum;
 
 pub use decision::{
     ClassProbabilities, DecisionFeatures, DecisionModel, DecisionModelError, VoiceClass,
-    FEATURE_NAMES,
+    FEATURE_NAMES, UNVOICED_COEFFICIENTS,
 };
 pub use envelope::{envelope_db, envelope_distance_db, ENVELOPE_COEFFICIENTS};
 pub use harmonics::{harmonic_levels_db, MAX_HARMONIC_HZ};
