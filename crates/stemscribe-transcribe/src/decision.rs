@@ -320,12 +320,9 @@ impl DecisionFeatures {
         let loud: Vec<usize> = (0..n)
             .filter(|&t| track.loudness_db[t] >= loud_floor)
             .collect();
-        let unvoiced_loud = loud.iter().filter(|&&t| !voiced[t]).count();
-        let unvoiced_envelopes: Vec<&[f32; ENVELOPE_COEFFICIENTS]> = loud
-            .iter()
-            .filter(|&&t| !voiced[t])
-            .filter_map(|&t| envelope(t))
-            .collect();
+        let unvoiced_loud: Vec<usize> = loud.iter().copied().filter(|&t| !voiced[t]).collect();
+        let unvoiced_envelopes: Vec<&[f32; ENVELOPE_COEFFICIENTS]> =
+            unvoiced_loud.iter().filter_map(|&t| envelope(t)).collect();
         let mut voiced_pitches: Vec<f64> = (0..n)
             .filter(|&t| voiced[t])
             .filter_map(|t| semitones(track.pitch_hz[t]))
@@ -380,7 +377,7 @@ impl DecisionFeatures {
             unvoiced_loud_share: if loud.is_empty() {
                 0.0
             } else {
-                unvoiced_loud as f64 / loud.len() as f64
+                unvoiced_loud.len() as f64 / loud.len() as f64
             },
             loudness_modulation: loudness_modulation(&track.loudness_db, period),
             vocal_to_mix_db: vocal_to_mix_db.unwrap_or(0.0).clamp(-60.0, 20.0),
@@ -507,7 +504,7 @@ fn mean(values: &[f64]) -> Option<f64> {
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
+    percentile(&values, 0.5)
 }
 
 fn spread(values: &[f64]) -> f64 {
