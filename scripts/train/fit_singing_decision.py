@@ -28,8 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-# The feature columns: those after `p_instrumental` in the CSV (the engine's FEATURE_NAMES).
-FEATURES = []
 CLASSES = ["sung", "spoken", "instrumental"]
 TARGET = {"sung": 0, "speech": 1, "rap": 1, "instrumental": 2}
 # What refusing a singer costs against giving notes to speech, rap or an instrumental: the
@@ -44,16 +42,17 @@ LOST_DB = -40.0
 
 
 def load(path):
-    """The clips (rows, features, classes), and apart from them the sung clips whose voice
-    the separation lost."""
+    """The clips (rows, features, classes), apart from them the sung clips whose voice the
+    separation lost, and the features' names: the columns after `p_instrumental` (the
+    engine's FEATURE_NAMES)."""
     reader = csv.DictReader(open(path))
     rows = list(reader)
-    FEATURES[:] = reader.fieldnames[reader.fieldnames.index("p_instrumental") + 1:]
+    names = reader.fieldnames[reader.fieldnames.index("p_instrumental") + 1:]
     lost = [r for r in rows if r["kind"] == "sung" and float(r["vocal_to_mix_db"]) <= LOST_DB]
     rows = [r for r in rows if not (r["kind"] == "sung" and float(r["vocal_to_mix_db"]) <= LOST_DB)]
-    x = np.array([[float(r[f]) for f in FEATURES] for r in rows])
+    x = np.array([[float(r[f]) for f in names] for r in rows])
     y = np.array([TARGET[r["kind"]] for r in rows])
-    return rows, x, y, lost
+    return rows, x, y, lost, names
 
 
 def made_here(row):
@@ -212,10 +211,11 @@ def length_band(seconds):
     return "2 s" if s < 2.5 else "3-5 s" if s < 5.5 else "6-10 s"
 
 
-def previous_rule(x):
+def previous_rule(x, names):
     """The rule this classifier replaces (0: notes, 2: no output): notes covering 1 s or 30% of
-    a shorter input, and the mean of the stable and held shares at least 0.49."""
-    j = {n: i for i, n in enumerate(FEATURES)}
+    a shorter input, and the mean of the stable and held shares at least 0.49; `names` are
+    the columns of `x`."""
+    j = {n: i for i, n in enumerate(names)}
     seconds = np.exp(x[:, j["log_seconds"]])
     sung_secs = x[:, j["sung_share"]] * seconds
     confidence = (x[:, j["stable_share"]] + x[:, j["held_share"]]) / 2
@@ -238,9 +238,10 @@ def summary(name, rows, y, p, thresholds):
     if len(np.unique(p[:, 0])) > 2:
         # The same probabilities with one threshold that gives 99% of the sung clips notes.
         at99 = np.quantile(p[sung & long_enough, 0], 0.01)
-        print(" " * 15 + "at 99% of sung clips given notes: speech refused " + "  ".join(
-            f"{k} {100 * (p[kinds == k, 0] < at99).mean():.1f}%"
-            for k in ("speech", "rap", "instrumental")).replace("speech ", "", 1))
+        refused = {k: 100 * (p[kinds == k, 0] < at99).mean() for k in ("speech", "rap",
+                                                                        "instrumental")}
+        print(f"{'':15}at 99% of sung clips given notes: speech refused {refused['speech']:.1f}%  "
+              f"rap {refused['rap']:.1f}%  instrumental {refused['instrumental']:.1f}%")
     return recall, np.mean(list(rejected.values()))
 
 
@@ -285,7 +286,7 @@ def main():
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--model", choices=["softmax", "mlp"], help="skip the comparison")
     args = parser.parse_args()
-    rows, x, y, lost = load(args.features)
+    rows, x, y, lost, names = load(args.features)
     sources = [r["source"] for r in rows]
     if lost:
         by = {}
@@ -299,7 +300,7 @@ def main():
     candidates = {"softmax": fit_softmax, "mlp": fit_mlp}
     if args.model:
         candidates = {args.model: candidates[args.model]}
-    summary("previous rule", rows, y, np.eye(3)[previous_rule(x)], np.full(len(y), 0.5))
+    summary("previous rule", rows, y, np.eye(3)[previous_rule(x, names)], np.full(len(y), 0.5))
     results = {}
     for name, fit in candidates.items():
         p, thresholds = held_out(fit, x, y, sources, args.folds)
@@ -323,7 +324,7 @@ def main():
             "about": "The singing decision: scripts/train/fit_singing_decision.py "
                      f"({chosen}, {len(rows)} clips of make_decision_data.py). "
                      "Standardise with mean and scale, dense layers with ReLU between, softmax.",
-            "features": FEATURES, "classes": CLASSES,
+            "features": names, "classes": CLASSES,
             "mean": [round(float(v), 6) for v in mean],
             "scale": [round(float(v), 6) for v in scale],
             "layers": [{"weights": [[round(float(v), 6) for v in row] for row in w],
