@@ -99,13 +99,11 @@ pub(crate) fn median(values: &mut [f32]) -> f32 {
 }
 
 /// Writes into `out[i]` the median of `value` over the `span` (odd) positions centred on `i`,
-/// positions past either end clamped to the first or last of `out.len()`. Keeps the window
-/// sorted in `window` (as [`order_key`]s, integers that compare as `f32::total_cmp`) as it
-/// slides, so each step costs a search and a short move, not a selection.
+/// positions past either end clamped to the first or last of `out.len()`.
 pub(crate) fn sliding_medians(
     span: usize,
     value: impl Fn(usize) -> f32,
-    window: &mut Vec<i32>,
+    window: &mut SortedWindow,
     out: &mut [f32],
 ) {
     let len = out.len();
@@ -113,19 +111,58 @@ pub(crate) fn sliding_medians(
         return;
     }
     let half = span / 2;
-    let at = |i: isize| order_key(value(i.clamp(0, len as isize - 1) as usize));
-    let position = |window: &[i32], key: i32| window.partition_point(|&w| w < key);
-    window.clear();
-    window.extend((-(half as isize)..=half as isize).map(at));
-    window.sort_unstable();
+    let at = |i: isize| value(i.clamp(0, len as isize - 1) as usize);
+    window.fill((-(half as isize)..=half as isize).map(at));
     for (i, median) in out.iter_mut().enumerate() {
-        *median = from_order_key(window[half]);
-        let leaving = at(i as isize - half as isize);
-        let gone = position(window, leaving);
-        window.remove(gone);
-        let entering = at(i as isize + half as isize + 1);
-        let place = position(window, entering);
-        window.insert(place, entering);
+        *median = window.median();
+        window.replace(
+            at(i as isize - half as isize),
+            at(i as isize + half as isize + 1),
+        );
+    }
+}
+
+/// The values of a sliding window kept sorted (as [`order_key`]s, integers that compare as
+/// `f32::total_cmp`), so each step costs two branch-free counts the compiler vectorises and a
+/// short move, not a selection.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SortedWindow {
+    keys: Vec<i32>,
+}
+
+impl SortedWindow {
+    /// Holds exactly `values` (an odd count).
+    pub fn fill(&mut self, values: impl Iterator<Item = f32>) {
+        self.keys.clear();
+        self.keys.extend(values.map(order_key));
+        self.keys.sort_unstable();
+    }
+
+    /// The middle value.
+    pub fn median(&self) -> f32 {
+        from_order_key(self.keys[self.keys.len() / 2])
+    }
+
+    /// Takes out one value equal to `leaving` (which must be held) and puts in `entering`.
+    pub fn replace(&mut self, leaving: f32, entering: f32) {
+        let (leaving, entering) = (order_key(leaving), order_key(entering));
+        // `leaving` is at `gone` (the first of its equals); `entering` belongs after the
+        // `place` keys below it, one fewer once `leaving` is out if it was among them.
+        let (gone, place) = self.keys.iter().fold((0_u32, 0_u32), |(gone, place), &k| {
+            (
+                gone + u32::from(k < leaving),
+                place + u32::from(k < entering),
+            )
+        });
+        let (gone, place) = (gone as usize, place as usize);
+        let keys = &mut self.keys;
+        if place > gone {
+            keys.copy_within(gone + 1..place, gone);
+            keys[place - 1] = entering;
+        } else {
+            keys.copy_within(place..gone, place + 1);
+            keys[place] = entering;
+        }
     }
 }
 
@@ -172,7 +209,7 @@ mod tests {
         let values: Vec<f32> = (0..200).map(|i| ((i * 7919 + 13) % 101) as f32).collect();
         for span in [1, 5, 9, 61] {
             let mut out = vec![0.0; values.len()];
-            sliding_medians(span, |i| values[i], &mut Vec::new(), &mut out);
+            sliding_medians(span, |i| values[i], &mut SortedWindow::default(), &mut out);
             for (i, &got) in out.iter().enumerate() {
                 let mut window: Vec<f32> = (0..span)
                     .map(|k| values[(i + k).saturating_sub(span / 2).min(values.len() - 1)])

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use super::weights::{B1, B2, SCALES, W1, W2};
 use super::EPSILON;
-use crate::spectral::{sliding_medians, Spectrogram};
+use crate::spectral::{sliding_medians, SortedWindow, Spectrogram};
 
 /// The scale whose median across time is the contrast feature's reference.
 const CONTRAST_SCALE: usize = 1;
@@ -55,14 +55,15 @@ pub(super) fn learned_masks(
             .zip(sums.par_iter_mut())
             .enumerate()
             .for_each_init(
-                || (Vec::new(), Vec::new()),
+                || (SortedWindow::default(), Vec::new()),
                 |(window, percussive), (t, (out, sum))| {
                     let row = &magnitude.values[t * bins..(t + 1) * bins];
                     percussive.resize(bins, 0.0);
                     sliding_medians(freq_bins, |f| row[f], window, percussive);
-                    for ((value, p), f) in out.iter_mut().zip(percussive.iter()).zip(0..) {
+                    let harmonic = &harmonic[t * bins..(t + 1) * bins];
+                    for ((value, p), h) in out.iter_mut().zip(percussive.iter()).zip(harmonic) {
                         let p = p.powi(2);
-                        let h = harmonic[f * frames + t].powi(2);
+                        let h = h.powi(2);
                         *value = (h + EPSILON / 2.0) / (h + p + EPSILON);
                         if is_contrast {
                             sum.0 += f64::from(p);
@@ -91,8 +92,9 @@ pub(super) fn learned_masks(
         .par_chunks_mut(bins)
         .enumerate()
         .for_each(|(t, out)| {
-            for ((value, &l), f) in out.iter_mut().zip(row(t)).zip(0..) {
-                let above = l - decibels(contrast_reference[f * frames + t]);
+            let reference = &contrast_reference[t * bins..(t + 1) * bins];
+            for ((value, &l), &reference) in out.iter_mut().zip(row(t)).zip(reference) {
+                let above = l - decibels(reference);
                 *value = (above / 30.0).clamp(-2.0, 2.0);
             }
         });
@@ -168,7 +170,9 @@ pub(super) fn learned_masks(
     masks
 }
 
-/// The network: `softmax(W2ᵀ tanh(W1ᵀ x + b1) + b2)`.
+/// The network: `softmax(W2ᵀ tanh(W1ᵀ x + b1) + b2)`. Each step runs over all hidden units
+/// at once (the `tanh`s too, before the output layer reads them), so the compiler keeps them
+/// in vector registers.
 fn network(input: &[f32; INPUTS]) -> [f32; 3] {
     let mut hidden = B1;
     for (x, weights) in input.iter().zip(&W1) {
@@ -176,9 +180,11 @@ fn network(input: &[f32; INPUTS]) -> [f32; 3] {
             *h += x * w;
         }
     }
+    for h in &mut hidden {
+        *h = tanh(*h);
+    }
     let mut logits = B2;
     for (h, weights) in hidden.iter().zip(&W2) {
-        let h = tanh(*h);
         for (l, w) in logits.iter_mut().zip(weights) {
             *l += h * w;
         }
@@ -198,16 +204,48 @@ fn tanh(x: f32) -> f32 {
     (numerator / denominator).clamp(-1.0, 1.0)
 }
 
+/// Bins whose windows across time one task slides together.
+const BINS_PER_TASK: usize = 64;
+
 /// Medians across time of every bin over `span` frames (odd; the window's ends clamped to the
-/// first and last frame), bin-major.
+/// first and last frame), frame-major like the spectrogram. Each task slides the windows of
+/// [`BINS_PER_TASK`] neighbouring bins frame by frame, so it reads the spectrogram's rows in
+/// order instead of striding down its columns.
 fn time_medians(magnitude: &Spectrogram, span: usize) -> Vec<f32> {
     let (bins, frames) = (magnitude.bins, magnitude.frames());
-    let mut out = vec![0.0_f32; bins * frames];
-    out.par_chunks_mut(frames.max(1))
-        .enumerate()
-        .for_each_init(Vec::new, |window, (f, out)| {
-            sliding_medians(span, |t| magnitude.values[t * bins + f], window, out);
-        });
+    if frames == 0 {
+        return Vec::new();
+    }
+    let half = span / 2;
+    let at =
+        |t: isize, f: usize| magnitude.values[t.clamp(0, frames as isize - 1) as usize * bins + f];
+    let blocks: Vec<Vec<f32>> = (0..bins)
+        .step_by(BINS_PER_TASK)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|first| {
+            let block = first..(first + BINS_PER_TASK).min(bins);
+            let mut windows = vec![SortedWindow::default(); block.len()];
+            for (window, f) in windows.iter_mut().zip(block.clone()) {
+                window.fill((-(half as isize)..=half as isize).map(|t| at(t, f)));
+            }
+            let mut out = Vec::with_capacity(frames * block.len());
+            for t in 0..frames as isize {
+                for (window, f) in windows.iter_mut().zip(block.clone()) {
+                    out.push(window.median());
+                    window.replace(at(t - half as isize, f), at(t + half as isize + 1, f));
+                }
+            }
+            out
+        })
+        .collect();
+    let mut out = vec![0.0_f32; frames * bins];
+    out.par_chunks_mut(bins).enumerate().for_each(|(t, row)| {
+        for (block, values) in row.chunks_mut(BINS_PER_TASK).zip(&blocks) {
+            let width = block.len();
+            block.copy_from_slice(&values[t * width..(t + 1) * width]);
+        }
+    });
     out
 }
 
@@ -238,6 +276,30 @@ mod tests {
         for i in -10_000..=10_000 {
             let x = i as f32 / 1000.0;
             assert!((tanh(x) - x.tanh()).abs() < 1e-4, "{x}");
+        }
+    }
+
+    #[test]
+    fn time_medians_are_each_bins_median_across_its_clamped_window() {
+        let (bins, frames) = (BINS_PER_TASK + 7, 50);
+        let values: Vec<f32> = (0..bins * frames)
+            .map(|i| ((i * 7919 + 13) % 101) as f32)
+            .collect();
+        let magnitude = Spectrogram { bins, values };
+        for span in [1, 9, 61] {
+            let medians = time_medians(&magnitude, span);
+            for f in 0..bins {
+                let mut column = vec![0.0; frames];
+                let value = |t: usize| magnitude.values[t * bins + f];
+                sliding_medians(span, value, &mut SortedWindow::default(), &mut column);
+                for (t, &expected) in column.iter().enumerate() {
+                    assert_eq!(
+                        medians[t * bins + f],
+                        expected,
+                        "span {span}, bin {f}, frame {t}"
+                    );
+                }
+            }
         }
     }
 
