@@ -44,7 +44,7 @@ pub(super) fn learned_masks(
     let mut tonal: Vec<Vec<f32>> = Vec::with_capacity(SCALES.len());
     // The contrast scale's medians across time, kept for the contrast feature, and its
     // per-frame percussive and total energy.
-    let mut contrast_reference = Vec::new();
+    let mut contrast_reference = TimeMedians::default();
     let mut sums = vec![(0.0_f64, 0.0_f64); frames];
     for (scale, &(time_frames, freq_bins)) in SCALES.iter().enumerate() {
         let harmonic = time_medians(&magnitude, time_frames);
@@ -60,8 +60,9 @@ pub(super) fn learned_masks(
                     let row = &magnitude.values[t * bins..(t + 1) * bins];
                     percussive.resize(bins, 0.0);
                     sliding_medians(freq_bins, |f| row[f], window, percussive);
-                    let harmonic = &harmonic[t * bins..(t + 1) * bins];
-                    for ((value, p), h) in out.iter_mut().zip(percussive.iter()).zip(harmonic) {
+                    for ((value, p), h) in
+                        out.iter_mut().zip(percussive.iter()).zip(harmonic.frame(t))
+                    {
                         let p = p.powi(2);
                         let h = h.powi(2);
                         *value = (h + EPSILON / 2.0) / (h + p + EPSILON);
@@ -92,7 +93,7 @@ pub(super) fn learned_masks(
         .par_chunks_mut(bins)
         .enumerate()
         .for_each(|(t, out)| {
-            let reference = &contrast_reference[t * bins..(t + 1) * bins];
+            let reference = contrast_reference.frame(t);
             for ((value, &l), &reference) in out.iter_mut().zip(row(t)).zip(reference) {
                 let above = l - decibels(reference);
                 *value = (above / 30.0).clamp(-2.0, 2.0);
@@ -207,46 +208,57 @@ fn tanh(x: f32) -> f32 {
 /// Bins whose windows across time one task slides together.
 const BINS_PER_TASK: usize = 64;
 
+/// Medians across time of every bin, in blocks of [`BINS_PER_TASK`] neighbouring bins (the
+/// last block may be narrower), each block frame-major, the blocks one after another.
+#[derive(Default)]
+struct TimeMedians {
+    values: Vec<f32>,
+    frames: usize,
+}
+
+impl TimeMedians {
+    /// The medians of frame `t`, bin after bin.
+    fn frame(&self, t: usize) -> impl Iterator<Item = &f32> {
+        self.values
+            .chunks(BINS_PER_TASK * self.frames.max(1))
+            .flat_map(move |block| {
+                let width = block.len() / self.frames;
+                &block[t * width..(t + 1) * width]
+            })
+    }
+}
+
 /// Medians across time of every bin over `span` frames (odd; the window's ends clamped to the
-/// first and last frame), frame-major like the spectrogram. Each task slides the windows of
-/// [`BINS_PER_TASK`] neighbouring bins frame by frame, so it reads the spectrogram's rows in
-/// order instead of striding down its columns.
-fn time_medians(magnitude: &Spectrogram, span: usize) -> Vec<f32> {
+/// first and last frame). Each task slides the windows of [`BINS_PER_TASK`] neighbouring bins
+/// frame by frame, so it reads the spectrogram's rows in order instead of striding down its
+/// columns.
+fn time_medians(magnitude: &Spectrogram, span: usize) -> TimeMedians {
     let (bins, frames) = (magnitude.bins, magnitude.frames());
     if frames == 0 {
-        return Vec::new();
+        return TimeMedians::default();
     }
     let half = span / 2;
     let at =
         |t: isize, f: usize| magnitude.values[t.clamp(0, frames as isize - 1) as usize * bins + f];
-    let blocks: Vec<Vec<f32>> = (0..bins)
-        .step_by(BINS_PER_TASK)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|first| {
-            let block = first..(first + BINS_PER_TASK).min(bins);
+    let mut values = vec![0.0_f32; bins * frames];
+    values
+        .par_chunks_mut(BINS_PER_TASK * frames)
+        .enumerate()
+        .for_each(|(b, out)| {
+            let block = b * BINS_PER_TASK..(b * BINS_PER_TASK + out.len() / frames);
             let mut windows = vec![SortedWindow::default(); block.len()];
             for (window, f) in windows.iter_mut().zip(block.clone()) {
                 window.fill((-(half as isize)..=half as isize).map(|t| at(t, f)));
             }
-            let mut out = Vec::with_capacity(frames * block.len());
-            for t in 0..frames as isize {
-                for (window, f) in windows.iter_mut().zip(block.clone()) {
-                    out.push(window.median());
+            for (t, row) in out.chunks_exact_mut(block.len()).enumerate() {
+                let t = t as isize;
+                for ((median, window), f) in row.iter_mut().zip(&mut windows).zip(block.clone()) {
+                    *median = window.median();
                     window.replace(at(t - half as isize, f), at(t + half as isize + 1, f));
                 }
             }
-            out
-        })
-        .collect();
-    let mut out = vec![0.0_f32; frames * bins];
-    out.par_chunks_mut(bins).enumerate().for_each(|(t, row)| {
-        for (block, values) in row.chunks_mut(BINS_PER_TASK).zip(&blocks) {
-            let width = block.len();
-            block.copy_from_slice(&values[t * width..(t + 1) * width]);
-        }
-    });
-    out
+        });
+    TimeMedians { values, frames }
 }
 
 /// The triangular weights of every bin's frequency, [`OCTAVE_CENTRES`] per bin.
@@ -288,6 +300,10 @@ mod tests {
         let magnitude = Spectrogram { bins, values };
         for span in [1, 9, 61] {
             let medians = time_medians(&magnitude, span);
+            let medians: Vec<f32> = (0..frames)
+                .flat_map(|t| medians.frame(t))
+                .copied()
+                .collect();
             for f in 0..bins {
                 let mut column = vec![0.0; frames];
                 let value = |t: usize| magnitude.values[t * bins + f];
