@@ -6,8 +6,8 @@ use anyhow::{bail, Context, Result};
 use stemscribe_engine::runtime::setup::cache_dir;
 use stemscribe_engine::runtime::Runtime;
 use stemscribe_engine::separate::{
-    convert_checkpoint, install_model_file, installed_cards, is_checkpoint, user_model_files,
-    ModelCard, ModelFile, Separate,
+    convert_checkpoint, install_ensemble, install_model_file, installed_cards, is_checkpoint,
+    read_ensemble, user_model_files, EnsembleMethod, ModelCard, ModelFile, Separate,
 };
 use stemscribe_engine::{SeparationModel, SourceStem, FOUR_STEMS};
 
@@ -36,6 +36,20 @@ enum Subcommand {
         /// Name to install it under [default: the file's name].
         #[arg(long)]
         name: Option<String>,
+    },
+    /// Install an ensemble: installed models run as one, their stems of the same name
+    /// combined as audio-separator's ensembler does. It is then served by NAME wherever an
+    /// installed model is (--two-stem-model, bs_4track_* when its stems are four, the jobs API
+    /// and Python).
+    Ensemble {
+        /// Name to install the ensemble under.
+        name: String,
+        /// Two or more installed models, by the names `models add` gave them.
+        #[arg(required = true, num_args = 2..)]
+        members: Vec<String>,
+        /// How stems of the same name are combined: avg_wave (the mean) or median_wave.
+        #[arg(long, default_value = "avg_wave")]
+        method: EnsembleMethod,
     },
 }
 
@@ -71,6 +85,18 @@ pub fn run(args: &Args, hardware: Hardware, quiet: bool) -> Result<()> {
             };
             let installed = install_model_file(&runtime, source, &name)
                 .with_context(|| format!("cannot install {}", file.display()))?;
+            if !quiet {
+                eprintln!("installed {}", installed.display());
+            }
+            Ok(())
+        }
+        Some(Subcommand::Ensemble {
+            name,
+            members,
+            method,
+        }) => {
+            let installed = install_ensemble(&runtime, name, members, *method)
+                .with_context(|| format!("cannot install the ensemble {name}"))?;
             if !quiet {
                 eprintln!("installed {}", installed.display());
             }
@@ -157,19 +183,33 @@ fn list(runtime: &Runtime) -> Result<()> {
         println!("the engine will not load until the invalid cards are fixed or removed");
     }
     for (file, model) in &users {
-        match model {
-            Ok(model) => println!(
-                "model file {}: {}, stems {} (separate --model-file runs it)",
-                file.display(),
-                model.family(),
-                model
-                    .stems()
+        let model = match model {
+            Ok(model) => model,
+            Err(error) => {
+                println!("unusable model file {}: {error}", file.display());
+                continue;
+            }
+        };
+        let stems: Vec<&str> = model.stems().iter().map(|s| s.name()).collect();
+        let stems = stems.join(", ");
+        match (model, read_ensemble(file)) {
+            (ModelFile::Ensemble(ensemble), Ok((_, members))) => {
+                let members: Vec<_> = members
                     .iter()
-                    .map(|s| s.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                    .filter_map(|m| m.file_stem()?.to_str())
+                    .collect();
+                println!(
+                    "ensemble {}: {} of {}, stems {stems} (served by its name)",
+                    file.display(),
+                    ensemble.method(),
+                    members.join(", ")
+                );
+            }
+            _ => println!(
+                "model file {}: {}, stems {stems} (separate --model-file runs it)",
+                file.display(),
+                model.family()
             ),
-            Err(error) => println!("unusable model file {}: {error}", file.display()),
         }
     }
     Ok(())

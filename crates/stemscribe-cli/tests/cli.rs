@@ -632,6 +632,88 @@ fn models_add_installs_a_file_that_then_serves_two_track() {
     assert_one_line_error(&unknown, 1, "nope");
 }
 
+#[test]
+fn models_ensemble_installs_models_as_one_that_serves_two_track() {
+    let models = linked_models_dir("models-ensemble");
+    let twins = [
+        ("mdx", installed().join("mdx-twin/mdx-twin.onnx")),
+        ("bs", installed().join("roformer-twin/bs/model.onnx")),
+    ];
+    for (name, file) in &twins {
+        let added = with_models(
+            &models,
+            &[
+                os("models"),
+                os("add"),
+                file.as_os_str(),
+                os("--name"),
+                os(name),
+            ],
+        );
+        assert_success(&added);
+    }
+    let ensemble = with_models(&models, &["models", "ensemble", "both", "mdx", "bs"]);
+    assert_success(&ensemble);
+    assert!(models.join("user/both.ensemble").is_file());
+    let listed = with_models(&models, &["models"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("avg_wave of mdx, bs"), "{listed}");
+
+    // The ensemble's vocals are the mean of its members' vocals, each read as a 2-stem model
+    // (the RoFormer's residual `other` as the instrumental).
+    let dir = temp_dir("models-ensemble-out");
+    let song = data("rock_mix.wav");
+    let vocals = |name: &str| {
+        let out = dir.join(format!("{name}.wav"));
+        let result = with_models(
+            &models,
+            &[
+                os("separate"),
+                song.as_os_str(),
+                os("-o"),
+                out.as_os_str(),
+                os("--float"),
+                os("--two-stem-model"),
+                os(name),
+            ],
+        );
+        assert_success(&result);
+        float_wav(&out)
+    };
+    let (mdx, bs, both) = (vocals("mdx"), vocals("bs"), vocals("both"));
+    for ((m, b), e) in mdx.iter().zip(&bs).zip(&both) {
+        assert_eq!(e.len(), m.len());
+        for ((m, b), e) in m.iter().zip(b).zip(e) {
+            assert!((e - (m + b) / 2.0).abs() < 1e-6, "{e} against {m} and {b}");
+        }
+    }
+
+    for (args, code, needle) in [
+        (vec!["models", "ensemble", "x", "mdx", "nope"], 1, "nope"),
+        (
+            vec!["models", "ensemble", "mdx", "mdx", "bs"],
+            1,
+            "already installed",
+        ),
+        (vec!["models", "ensemble", "one", "mdx"], 2, "ensemble"),
+        (
+            vec!["models", "ensemble", "x", "mdx", "bs", "--method", "max"],
+            2,
+            "max",
+        ),
+    ] {
+        let refused = with_models(&models, &args);
+        assert_eq!(refused.status.code(), Some(code), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains(needle),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
+    }
+    assert!(!models.join("user/x.ensemble").exists());
+    assert!(!models.join("user/x.ensemble.partial").exists());
+}
+
 /// The notes `midi --isolated-voice` writes as JSON for vocadito with `extra` options.
 fn vocadito_notes(dir: &Path, name: &str, extra: &[&str]) -> serde_json::Value {
     let json = dir.join(format!("{name}.json"));

@@ -21,7 +21,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use thiserror::Error;
@@ -46,9 +46,9 @@ pub use stemscribe_transcribe::{NoOutput, PitchModel, TranscriptionError, Transc
 use stemscribe_audio::timings::{measure, Stage};
 use stemscribe_runtime::Runtime;
 use stemscribe_separate::{
-    derive_stems_each, installed_cards, remove_hum, suppress_noise, user_model_files, CardError,
-    HumOptions, ModelCard, ModelFile, ModelFileError, ModelSpec, Separate, Separator,
-    USER_MODELS_DIR,
+    derive_stems_each, installed_cards, is_ensemble, read_ensemble, remove_hum, suppress_noise,
+    user_model_files, CardError, Ensemble, HumOptions, ModelCard, ModelFile, ModelFileError,
+    ModelSpec, Separate, Separator, ENSEMBLE_EXTENSION, USER_MODELS_DIR,
 };
 use stemscribe_transcribe::{
     notes_with_decision, vocal_to_mix_db, Decision, PitchTrack, Transcriber, MAX_HARMONIC_HZ,
@@ -388,23 +388,13 @@ impl Engine {
 
     /// The model file installed as `name`, opened once.
     fn installed_model(&self, name: &str) -> Result<std::sync::Arc<ModelFile>, EngineError> {
-        let path = |models_dir: &Path| {
-            models_dir
-                .join(USER_MODELS_DIR)
-                .join(format!("{name}.onnx"))
-        };
         let Some(runtime) = &self.runtime else {
             return Err(EngineError::UserModelMissing {
                 name: name.to_owned(),
-                path: path(Path::new(USER_MODELS_DIR)),
+                path: Path::new(USER_MODELS_DIR).join(format!("{name}.onnx")),
             });
         };
-        if !self.installed_models().iter().any(|known| known == name) {
-            return Err(EngineError::UserModelMissing {
-                name: name.to_owned(),
-                path: path(runtime.models_dir()),
-            });
-        }
+        let file = installed_file(runtime.models_dir(), name)?;
         let mut open = self
             .installed
             .lock()
@@ -412,7 +402,7 @@ impl Engine {
         if let Some(model) = open.get(name) {
             return Ok(model.clone());
         }
-        let model = std::sync::Arc::new(ModelFile::open(runtime, &path(runtime.models_dir()))?);
+        let model = std::sync::Arc::new(ModelFile::open(runtime, &file)?);
         open.insert(name.to_owned(), model.clone());
         Ok(model)
     }
@@ -737,19 +727,45 @@ fn take_stem(
     Ok(Stem { stem, audio })
 }
 
-/// Opens `user/NAME.onnx` as a two-stem model: one whose stems are the vocals and the
-/// instrumental (an MDX-Net vocal or instrumental model).
-fn two_stem_file(runtime: &Runtime, name: &str) -> Result<Box<dyn Separate>, EngineError> {
-    let file = runtime
-        .models_dir()
-        .join(USER_MODELS_DIR)
-        .join(format!("{name}.onnx"));
-    if !file.is_file() {
-        return Err(EngineError::UserModelMissing {
+/// The file of the model installed as `name` in `models_dir`: `user/NAME.onnx`, else the
+/// ensemble `user/NAME.ensemble`; a missing model is an error naming the first.
+fn installed_file(models_dir: &Path, name: &str) -> Result<PathBuf, EngineError> {
+    let dir = models_dir.join(USER_MODELS_DIR);
+    let file = dir.join(format!("{name}.onnx"));
+    let ensemble = dir.join(format!("{name}.{ENSEMBLE_EXTENSION}"));
+    let plain = !name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.');
+    match (plain, file.is_file(), ensemble.is_file()) {
+        (true, true, _) => Ok(file),
+        (true, false, true) => Ok(ensemble),
+        _ => Err(EngineError::UserModelMissing {
             name: name.to_owned(),
             path: file,
-        });
+        }),
     }
+}
+
+/// Opens the model installed as `name` as a two-stem model: one whose stems are the vocals
+/// and the instrumental (an MDX-Net vocal or instrumental model, a single-target RoFormer, or
+/// an ensemble of them, each member read as such).
+fn two_stem_file(runtime: &Runtime, name: &str) -> Result<Box<dyn Separate>, EngineError> {
+    let file = installed_file(runtime.models_dir(), name)?;
+    if !is_ensemble(&file) {
+        return two_stem_model(runtime, file);
+    }
+    let (method, members) = read_ensemble(&file)?;
+    let models = members
+        .into_iter()
+        .map(|member| two_stem_model(runtime, member))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ensemble = Ensemble::new(models, method).ok_or_else(|| ModelFileError::Ensemble {
+        file: file.clone(),
+        reason: "it names no models".to_owned(),
+    })?;
+    Ok(Box::new(ensemble.with_file(file)))
+}
+
+/// Opens the model file `file` as a two-stem model (see [`two_stem_file`]).
+fn two_stem_model(runtime: &Runtime, file: PathBuf) -> Result<Box<dyn Separate>, EngineError> {
     let model = ModelFile::open(runtime, &file)?;
     if model.has_stems(&[SourceStem::Vocals, SourceStem::Instrumental]) {
         return Ok(Box::new(model));
@@ -850,7 +866,9 @@ impl Separate for Renamed {
 fn four_stem_file(runtime: &Runtime) -> Result<Option<ModelFile>, EngineError> {
     for file in user_model_files(runtime.models_dir()) {
         let card = std::fs::read_to_string(file.with_extension("json")).unwrap_or_default();
-        if !card.contains("\"sources\"") && !card.contains("\"roformer\"") {
+        let may_have_four =
+            card.contains("\"sources\"") || card.contains("\"roformer\"") || is_ensemble(&file);
+        if !may_have_four {
             continue;
         }
         let model = ModelFile::open(runtime, &file)?;

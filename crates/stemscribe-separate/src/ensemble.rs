@@ -4,7 +4,7 @@
 //! models give is combined over those.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use stemscribe_audio::Audio;
@@ -62,12 +62,24 @@ impl FromStr for EnsembleMethod {
 pub struct Ensemble {
     models: Vec<Box<dyn Separate>>,
     method: EnsembleMethod,
+    /// The installed ensemble's file, when it was opened from one.
+    file: Option<PathBuf>,
 }
 
 impl Ensemble {
     /// An ensemble of `models` (at least one), combined by `method`.
     pub fn new(models: Vec<Box<dyn Separate>>, method: EnsembleMethod) -> Option<Self> {
-        (!models.is_empty()).then_some(Self { models, method })
+        (!models.is_empty()).then_some(Self {
+            models,
+            method,
+            file: None,
+        })
+    }
+
+    /// The same ensemble, named by the installed file `file` (what [`Separate::file`] returns).
+    pub fn with_file(mut self, file: PathBuf) -> Self {
+        self.file = Some(file);
+        self
     }
 
     /// How the stems are combined.
@@ -77,8 +89,11 @@ impl Ensemble {
 }
 
 impl Separate for Ensemble {
+    /// The installed ensemble's file, else its first model's.
     fn file(&self) -> &Path {
-        self.models[0].file()
+        self.file
+            .as_deref()
+            .unwrap_or_else(|| self.models[0].file())
     }
 
     /// Every stem any model gives, in the order they first appear.

@@ -10,6 +10,7 @@ use stemscribe_runtime::{Progress, Runtime};
 use thiserror::Error;
 
 use crate::demucs::DemucsModel;
+use crate::ensemble::{Ensemble, EnsembleMethod};
 use crate::mdx::{MdxModel, MdxOptions, MdxParams, MdxParamsError, MdxStem};
 use crate::roformer::{RoformerModel, RoformerParams, RoformerParamsError};
 use crate::SeparationError;
@@ -176,6 +177,14 @@ pub enum ModelFileError {
         /// Its input tensors, named with their shapes.
         inputs: String,
     },
+    /// An installed ensemble's file cannot be used.
+    #[error("ensemble {file}: {reason}")]
+    Ensemble {
+        /// The ensemble's file.
+        file: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// A model file of any supported family, loaded.
@@ -187,12 +196,28 @@ pub enum ModelFile {
     Demucs(DemucsModel),
     /// A BS-RoFormer or Mel-Band RoFormer, converted from its checkpoint.
     Roformer(RoformerModel),
+    /// Installed models run as one (`NAME.ensemble`, written by [`install_ensemble`]).
+    Ensemble(Ensemble),
 }
 
 impl ModelFile {
     /// Loads `file` and tells its family from its tensors: an input `mix` is HT-Demucs, a
     /// single rank-4 input with 4 channels is MDX-Net.
+    /// An installed ensemble's file (`NAME.ensemble`) opens each of its members.
     pub fn open(runtime: &Runtime, file: &Path) -> Result<Self, ModelFileError> {
+        if is_ensemble(file) {
+            let (method, members) = read_ensemble(file)?;
+            let models = members
+                .iter()
+                .map(|member| Ok(Box::new(Self::open(runtime, member)?) as Box<dyn Separate>))
+                .collect::<Result<Vec<_>, ModelFileError>>()?;
+            let ensemble =
+                Ensemble::new(models, method).ok_or_else(|| ModelFileError::Ensemble {
+                    file: file.to_path_buf(),
+                    reason: "it names no models".to_owned(),
+                })?;
+            return Ok(Self::Ensemble(ensemble.with_file(file.to_path_buf())));
+        }
         let model = runtime.model_at(file).map_err(SeparationError::from)?;
         if model.input("mix").is_some() {
             return Ok(Self::Demucs(DemucsModel::from_model(model)?));
@@ -231,7 +256,7 @@ impl ModelFile {
     pub fn with_mdx_options(self, options: MdxOptions) -> Self {
         match self {
             Self::Mdx(model) => Self::Mdx(model.with_options(options)),
-            other @ (Self::Demucs(_) | Self::Roformer(_)) => other,
+            other @ (Self::Demucs(_) | Self::Roformer(_) | Self::Ensemble(_)) => other,
         }
     }
 
@@ -244,6 +269,7 @@ impl ModelFile {
                 crate::RoformerFamily::BsRoformer => "BS-RoFormer",
                 crate::RoformerFamily::MelBandRoformer => "Mel-Band RoFormer",
             },
+            Self::Ensemble(_) => "ensemble",
         }
     }
 
@@ -252,6 +278,7 @@ impl ModelFile {
             Self::Mdx(model) => model,
             Self::Demucs(model) => model,
             Self::Roformer(model) => model,
+            Self::Ensemble(model) => model,
         }
     }
 }
@@ -297,7 +324,8 @@ pub(crate) fn card_beside(model: &Path) -> Option<std::path::PathBuf> {
 /// The folder of the models directory where `stemscribe models add` puts model files.
 pub const USER_MODELS_DIR: &str = "user";
 
-/// The model files installed under `models_dir/user/` (`*.onnx`, sorted by name).
+/// The model files installed under `models_dir/user/` (`*.onnx`, and the ensembles,
+/// `*.ensemble`), sorted by name.
 pub fn user_model_files(models_dir: &Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(models_dir.join(USER_MODELS_DIR)) else {
         return Vec::new();
@@ -305,10 +333,132 @@ pub fn user_model_files(models_dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = entries
         .filter_map(Result::ok)
         .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|e| e == "onnx"))
+        .filter(|path| path.extension().is_some_and(|e| e == "onnx") || is_ensemble(path))
         .collect();
     files.sort();
     files
+}
+
+/// The extension of an installed ensemble's file: JSON that names its members.
+pub const ENSEMBLE_EXTENSION: &str = "ensemble";
+
+/// Whether `file` is an installed ensemble's file (`NAME.ensemble`).
+pub fn is_ensemble(file: &Path) -> bool {
+    file.extension().is_some_and(|e| e == ENSEMBLE_EXTENSION)
+}
+
+/// An installed ensemble's file, as written.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnsembleFile {
+    ensemble: EnsembleFields,
+}
+
+/// The fields of [`EnsembleFile`].
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnsembleFields {
+    /// `avg_wave` or `median_wave`.
+    method: String,
+    /// The installed names of its models, each `NAME.onnx` beside the ensemble's file.
+    members: Vec<String>,
+}
+
+/// The method and the member files of the installed ensemble `file`; every member must be
+/// an installed model file (not another ensemble).
+pub fn read_ensemble(
+    file: &Path,
+) -> Result<(EnsembleMethod, Vec<std::path::PathBuf>), ModelFileError> {
+    let refuse = |reason: String| ModelFileError::Ensemble {
+        file: file.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| refuse(format!("cannot read it: {e}")))?;
+    let fields = serde_json::from_str::<EnsembleFile>(&text)
+        .map_err(|e| refuse(format!("not an ensemble file: {e}")))?
+        .ensemble;
+    let method = fields
+        .method
+        .parse::<EnsembleMethod>()
+        .map_err(|e| refuse(e.to_string()))?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let members = fields
+        .members
+        .iter()
+        .map(|name| {
+            let member = dir.join(format!("{name}.onnx"));
+            if valid_name(name) && member.is_file() {
+                Ok(member)
+            } else {
+                Err(refuse(format!(
+                    "its model {name:?} is not installed (no {})",
+                    member.display()
+                )))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((method, members))
+}
+
+/// Installs the ensemble `name` of the installed models `members` (two or more, by the names
+/// they were installed under), combined by `method`: writes `models_dir/user/NAME.ensemble`
+/// after opening every member. Returns its path.
+pub fn install_ensemble(
+    runtime: &Runtime,
+    name: &str,
+    members: &[String],
+    method: EnsembleMethod,
+) -> Result<std::path::PathBuf, InstallError> {
+    if !valid_name(name) {
+        return Err(InstallError::BadName(name.to_owned()));
+    }
+    let dir = runtime.models_dir().join(USER_MODELS_DIR);
+    let target = dir.join(format!("{name}.{ENSEMBLE_EXTENSION}"));
+    if target.exists() || dir.join(format!("{name}.onnx")).exists() {
+        return Err(InstallError::Exists(target));
+    }
+    if members.len() < 2 {
+        return Err(InstallError::Model(ModelFileError::Ensemble {
+            file: target,
+            reason: "an ensemble needs two or more installed models".to_owned(),
+        }));
+    }
+    let fields = EnsembleFields {
+        method: method.name().to_owned(),
+        members: members.to_vec(),
+    };
+    let text = serde_json::to_string_pretty(&EnsembleFile { ensemble: fields })
+        .unwrap_or_else(|_| unreachable!("strings serialise"))
+        + "\n";
+    let partial = target.with_extension("ensemble.partial");
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| InstallError::Io { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    std::fs::write(&partial, text).map_err(io(&partial))?;
+    let checked = read_ensemble(&partial).and_then(|(_, files)| {
+        files
+            .iter()
+            .try_for_each(|file| ModelFile::open(runtime, file).map(drop))
+    });
+    if let Err(error) = checked {
+        // Best effort: the partial file is never listed, whatever happens to it.
+        let _ = std::fs::remove_file(&partial);
+        return Err(error.into());
+    }
+    std::fs::rename(&partial, &target).map_err(io(&target))?;
+    Ok(target)
+}
+
+/// Whether `name` is a plain file name to install under: letters, digits, `-`, `_`, `.`,
+/// not starting with a dot.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Why a model file could not be installed.
@@ -342,12 +492,7 @@ pub fn install_model_file(
     file: &Path,
     name: &str,
 ) -> Result<std::path::PathBuf, InstallError> {
-    let valid = !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !valid {
+    if !valid_name(name) {
         return Err(InstallError::BadName(name.to_owned()));
     }
     let model = ModelFile::open(runtime, file)?;
@@ -360,7 +505,6 @@ pub fn install_model_file(
         let path = path.to_path_buf();
         move |source| InstallError::Io { path, source }
     };
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let card = match &model {
         ModelFile::Mdx(mdx) => mdx.params().to_uvr_json(),
         ModelFile::Demucs(demucs) => {
@@ -368,7 +512,14 @@ pub fn install_model_file(
             serde_json::json!({ "sources": sources }).to_string()
         }
         ModelFile::Roformer(roformer) => roformer.params().to_card_json(),
+        ModelFile::Ensemble(_) => {
+            return Err(InstallError::Model(ModelFileError::Ensemble {
+                file: file.to_path_buf(),
+                reason: "install an ensemble with `stemscribe models ensemble`".to_owned(),
+            }))
+        }
     };
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let card_path = target.with_extension("json");
     std::fs::write(&card_path, card + "\n").map_err(io(&card_path))?;
     let partial = target.with_extension("onnx.partial");

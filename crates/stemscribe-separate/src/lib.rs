@@ -27,8 +27,9 @@ pub use denoise::{suppress_noise, NoiseOptions};
 pub use derived::{derive_stems, derive_stems_each, DerivedStemsOptions, MedianSplit};
 pub use ensemble::{Ensemble, EnsembleMethod, UnknownEnsembleMethod};
 pub use family::{
-    convert_checkpoint, install_model_file, is_checkpoint, user_model_files, ConvertError,
-    InstallError, ModelFile, ModelFileError, Separate, SourceStem, USER_MODELS_DIR,
+    convert_checkpoint, install_ensemble, install_model_file, is_checkpoint, is_ensemble,
+    read_ensemble, user_model_files, ConvertError, InstallError, ModelFile, ModelFileError,
+    Separate, SourceStem, ENSEMBLE_EXTENSION, USER_MODELS_DIR,
 };
 pub use hum::{detect_hum, remove_hum, Hum, HumOptions};
 pub use mdx::{
