@@ -540,15 +540,17 @@ impl Separate for RoformerModel {
             });
         }
         let mut out = Vec::with_capacity(stems + 1);
+        // Each sum is divided where it lies and becomes its stem: no second copy of the song.
         for (stem, summed) in self.stems.iter().zip(result) {
-            let channels = summed.map(|side| {
-                side.iter()
-                    .zip(&counter)
-                    .map(|(&v, &w)| v / w.max(1e-10) / gain)
-                    .collect::<Vec<f32>>()
+            let channels = summed.map(|mut side| {
+                for (v, &w) in side.iter_mut().zip(&counter) {
+                    *v = *v / w.max(1e-10) / gain;
+                }
+                side
             });
-            out.push((*stem, Audio::new(PROCESSING_RATE, channels.to_vec())?));
+            out.push((*stem, Audio::new(PROCESSING_RATE, Vec::from(channels))?));
         }
+        drop(counter);
         if let Some(residual) = self.residual {
             let primary = &out[0].1;
             let channels = (0..2)
