@@ -7,7 +7,7 @@ use stemscribe_engine::runtime::setup::cache_dir;
 use stemscribe_engine::runtime::Runtime;
 use stemscribe_engine::separate::{
     convert_checkpoint, install_ensemble, install_model_file, installed_cards, is_checkpoint,
-    read_ensemble, user_model_files, EnsembleMethod, ModelCard, ModelFile, Separate,
+    user_model_files, EnsembleMethod, ModelCard, ModelFile, Separate,
 };
 use stemscribe_engine::{SeparationModel, SourceStem, FOUR_STEMS};
 
@@ -192,10 +192,10 @@ fn list(runtime: &Runtime) -> Result<()> {
         };
         let stems: Vec<&str> = model.stems().iter().map(|s| s.name()).collect();
         let stems = stems.join(", ");
-        match (model, read_ensemble(file)) {
-            (ModelFile::Ensemble(ensemble), Ok((_, members))) => {
-                let members: Vec<_> = members
-                    .iter()
+        match model {
+            ModelFile::Ensemble(ensemble) => {
+                let members: Vec<_> = ensemble
+                    .members()
                     .filter_map(|m| m.file_stem()?.to_str())
                     .collect();
                 println!(

@@ -46,9 +46,9 @@ pub use stemscribe_transcribe::{NoOutput, PitchModel, TranscriptionError, Transc
 use stemscribe_audio::timings::{measure, Stage};
 use stemscribe_runtime::Runtime;
 use stemscribe_separate::{
-    derive_stems_each, installed_cards, is_ensemble, read_ensemble, remove_hum, suppress_noise,
-    user_model_files, CardError, Ensemble, HumOptions, ModelCard, ModelFile, ModelFileError,
-    ModelSpec, Separate, Separator, ENSEMBLE_EXTENSION, USER_MODELS_DIR,
+    derive_stems_each, installed_cards, is_ensemble, open_ensemble, remove_hum, suppress_noise,
+    user_model_files, CardError, HumOptions, ModelCard, ModelFile, ModelFileError, ModelSpec,
+    Separate, Separator, USER_MODELS_DIR,
 };
 use stemscribe_transcribe::{
     notes_with_decision, vocal_to_mix_db, Decision, PitchTrack, Transcriber, MAX_HARMONIC_HZ,
@@ -727,21 +727,26 @@ fn take_stem(
     Ok(Stem { stem, audio })
 }
 
-/// The file of the model installed as `name` in `models_dir`: `user/NAME.onnx`, else the
-/// ensemble `user/NAME.ensemble`; a missing model is an error naming the first.
+/// The file of the model installed as `name` in `models_dir` (one of [`user_model_files`]):
+/// `user/NAME.onnx`, else the ensemble `user/NAME.ensemble`; a missing model is an error
+/// naming the first.
 fn installed_file(models_dir: &Path, name: &str) -> Result<PathBuf, EngineError> {
-    let dir = models_dir.join(USER_MODELS_DIR);
-    let file = dir.join(format!("{name}.onnx"));
-    let ensemble = dir.join(format!("{name}.{ENSEMBLE_EXTENSION}"));
-    let plain = !name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.');
-    match (plain, file.is_file(), ensemble.is_file()) {
-        (true, true, _) => Ok(file),
-        (true, false, true) => Ok(ensemble),
-        _ => Err(EngineError::UserModelMissing {
+    let files = user_model_files(models_dir);
+    let named: Vec<&PathBuf> = files
+        .iter()
+        .filter(|file| file.file_stem().is_some_and(|stem| stem == name))
+        .collect();
+    let file = named
+        .iter()
+        .find(|file| !is_ensemble(file))
+        .or(named.first());
+    file.map(|file| file.to_path_buf())
+        .ok_or_else(|| EngineError::UserModelMissing {
             name: name.to_owned(),
-            path: file,
-        }),
-    }
+            path: models_dir
+                .join(USER_MODELS_DIR)
+                .join(format!("{name}.onnx")),
+        })
 }
 
 /// Opens the model installed as `name` as a two-stem model: one whose stems are the vocals
@@ -752,16 +757,8 @@ fn two_stem_file(runtime: &Runtime, name: &str) -> Result<Box<dyn Separate>, Eng
     if !is_ensemble(&file) {
         return two_stem_model(runtime, file);
     }
-    let (method, members) = read_ensemble(&file)?;
-    let models = members
-        .into_iter()
-        .map(|member| two_stem_model(runtime, member))
-        .collect::<Result<Vec<_>, _>>()?;
-    let ensemble = Ensemble::new(models, method).ok_or_else(|| ModelFileError::Ensemble {
-        file: file.clone(),
-        reason: "it names no models".to_owned(),
-    })?;
-    Ok(Box::new(ensemble.with_file(file)))
+    let ensemble = open_ensemble(&file, |member| two_stem_model(runtime, member))?;
+    Ok(Box::new(ensemble))
 }
 
 /// Opens the model file `file` as a two-stem model (see [`two_stem_file`]).

@@ -82,6 +82,11 @@ impl Ensemble {
         self
     }
 
+    /// The files of its models, in order.
+    pub fn members(&self) -> impl Iterator<Item = &Path> {
+        self.models.iter().map(|model| model.file())
+    }
+
     /// How the stems are combined.
     pub fn method(&self) -> EnsembleMethod {
         self.method

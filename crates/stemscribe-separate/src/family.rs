@@ -206,17 +206,10 @@ impl ModelFile {
     /// An installed ensemble's file (`NAME.ensemble`) opens each of its members.
     pub fn open(runtime: &Runtime, file: &Path) -> Result<Self, ModelFileError> {
         if is_ensemble(file) {
-            let (method, members) = read_ensemble(file)?;
-            let models = members
-                .iter()
-                .map(|member| Ok(Box::new(Self::open(runtime, member)?) as Box<dyn Separate>))
-                .collect::<Result<Vec<_>, ModelFileError>>()?;
-            let ensemble =
-                Ensemble::new(models, method).ok_or_else(|| ModelFileError::Ensemble {
-                    file: file.to_path_buf(),
-                    reason: "it names no models".to_owned(),
-                })?;
-            return Ok(Self::Ensemble(ensemble.with_file(file.to_path_buf())));
+            let ensemble = open_ensemble(file, |member| -> Result<_, ModelFileError> {
+                Ok(Box::new(Self::open(runtime, &member)?) as Box<dyn Separate>)
+            })?;
+            return Ok(Self::Ensemble(ensemble));
         }
         let model = runtime.model_at(file).map_err(SeparationError::from)?;
         if model.input("mix").is_some() {
@@ -398,6 +391,24 @@ pub fn read_ensemble(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((method, members))
+}
+
+/// The installed ensemble `file`, each member opened by `open` (which may read it as
+/// something other than a plain [`ModelFile`], e.g. as a two-stem model).
+pub fn open_ensemble<E: From<ModelFileError>>(
+    file: &Path,
+    open: impl FnMut(std::path::PathBuf) -> Result<Box<dyn Separate>, E>,
+) -> Result<Ensemble, E> {
+    let (method, members) = read_ensemble(file)?;
+    let models = members
+        .into_iter()
+        .map(open)
+        .collect::<Result<Vec<_>, E>>()?;
+    let ensemble = Ensemble::new(models, method).ok_or_else(|| ModelFileError::Ensemble {
+        file: file.to_path_buf(),
+        reason: "it names no models".to_owned(),
+    })?;
+    Ok(ensemble.with_file(file.to_path_buf()))
 }
 
 /// Installs the ensemble `name` of the installed models `members` (two or more, by the names

@@ -28,8 +28,8 @@ pub use derived::{derive_stems, derive_stems_each, DerivedStemsOptions, MedianSp
 pub use ensemble::{Ensemble, EnsembleMethod, UnknownEnsembleMethod};
 pub use family::{
     convert_checkpoint, install_ensemble, install_model_file, is_checkpoint, is_ensemble,
-    read_ensemble, user_model_files, ConvertError, InstallError, ModelFile, ModelFileError,
-    Separate, SourceStem, ENSEMBLE_EXTENSION, USER_MODELS_DIR,
+    open_ensemble, read_ensemble, user_model_files, ConvertError, InstallError, ModelFile,
+    ModelFileError, Separate, SourceStem, ENSEMBLE_EXTENSION, USER_MODELS_DIR,
 };
 pub use hum::{detect_hum, remove_hum, Hum, HumOptions};
 pub use mdx::{
