@@ -20,7 +20,7 @@ are accepted; fields the reference never reads are listed on stderr.
 `forward()` is a numpy re-implementation of the reference's forward pass on the same input; the
 converter checks the graph against it (onnx's reference evaluator) before writing anything.
 
-Usage: roformer.py MODEL.ckpt CONFIG.yaml OUT.onnx
+Usage: roformer.py MODEL.ckpt CONFIG.yaml OUT.onnx [--part-bytes N]
   writes OUT.onnx and OUT.json; exit status 2 with `error: ...` on stderr when refused.
 """
 
@@ -67,6 +67,9 @@ READ_MEL = {"dim", "depth", "stereo", "num_stems", "time_transformer_depth",
 # `segment_size` default, used when it overrides the model's dim_t for short audio).
 SHORT_SEGMENT = 256
 SHORT_SECONDS = 10.0
+# The most bytes one part of a transformer's batch may hold in its feed-forward hidden values
+# (see `grouped`): ONNX Runtime keeps what it has needed at once, so this bounds its memory.
+PART_BYTES = 64 << 20
 
 
 class Refused(Exception):
@@ -468,7 +471,7 @@ class Graph:
     """Collects nodes and initializers under unique names."""
 
     def __init__(self):
-        self.nodes, self.inits, self.count = [], [], 0
+        self.nodes, self.inits, self.count, self.shared = [], [], 0, {}
 
     def name(self, hint):
         self.count += 1
@@ -493,12 +496,22 @@ class Graph:
         dim = gamma.shape[0]
         norm = self.op("ReduceL2", [x], axes=[-1], keepdims=1)
         norm = self.op("Max", [norm, self.const(np.float32(EPS))])
-        scale = (gamma * np.float32(math.sqrt(dim))).astype(np.float32)
-        return self.op("Mul", [self.op("Div", [x, norm]), self.const(scale, "gamma")])
+        scale = self.derived(gamma, "gamma", lambda: (gamma * np.float32(math.sqrt(dim)))
+                             .astype(np.float32))
+        return self.op("Mul", [self.op("Div", [x, norm]), scale])
 
     def linear(self, x, weight, bias=None):
-        y = self.op("MatMul", [x, self.const(np.ascontiguousarray(weight.T), "w")])
-        return y if bias is None else self.op("Add", [y, self.const(bias, "b")])
+        y = self.op("MatMul", [x, self.derived(weight, "w",
+                                               lambda: np.ascontiguousarray(weight.T))])
+        return y if bias is None else self.op("Add", [y, self.derived(bias, "b", lambda: bias)])
+
+    def derived(self, source, hint, make):
+        """One initializer made from the weight `source` however often it is used (the parts
+        of a grouped transformer share their weights)."""
+        key = (id(source), hint)
+        if key not in self.shared:
+            self.shared[key] = (source, self.const(make(), hint))
+        return self.shared[key][1]
 
 
 def rope_tables(g, x, seq_axis, freqs):
@@ -562,8 +575,39 @@ def graph_transformer(g, x, state, prefix, depth, spec, norm_output, rope):
     return x
 
 
-def build_graph(state, spec):
-    """The ONNX model of `forward`."""
+def split_sizes(n, groups):
+    """`groups` part sizes of n, as even as can be (a constant)."""
+    return np.array([len(a) for a in np.array_split(np.arange(n), min(groups, n))],
+                    dtype=np.int64)
+
+
+def frame_split_sizes(g, x, groups):
+    """`groups` part sizes of x's first axis, computed when the graph runs: part i holds
+    frames floor(i n / groups) up to floor((i + 1) n / groups), empty when n < groups."""
+    n = g.op("Gather", [g.op("Shape", [x]), g.const(np.array([0], dtype=np.int64))], axis=0)
+    edges = g.op("Div", [g.op("Mul", [n, g.const(np.arange(groups + 1, dtype=np.int64))]),
+                         g.const(np.int64(groups))])
+    return g.op("Sub", [g.op("Slice", [edges, g.const(np.array([1], dtype=np.int64)),
+                                       g.const(np.array([groups + 1], dtype=np.int64))]),
+                        g.op("Slice", [edges, g.const(np.array([0], dtype=np.int64)),
+                                       g.const(np.array([groups], dtype=np.int64))])])
+
+
+def grouped(g, x, sizes, count, transform):
+    """`transform` applied to parts of x along its first axis (the batch of a transformer,
+    whose items are independent), joined again. Run one after another, the parts' large
+    intermediate tensors (a feed-forward layer's hidden values are 4 x the model's width per
+    token) are never all alive at once."""
+    if count == 1:
+        return transform(x)
+    source = g.const(sizes) if isinstance(sizes, np.ndarray) else sizes
+    parts = g.ops("Split", [x, source], count, axis=0)
+    return g.op("Concat", [transform(part) for part in parts], axis=0)
+
+
+def build_graph(state, spec, part_bytes=PART_BYTES):
+    """The ONNX model of `forward`, its transformers run in parts of at most `part_bytes` of
+    feed-forward hidden values for a chunk of dim_t frames."""
     g = Graph()
     sizes = g.const(np.array(spec.band_sizes, dtype=np.int64), "sizes")
     parts = g.ops("Split", ["bands", sizes], len(spec.band_sizes), axis=1)
@@ -579,11 +623,19 @@ def build_graph(state, spec):
     freqs_f = rope_freqs(state, "layers.0.1.layers.0.0", spec.dim_head)
     rope_t = rope_tables(g, x, 0, freqs_t)
     rope_f = rope_tables(g, x, 1, freqs_f)
+    hidden = state["layers.0.0.layers.0.1.net.1.weight"].shape[0]
+    bands = len(spec.band_sizes)
+    groups = min(bands, SHORT_SEGMENT, spec.dim_t,
+                 -(-bands * spec.dim_t * hidden * 4 // part_bytes))
+    band_parts = split_sizes(bands, groups)
+    frame_parts = frame_split_sizes(g, x, groups) if groups > 1 else None
     for i in range(spec.depth):
         x = g.op("Transpose", [x], perm=[1, 0, 2])
-        x = graph_transformer(g, x, state, f"layers.{i}.0", spec.time_depth, spec, mel, rope_t)
+        x = grouped(g, x, band_parts, len(band_parts), lambda part: graph_transformer(
+            g, part, state, f"layers.{i}.0", spec.time_depth, spec, mel, rope_t))
         x = g.op("Transpose", [x], perm=[1, 0, 2])
-        x = graph_transformer(g, x, state, f"layers.{i}.1", spec.freq_depth, spec, mel, rope_f)
+        x = grouped(g, x, frame_parts, groups, lambda part: graph_transformer(
+            g, part, state, f"layers.{i}.1", spec.freq_depth, spec, mel, rope_f))
     if not mel:
         x = g.rms(x, state["final_norm.gamma"])
     bands_out = g.ops("Split", [x, g.const(np.ones(len(spec.band_sizes), dtype=np.int64))],
@@ -649,14 +701,14 @@ def check_graph(model, state, spec, frames=6, seed=0):
     return float(np.abs(have - want).max()), float(np.abs(want).max())
 
 
-def convert(ckpt, config_path, out):
+def convert(ckpt, config_path, out, part_bytes=PART_BYTES):
     config = read_config(config_path)
     state = state_dict_of(torch_checkpoint.load(ckpt))
     spec = Spec(config, state)
     if spec.unread:
         print(f"note: the reference does not read model.{', model.'.join(spec.unread)}; "
               "neither does stemscribe", file=sys.stderr)
-    model = build_graph(state, spec)
+    model = build_graph(state, spec, part_bytes)
     worst, scale = check_graph(model, state, spec)
     if not worst <= 1e-4 * max(scale, 1.0):
         raise RuntimeError(f"the graph differs from the numpy forward pass by {worst}")
@@ -668,17 +720,22 @@ def convert(ckpt, config_path, out):
         json.dump(spec.card(), f)
         f.write("\n")
     os.replace(partial, out)
+    parts = sum(n.op_type == "MultiHeadAttention" for n in model.graph.node) // (
+        spec.depth * (spec.time_depth + spec.freq_depth))
     print(f"{spec.family}: {spec.stems} stem(s), {len(spec.band_bins)} bands, dim {spec.dim}, "
-          f"depth {spec.depth}; graph checked against the numpy forward pass "
+          f"depth {spec.depth}, transformers in {parts} part(s); graph checked against the numpy forward pass "
           f"(worst difference {worst:.2e})")
 
 
 def main(argv):
+    part_bytes = PART_BYTES
+    if len(argv) == 6 and argv[4] == "--part-bytes" and argv[5].isdigit() and int(argv[5]) > 0:
+        part_bytes, argv = int(argv[5]), argv[:4]
     if len(argv) != 4:
         print(__doc__.strip().splitlines()[-2], file=sys.stderr)
         return 2
     try:
-        convert(argv[1], argv[2], argv[3])
+        convert(argv[1], argv[2], argv[3], part_bytes)
     except (Refused, torch_checkpoint.CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::Path;
 
 use stemscribe_audio::Audio;
-use stemscribe_runtime::{Progress, Runtime};
+use stemscribe_runtime::{Progress, Runtime, WeightPacking};
 use thiserror::Error;
 
 use crate::demucs::DemucsModel;
@@ -211,7 +211,15 @@ impl ModelFile {
             })?;
             return Ok(Self::Ensemble(ensemble));
         }
-        let model = runtime.model_at(file).map_err(SeparationError::from)?;
+        // A converted RoFormer (its card beside it) keeps one copy of its weights.
+        let packing = if RoformerParams::for_model(file).is_ok() {
+            WeightPacking::AsStored
+        } else {
+            WeightPacking::Packed
+        };
+        let model = runtime
+            .model_at_with(file, packing)
+            .map_err(SeparationError::from)?;
         if model.input("mix").is_some() {
             return Ok(Self::Demucs(DemucsModel::from_model(model)?));
         }

@@ -20,7 +20,7 @@ use realfft::num_complex::Complex32;
 use serde::{Deserialize, Serialize};
 use stemscribe_audio::timings::{measure, Stage};
 use stemscribe_audio::{Audio, PROCESSING_RATE};
-use stemscribe_runtime::{Input, Model, Progress, Runtime};
+use stemscribe_runtime::{Input, Model, Progress, Runtime, WeightPacking};
 use thiserror::Error;
 
 use crate::family::{card_beside, Separate, SourceStem};
@@ -296,6 +296,23 @@ pub(crate) fn chunk_starts(samples: usize, chunk: usize, step: usize) -> Vec<usi
     starts
 }
 
+/// Samples divided by their summed chunk weights at a time.
+const DIVIDE_BLOCK: usize = 1 << 16;
+
+/// The sum of the chunk windows over samples `from..from + out.len()`, each chunk `(start,
+/// len)` having added `window[..len]` at `start`; summed in the chunks' order (as overlap-adding
+/// them did), so the same `f32` values. `spans` are sorted by start.
+fn window_sums(spans: &[(usize, usize)], window: &[f32], from: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    let to = from + out.len();
+    for &(start, len) in spans {
+        let (lo, hi) = (start.max(from), (start + len).min(to));
+        for i in lo..hi {
+            out[i - from] += window[i - start];
+        }
+    }
+}
+
 /// scipy's `signal.windows.hamming(n)` (symmetric).
 fn hamming(n: usize) -> Vec<f32> {
     if n == 1 {
@@ -327,7 +344,9 @@ impl RoformerModel {
     /// Loads a converted RoFormer (`file` and its card).
     pub fn new(runtime: &Runtime, file: &Path) -> Result<Self, crate::ModelFileError> {
         let params = RoformerParams::for_model(file)?;
-        let model = runtime.model_at(file).map_err(SeparationError::from)?;
+        let model = runtime
+            .model_at_with(file, WeightPacking::AsStored)
+            .map_err(SeparationError::from)?;
         Ok(Self::from_model(model, params)?)
     }
 
@@ -509,7 +528,9 @@ impl Separate for RoformerModel {
         let mut result: Vec<[Vec<f32>; 2]> = (0..stems)
             .map(|_| [vec![0.0f32; samples], vec![0.0f32; samples]])
             .collect();
-        let mut counter = vec![0.0f32; samples];
+        // Where each chunk's window was added: the weights are summed again when dividing,
+        // instead of kept for the whole song.
+        let mut spans = Vec::with_capacity(starts.len());
         for (k, &start) in starts.iter().enumerate() {
             let end = (start + chunk).min(samples);
             let part = [0, 1].map(|c| {
@@ -531,26 +552,28 @@ impl Separate for RoformerModel {
                     }
                 }
             }
-            for (acc, &w) in counter[start..start + safe].iter_mut().zip(&window[..safe]) {
-                *acc += w;
-            }
+            spans.push((start, safe));
             progress(Progress {
                 done: k + 1,
                 total: starts.len(),
             });
         }
-        let mut out = Vec::with_capacity(stems + 1);
         // Each sum is divided where it lies and becomes its stem: no second copy of the song.
-        for (stem, summed) in self.stems.iter().zip(result) {
-            let channels = summed.map(|mut side| {
-                for (v, &w) in side.iter_mut().zip(&counter) {
+        let mut weights = vec![0.0f32; DIVIDE_BLOCK];
+        for block in (0..samples).step_by(DIVIDE_BLOCK) {
+            let end = (block + DIVIDE_BLOCK).min(samples);
+            let weights = &mut weights[..end - block];
+            window_sums(&spans, &window, block, weights);
+            for side in result.iter_mut().flatten() {
+                for (v, &w) in side[block..end].iter_mut().zip(weights.iter()) {
                     *v = *v / w.max(1e-10) / gain;
                 }
-                side
-            });
+            }
+        }
+        let mut out = Vec::with_capacity(stems + 1);
+        for (stem, channels) in self.stems.iter().zip(result) {
             out.push((*stem, Audio::new(PROCESSING_RATE, Vec::from(channels))?));
         }
-        drop(counter);
         if let Some(residual) = self.residual {
             let primary = &out[0].1;
             let channels = (0..2)
@@ -579,6 +602,27 @@ mod tests {
         assert_eq!(chunk_starts(11, 4, 2), vec![0, 2, 4, 6, 7]);
         assert_eq!(chunk_starts(3, 4, 1), vec![0]);
         assert_eq!(chunk_starts(0, 4, 1), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn window_sums_by_block_equal_the_overlap_added_windows() {
+        let window = hamming(10);
+        let spans = [(0, 10), (5, 10), (10, 10), (13, 7)];
+        let mut whole = vec![0.0f32; 20];
+        for &(start, len) in &spans {
+            for (acc, &w) in whole[start..start + len].iter_mut().zip(&window) {
+                *acc += w;
+            }
+        }
+        for block in [1, 3, 7, 20] {
+            let mut got = Vec::new();
+            for from in (0..20).step_by(block) {
+                let mut part = vec![f32::NAN; block.min(20 - from)];
+                window_sums(&spans, &window, from, &mut part);
+                got.extend(part);
+            }
+            assert_eq!(got, whole, "blocks of {block}");
+        }
     }
 
     /// A small valid card: BS-RoFormer, n_fft 16 (9 bins) in three bands, one vocal stem.
