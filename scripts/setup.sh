@@ -13,8 +13,8 @@
 #   mdx-twin/, demucs-twin/    random-weight twins of UVR MDX-Net and HT-Demucs ONNX models with
 #                              the stems their references give (scripts/test/make_{mdx,demucs}_twin.py),
 #                              for tests and benches
-#   roformer-twin/             random-weight BS-RoFormer and Mel-Band RoFormer checkpoints with their
-#                              YAML, converted, and the stems audio-separator would give
+#   roformer-twin/             random-weight BS-RoFormer, Mel-Band RoFormer and MDX23C checkpoints with
+#                              their YAML, converted, and the stems audio-separator would give
 #                              (scripts/test/make_roformer_twin.py)
 # With --gpu, also:
 #   lib/gpu/                   ONNX Runtime 1.31.1's GPU build (`onnxruntime-gpu`) with its CUDA
@@ -161,12 +161,12 @@ make_test_models() {
         say "generating the HT-Demucs twins"
         "$venv/bin/python" "$root/scripts/test/make_demucs_twin.py" "$dest/demucs-twin"
     fi
-    if [ ! -f "$dest/roformer-twin/mel/model.onnx" ]; then
+    if [ ! -f "$dest/roformer-twin/mdx23c/model.onnx" ]; then
         make_venv
         say "generating the RoFormer twins"
         "$venv/bin/python" "$root/scripts/test/make_roformer_twin.py" "$dest/roformer-twin"
         # The BS twin's transformers run in parts, as a full-size model's do; the Mel one's whole.
-        for family in bs mel; do
+        for family in bs mel mdx23c; do
             part_bytes=$([ "$family" = bs ] && echo 200000 || echo 67108864)
             "$venv/bin/python" "$root/scripts/setup/roformer.py" "$dest/roformer-twin/$family/MODEL.ckpt" \
                 "$dest/roformer-twin/$family/MODEL.yaml" "$dest/roformer-twin/$family/model.onnx" \

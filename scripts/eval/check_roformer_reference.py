@@ -1,8 +1,9 @@
-"""Check the numpy reference of scripts/test/make_roformer_twin.py against audio-separator itself.
+"""Check the numpy references of scripts/test/make_roformer_twin.py against audio-separator itself.
 
 Needs torch and audio-separator 0.47.1 importable (not installed by setup: a developer's check,
 run by hand). Loads each twin's MODEL.ckpt with `torch.load` (so the checkpoint writer is
-checked too), builds the model with audio-separator's `RoformerLoader`, runs
+checked too), builds the model with audio-separator's `RoformerLoader` (the MDX23C twin: its
+`TFC_TDF_net` and `load_state_dict`, as `MDXCSeparator.load_model` does), runs
 `MDXCSeparator.demix` on the twin's clips as `separate()` does (the mix scaled to peak 0.9, the
 short-input segment override), and prints the SDR of the numpy reference's stems against it.
 
@@ -19,6 +20,7 @@ import yaml
 from audio_separator.separator.architectures.mdxc_separator import MDXCSeparator
 from audio_separator.separator.roformer.roformer_loader import RoformerLoader
 from audio_separator.separator.uvr_lib_v5 import spec_utils
+from audio_separator.separator.uvr_lib_v5.tfc_tdf_v3 import TFC_TDF_net
 from ml_collections import ConfigDict
 
 
@@ -29,20 +31,27 @@ def sdr(reference, estimate):
 def separator_for(model_dir):
     with open(os.path.join(model_dir, "MODEL.yaml"), encoding="utf-8") as f:
         config = yaml.load(f, Loader=yaml.FullLoader)
-    result = RoformerLoader().load_model(os.path.join(model_dir, "MODEL.ckpt"), config, "cpu")
-    if not result.success:
-        raise SystemExit(f"{model_dir}: {result.error_message}")
     sep = MDXCSeparator.__new__(MDXCSeparator)
+    sep.is_roformer = "freqs_per_bands" in config["model"] or "num_bands" in config["model"]
+    if sep.is_roformer:
+        result = RoformerLoader().load_model(os.path.join(model_dir, "MODEL.ckpt"), config, "cpu")
+        if not result.success:
+            raise SystemExit(f"{model_dir}: {result.error_message}")
+        sep.model_run = result.model.eval()
+    else:
+        sep.model_run = TFC_TDF_net(ConfigDict(config), device="cpu")
+        sep.model_run.load_state_dict(torch.load(os.path.join(model_dir, "MODEL.ckpt"),
+                                                 map_location="cpu"))
+        sep.model_run.eval()
     sep.logger = logging.getLogger("check")
-    sep.model_run = result.model.eval()
     sep.model_data = config
     sep.model_data_cfgdict = ConfigDict(config)
-    sep.is_roformer = True
     sep.pitch_shift = 0
     sep.segment_size = 256
     sep.override_model_segment_size = False
     inference = config.get("inference", {})
     sep.overlap = inference.get("num_overlap") or 8
+    sep.batch_size = inference.get("batch_size") or 1
     sep.sample_rate = 44100
     sep.torch_device = torch.device("cpu")
     sep.is_torch_compiled = False
@@ -58,7 +67,7 @@ def separator_for(model_dir):
 def main(argv):
     twin = argv[1]
     worst = np.inf
-    for name in ("bs", "mel"):
+    for name in ("bs", "mel", "mdx23c"):
         model_dir = os.path.join(twin, name)
         sep = separator_for(model_dir)
         for label in ("long", "short"):

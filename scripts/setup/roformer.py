@@ -34,6 +34,7 @@ import yaml
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mdx23c  # noqa: E402
 import torch_checkpoint  # noqa: E402
 
 OPSET = 17
@@ -167,7 +168,8 @@ def model_fields(config):
 
 
 def family_of(fields):
-    """`bs_roformer` or `mel_band_roformer`, as audio-separator tells them apart."""
+    """`bs_roformer`, `mel_band_roformer` or `mdx23c`, as audio-separator tells them apart (a
+    model that is neither RoFormer is a TFC-TDF network)."""
     bs, mel = "freqs_per_bands" in fields, "num_bands" in fields
     if bs and mel:
         raise Refused("the config has both `freqs_per_bands` (BS-RoFormer) and `num_bands` "
@@ -176,9 +178,7 @@ def family_of(fields):
         return "bs_roformer"
     if mel:
         return "mel_band_roformer"
-    raise Refused("the config's `model` section has neither `freqs_per_bands` (BS-RoFormer) "
-                  "nor `num_bands` (Mel-Band RoFormer); MDX23C (TFC-TDF) checkpoints are not "
-                  "supported yet")
+    return "mdx23c"
 
 
 def hz_to_mel(hz):
@@ -691,12 +691,12 @@ def attention_op():
     return MultiHeadAttention
 
 
-def check_graph(model, state, spec, frames=6, seed=0):
-    """Worst difference between the graph (onnx's reference evaluator) and `forward`."""
+def check_graph(model, numpy_forward, features, frames=6, seed=0):
+    """Worst difference between the graph (onnx's reference evaluator) and `numpy_forward`."""
     from onnx.reference import ReferenceEvaluator
-    bands = np.random.default_rng(seed).normal(0, 1, size=(frames, spec.features)) \
+    bands = np.random.default_rng(seed).normal(0, 1, size=(frames, features)) \
         .astype(np.float32)
-    want = forward(bands, state, spec)
+    want = numpy_forward(bands)
     (have,) = ReferenceEvaluator(model, new_ops=[attention_op()]).run(None, {"bands": bands})
     return float(np.abs(have - want).max()), float(np.abs(want).max())
 
@@ -704,12 +704,24 @@ def check_graph(model, state, spec, frames=6, seed=0):
 def convert(ckpt, config_path, out, part_bytes=PART_BYTES):
     config = read_config(config_path)
     state = state_dict_of(torch_checkpoint.load(ckpt))
-    spec = Spec(config, state)
+    if family_of(model_fields(config)) == "mdx23c":
+        spec = mdx23c.Spec(config, state, SHORT_SEGMENT, SHORT_SECONDS)
+        model = mdx23c.build_graph(Graph(), state, spec, OPSET)
+        worst, scale = check_graph(model, lambda b: mdx23c.forward(b, state, spec),
+                                   spec.features, frames=2 * spec.scale[0] ** spec.scales)
+        summary = (f"mdx23c: {spec.stems} stem(s), {spec.scales} scales, {spec.width} "
+                   f"channels, {spec.dim_f} bins")
+    else:
+        spec = Spec(config, state)
+        model = build_graph(state, spec, part_bytes)
+        worst, scale = check_graph(model, lambda b: forward(b, state, spec), spec.features)
+        parts = sum(n.op_type == "MultiHeadAttention" for n in model.graph.node) // (
+            spec.depth * (spec.time_depth + spec.freq_depth))
+        summary = (f"{spec.family}: {spec.stems} stem(s), {len(spec.band_bins)} bands, dim "
+                   f"{spec.dim}, depth {spec.depth}, transformers in {parts} part(s)")
     if spec.unread:
         print(f"note: the reference does not read model.{', model.'.join(spec.unread)}; "
               "neither does stemscribe", file=sys.stderr)
-    model = build_graph(state, spec, part_bytes)
-    worst, scale = check_graph(model, state, spec)
     if not worst <= 1e-4 * max(scale, 1.0):
         raise RuntimeError(f"the graph differs from the numpy forward pass by {worst}")
     partial = out + ".partial"
@@ -720,11 +732,8 @@ def convert(ckpt, config_path, out, part_bytes=PART_BYTES):
         json.dump(spec.card(), f)
         f.write("\n")
     os.replace(partial, out)
-    parts = sum(n.op_type == "MultiHeadAttention" for n in model.graph.node) // (
-        spec.depth * (spec.time_depth + spec.freq_depth))
-    print(f"{spec.family}: {spec.stems} stem(s), {len(spec.band_bins)} bands, dim {spec.dim}, "
-          f"depth {spec.depth}, transformers in {parts} part(s); graph checked against the numpy forward pass "
-          f"(worst difference {worst:.2e})")
+    print(f"{summary}; graph checked against the numpy forward pass (worst difference "
+          f"{worst:.2e})")
 
 
 def main(argv):
@@ -736,7 +745,7 @@ def main(argv):
         return 2
     try:
         convert(argv[1], argv[2], argv[3], part_bytes)
-    except (Refused, torch_checkpoint.CheckpointError) as e:
+    except (Refused, mdx23c.Refused, torch_checkpoint.CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except (OSError, yaml.YAMLError, KeyError, ValueError) as e:

@@ -37,6 +37,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "setup"))
+import mdx23c  # noqa: E402
 import roformer  # noqa: E402
 
 RATE = 44100
@@ -164,6 +165,25 @@ def random_state(model, band_count, band_sizes, stems, seed):
     return {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
 
 
+def random_mdx23c_state(config, seed):
+    """Weights of the shapes TFC_TDF_net's modules have for `config`."""
+    rng = np.random.default_rng(seed)
+    spec = mdx23c.Spec(config, {}, roformer.SHORT_SEGMENT, roformer.SHORT_SECONDS,
+                       check=False)
+    state = {}
+    for name, shape in spec.shapes().items():
+        if name.endswith("running_var"):
+            value = rng.uniform(0.5, 2.0, shape)
+        elif name.endswith(("running_mean", "bias")):
+            value = rng.normal(0, 0.1, shape)
+        elif len(shape) == 1:
+            value = 1 + rng.normal(0, 0.1, shape)
+        else:
+            value = rng.normal(0, 1 / np.sqrt(np.prod(shape[1:])), shape)
+        state[name] = value
+    return {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
+
+
 def tuple_representer(dumper, data):
     return dumper.represent_sequence("tag:yaml.org,2002:python/tuple", data)
 
@@ -172,6 +192,14 @@ def write_twin(out, config, seed):
     """MODEL.ckpt and MODEL.yaml in `out`; returns (spec, state)."""
     os.makedirs(out, exist_ok=True)
     model = config["model"]
+    if roformer.family_of(model) == "mdx23c":
+        state = random_mdx23c_state(config, seed)
+        save_checkpoint(state, os.path.join(out, "MODEL.ckpt"))
+        with open(os.path.join(out, "MODEL.yaml"), "w", encoding="utf-8") as f:
+            yaml.dump(config, f, sort_keys=False)
+        spec = mdx23c.Spec(roformer.read_config(os.path.join(out, "MODEL.yaml")), state,
+                           roformer.SHORT_SEGMENT, roformer.SHORT_SECONDS)
+        return spec, state
     if "freqs_per_bands" in model:
         sizes = [4 * f for f in model["freqs_per_bands"]]
     else:
@@ -297,6 +325,54 @@ def separate(mix, state, spec):
     return {name: stems[n] for n, name in enumerate(names)}
 
 
+def mdx23c_forward(part, state, spec):
+    """TFC_TDF_net on `part` [2, samples]: [stems, 2, samples'] (its STFT, the network
+    `mdx23c.forward`, the zero-padded inverse STFT)."""
+    spectra = np.stack([stft(c, spec.n_fft, spec.hop)[:spec.dim_f] for c in part])  # [s, f, t]
+    frames = spectra.shape[2]
+    bands = np.stack([spectra.real, spectra.imag], axis=-1)  # [s, f, t, 2]
+    bands = bands.transpose(2, 1, 0, 3).reshape(frames, spec.features).astype(np.float32)
+    out = mdx23c.forward(bands, state, spec).astype(np.float64)
+    out = out.reshape(spec.stems, frames, spec.dim_f, 2, 2)  # [n, t, f, s, re/im]
+    bins = spec.n_fft // 2 + 1
+    stems = []
+    for n in range(spec.stems):
+        waves = []
+        for s in range(2):
+            full = np.zeros((bins, frames), dtype=complex)
+            full[:spec.dim_f] = (out[n, :, :, s, 0] + 1j * out[n, :, :, s, 1]).T
+            waves.append(istft(full, spec.n_fft, spec.hop))
+        stems.append(waves)
+    return np.asarray(stems)
+
+
+def separate_mdx23c(mix, state, spec):
+    """{stem name: [2, samples]} as audio-separator's MDXC path gives them for a TFC-TDF
+    network, at the input's level: the mix zero-padded by chunk - step in front and to a whole
+    number of steps behind, chunks every `chunk // overlap`, summed and divided by the overlap."""
+    peak = np.abs(mix).max()
+    gain = PEAK / peak if peak > PEAK else 1.0
+    scaled = (mix * gain).astype(np.float32)
+    length = mix.shape[1]
+    segment = spec.dim_t if length / RATE >= roformer.SHORT_SECONDS else roformer.SHORT_SEGMENT
+    chunk = spec.hop * (segment - 1)
+    step = chunk // spec.overlap
+    pad = step - (length - chunk) % step
+    padded = np.concatenate([np.zeros((2, chunk - step), dtype=np.float32), scaled,
+                             np.zeros((2, pad + chunk - step), dtype=np.float32)], axis=1)
+    result = np.zeros((spec.stems, 2, padded.shape[1]))
+    for start in range(0, padded.shape[1] - chunk + 1, step):
+        result[..., start:start + chunk] += mdx23c_forward(padded[:, start:start + chunk],
+                                                           state, spec)
+    stems = result[..., chunk - step:chunk - step + length] / spec.overlap / gain
+    names = [i.lower() for i in spec.instruments]
+    if spec.target is not None:
+        target = spec.target.lower()
+        other = [n for n in names if n != target]
+        return {target: stems[0], other[0] if other else f"no_{target}": mix - stems[0]}
+    return {name: stems[n] for n, name in enumerate(names)}
+
+
 # ---------------------------------------------------------------- the twins
 
 def small_bs():
@@ -336,6 +412,21 @@ def small_mel():
     }
 
 
+def small_mdx23c():
+    """An MDX23C config laid out as the published ones (InstVoc HQ: two stems, InstanceNorm,
+    GELU), small."""
+    return {
+        "audio": {"chunk_size": 27783, "dim_f": 512, "dim_t": 64, "hop_length": 441,
+                  "n_fft": 2048, "num_channels": 2, "sample_rate": RATE,
+                  "min_mean_abs": 0.0},
+        "model": {"act": "gelu", "bottleneck_factor": 2, "growth": 4, "norm": "InstanceNorm",
+                  "num_blocks_per_scale": 1, "num_channels": 8, "num_scales": 2,
+                  "num_subbands": 2, "scale": [2, 2]},
+        "training": {"instruments": ["Vocals", "Instrumental"], "target_instrument": None},
+        "inference": {"batch_size": 1, "dim_t": 64, "num_overlap": 4},
+    }
+
+
 def ep317():
     config = small_bs()
     config["model"].update(dim=512, depth=12, dim_head=64, heads=8)
@@ -363,12 +454,14 @@ def main(argv):
     if len(argv) == 3:
         write_twin(os.path.join(out, "ep317"), ep317(), seed=317)
         return 0
-    for name, config, seed in (("bs", small_bs(), 1), ("mel", small_mel(), 2)):
+    for name, config, seed in (("bs", small_bs(), 1), ("mel", small_mel(), 2),
+                               ("mdx23c", small_mdx23c(), 3)):
         spec, state = write_twin(os.path.join(out, name), config, seed)
+        run = separate_mdx23c if name == "mdx23c" else separate
         for label, seconds in (("long", 12.0), ("short", 4.0)):
             mix = clip(seconds, seed)
             mix.T.astype("<f4").tofile(os.path.join(out, name, f"{label}.f32"))
-            for stem, audio in separate(mix, state, spec).items():
+            for stem, audio in run(mix, state, spec).items():
                 audio.T.astype("<f4").tofile(os.path.join(out, name, f"{label}-{stem}.f32"))
     return 0
 

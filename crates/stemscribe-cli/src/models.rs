@@ -23,9 +23,9 @@ pub struct Args {
 /// What `stemscribe models` can do besides listing.
 #[derive(Debug, clap::Subcommand)]
 enum Subcommand {
-    /// Install a model file (UVR MDX-Net or HT-Demucs ONNX, or a BS-RoFormer or Mel-Band
-    /// RoFormer checkpoint, converted) into the models directory's `user/` folder with its
-    /// card; a four-stem model then serves bs_4track_*.
+    /// Install a model file (UVR MDX-Net or HT-Demucs ONNX, or a BS-RoFormer, Mel-Band
+    /// RoFormer or MDX23C checkpoint, converted) into the models directory's `user/` folder
+    /// with its card; a four-stem model then serves bs_4track_*.
     Add {
         /// The ONNX file (an MDX-Net file needs NAME.json or MODEL.json beside it unless UVR's
         /// hash is known) or the checkpoint (.ckpt).

@@ -70,8 +70,8 @@ pub struct Args {
     wiener: bool,
     /// Run this model file instead of --model and write its stems into --stems DIR: a UVR
     /// MDX-Net ONNX file (parameters from NAME.json or MODEL.json beside it, else recognised
-    /// by UVR's hash), an HT-Demucs ONNX file (demucs-onnx's layout), or a BS-RoFormer or
-    /// Mel-Band RoFormer checkpoint (MODEL.ckpt with MODEL.yaml beside it or --config),
+    /// by UVR's hash), an HT-Demucs ONNX file (demucs-onnx's layout), or a BS-RoFormer,
+    /// Mel-Band RoFormer or MDX23C checkpoint (MODEL.ckpt with MODEL.yaml beside it or --config),
     /// converted once and cached; the family is told from the file. Repeat it for an
     /// ensemble: each model separates the song and the stems of the same name are combined
     /// (--ensemble).

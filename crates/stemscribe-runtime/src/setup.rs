@@ -46,6 +46,10 @@ const KIT: &[(&str, &str)] = &[
         include_str!("../../../scripts/setup/roformer.py"),
     ),
     (
+        "scripts/setup/mdx23c.py",
+        include_str!("../../../scripts/setup/mdx23c.py"),
+    ),
+    (
         "scripts/setup/tracker_common.py",
         include_str!("../../../scripts/setup/tracker_common.py"),
     ),
@@ -173,7 +177,7 @@ pub fn install(options: &SetupOptions, log: &mut dyn FnMut(&str)) -> Result<(), 
     result
 }
 
-/// Converts a BS-RoFormer or Mel-Band RoFormer `checkpoint` with its YAML `config` into
+/// Converts a BS-RoFormer, Mel-Band RoFormer or MDX23C `checkpoint` with its YAML `config` into
 /// `out` (an ONNX graph) and its card beside it (`out` with `.json`), with the compiled-in
 /// `scripts/setup/roformer.py`. It runs with the Python that [`PYTHON_ENV`] names, else the
 /// kit's conversion virtualenv in `cache` (made on first use: numpy, onnx and PyYAML from

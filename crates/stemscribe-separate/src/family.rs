@@ -194,7 +194,7 @@ pub enum ModelFile {
     Mdx(MdxModel),
     /// An HT-Demucs ONNX model.
     Demucs(DemucsModel),
-    /// A BS-RoFormer or Mel-Band RoFormer, converted from its checkpoint.
+    /// A BS-RoFormer, Mel-Band RoFormer or MDX23C, converted from its checkpoint.
     Roformer(RoformerModel),
     /// Installed models run as one (`NAME.ensemble`, written by [`install_ensemble`]).
     Ensemble(Ensemble),
@@ -269,6 +269,7 @@ impl ModelFile {
             Self::Roformer(model) => match model.params().family {
                 crate::RoformerFamily::BsRoformer => "BS-RoFormer",
                 crate::RoformerFamily::MelBandRoformer => "Mel-Band RoFormer",
+                crate::RoformerFamily::Mdx23c => "MDX23C",
             },
             Self::Ensemble(_) => "ensemble",
         }
@@ -575,7 +576,7 @@ pub enum ConvertError {
     Converter(#[from] stemscribe_runtime::setup::SetupError),
 }
 
-/// The converted form of a BS-RoFormer or Mel-Band RoFormer `checkpoint` (ONNX graph and
+/// The converted form of a BS-RoFormer, Mel-Band RoFormer or MDX23C `checkpoint` (ONNX graph and
 /// card), made once and kept in `cache/converted/` under a key of the checkpoint's path, size
 /// and modification time, the config's contents and the converter's; `config` defaults to
 /// the checkpoint's name with `.yaml` (or `.yml`). `log` gets the converter's lines.
@@ -611,7 +612,9 @@ pub fn convert_checkpoint(
         .map_or(0, |d| d.as_nanos());
     hasher.update(modified.to_le_bytes());
     hasher.update(&yaml);
-    hasher.update(stemscribe_runtime::setup::kit_file("scripts/setup/roformer.py").unwrap_or(""));
+    for converter in ["scripts/setup/roformer.py", "scripts/setup/mdx23c.py"] {
+        hasher.update(stemscribe_runtime::setup::kit_file(converter).unwrap_or(""));
+    }
     let key: String = hasher
         .finalize()
         .iter()

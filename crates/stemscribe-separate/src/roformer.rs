@@ -1,7 +1,7 @@
-//! BS-RoFormer and Mel-Band RoFormer models, converted from their checkpoints
-//! (`scripts/setup/roformer.py`): the network alone is the ONNX graph (input `bands`
-//! `[frames, features]`, output `masks` `[stems, frames, features]`), and its card
-//! (`NAME.json`, key `roformer`) says how the spectrogram is cut into bands.
+//! BS-RoFormer, Mel-Band RoFormer and MDX23C models (audio-separator's MDXC family), converted
+//! from their checkpoints (`scripts/setup/roformer.py`): the network alone is the ONNX graph
+//! (input `bands` `[frames, features]`, output `masks` `[stems, frames, features]`), and its
+//! card (`NAME.json`, key `roformer`) says how the spectrogram is cut into bands.
 //!
 //! Run as python-audio-separator 0.47.1's `MDXCSeparator` runs RoFormers at its defaults: the
 //! mix scaled to peak at most 0.9; chunks of `hop * (dim_t - 1)` samples (`short_segment`
@@ -13,6 +13,12 @@
 //! overlap-added and divided by the summed weights. A single-target model's second stem is the
 //! input minus the target. Stems are scaled back to the input's level (audio-separator instead
 //! normalises the files it writes).
+//!
+//! MDX23C (TFC-TDF v3) differs where audio-separator's MDXC path differs for it: its one band is
+//! bins `0..dim_f` and its output is each stem's spectrum (zero above `dim_f`), not a mask; the
+//! mix is zero-padded by `chunk - step` in front and up to a whole number of steps behind, the
+//! chunks (every `step = chunk / num_overlap`) are summed unweighted and divided by
+//! `num_overlap`.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +46,8 @@ pub enum RoformerFamily {
     BsRoformer,
     /// Mel-Band RoFormer: overlapping mel bands (`num_bands`).
     MelBandRoformer,
+    /// MDX23C (TFC-TDF v3): bins `0..dim_f` in, the stems' spectra out.
+    Mdx23c,
 }
 
 /// The most times the bands may list each bin, in all.
@@ -172,6 +180,14 @@ impl RoformerParams {
                 self.instruments.len()
             ));
         }
+        if self.family == RoformerFamily::Mdx23c {
+            let first_bins = self.band_bins.first().is_some_and(|band| {
+                !band.is_empty() && band.len() <= bins && band.iter().copied().eq(0..band.len())
+            });
+            if self.band_bins.len() != 1 || !first_bins {
+                return Err("an MDX23C card has one band, bins 0..dim_f".into());
+            }
+        }
         let mut covered = vec![false; bins];
         for band in &self.band_bins {
             if band.is_empty() {
@@ -183,7 +199,7 @@ impl RoformerParams {
                     .ok_or(format!("bin {bin} is past the {bins} bins"))? = true;
             }
         }
-        if covered.contains(&false) {
+        if covered.contains(&false) && self.family != RoformerFamily::Mdx23c {
             return Err("some bins are in no band".into());
         }
         for (name, frames) in [("dim_t", self.dim_t), ("short_segment", self.short_segment)] {
@@ -296,6 +312,33 @@ pub(crate) fn chunk_starts(samples: usize, chunk: usize, step: usize) -> Vec<usi
     starts
 }
 
+/// audio-separator's chunks for a TFC-TDF network: the input padded with `front` zeros (and
+/// zeros behind up to a whole number of steps), `count` chunks every `step` samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MdxcChunks {
+    /// Samples between chunk starts.
+    pub step: usize,
+    /// Zeros before the input (`chunk - step`).
+    pub front: usize,
+    /// Chunks in all.
+    pub count: usize,
+}
+
+impl MdxcChunks {
+    /// The chunks for an input of `samples` samples.
+    pub fn new(samples: usize, chunk: usize, step: usize) -> Self {
+        let front = chunk - step;
+        // Python's `step - (samples - chunk) % step`, the remainder never negative.
+        let remainder = (samples as i64 - chunk as i64).rem_euclid(step as i64) as usize;
+        let padded = front + samples + (step - remainder) + front;
+        Self {
+            step,
+            front,
+            count: (padded - chunk) / step + 1,
+        }
+    }
+}
+
 /// Samples divided by their summed chunk weights at a time.
 const DIVIDE_BLOCK: usize = 1 << 16;
 
@@ -401,7 +444,12 @@ impl RoformerModel {
     /// Network calls [`Separate::separate`] makes for `samples` samples.
     pub fn chunks(&self, samples: usize) -> usize {
         let chunk = self.params.chunk_samples(samples);
-        chunk_starts(samples, chunk, chunk / self.params.num_overlap).len()
+        let step = chunk / self.params.num_overlap;
+        if self.params.family == RoformerFamily::Mdx23c {
+            MdxcChunks::new(samples, chunk, step).count
+        } else {
+            chunk_starts(samples, chunk, step).len()
+        }
     }
 
     /// One chunk (`[2][len]` samples) through the model: `[stems][2][len']` samples.
@@ -460,6 +508,7 @@ impl RoformerModel {
         } else {
             self.params.hop * (frames - 1)
         };
+        let spectrum_out = self.params.family == RoformerFamily::Mdx23c;
         let out = measure(Stage::InverseStft, || {
             let mut out = Vec::with_capacity(stems);
             let mut summed = vec![Complex32::default(); bins];
@@ -476,8 +525,13 @@ impl RoformerModel {
                             summed[bin] +=
                                 Complex32::new(row[4 * j + 2 * c], row[4 * j + 2 * c + 1]);
                         }
-                        for (f, value) in summed.iter_mut().enumerate() {
-                            *value = spectra[c][t * bins + f] * (*value * self.inverse_count[f]);
+                        if spectrum_out {
+                            // MDX23C: the network's output is the stem's spectrum.
+                        } else {
+                            for (f, value) in summed.iter_mut().enumerate() {
+                                *value =
+                                    spectra[c][t * bins + f] * (*value * self.inverse_count[f]);
+                            }
                         }
                         self.stft
                             .inverse_frame_add(&mut summed, t, &mut scratch, wave);
@@ -487,6 +541,92 @@ impl RoformerModel {
             }
             out
         });
+        Ok(out)
+    }
+}
+
+impl RoformerModel {
+    /// MDX23C's chunking (see the module's documentation): every output sample is the sum of
+    /// the chunks over it, in their order, divided by `num_overlap`.
+    fn separate_unweighted(
+        &self,
+        audio: &Audio,
+        gain: f32,
+        chunk: usize,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
+        let samples = audio.frames();
+        let chunks = MdxcChunks::new(samples, chunk, chunk / self.params.num_overlap);
+        let mut result: Vec<[Vec<f32>; 2]> = (0..self.params.stems)
+            .map(|_| [vec![0.0f32; samples], vec![0.0f32; samples]])
+            .collect();
+        for k in 0..chunks.count {
+            // The chunk covers padded positions start..start + chunk, input sample
+            // `position - front`.
+            let start = k * chunks.step;
+            let part = [0, 1].map(|c| {
+                let input = audio.channel(c);
+                (start..start + chunk)
+                    .map(|p| {
+                        p.checked_sub(chunks.front)
+                            .and_then(|i| input.get(i))
+                            .map_or(0.0, |&v| v * gain)
+                    })
+                    .collect::<Vec<f32>>()
+            });
+            let waves = self.run_chunk(&part)?;
+            for (summed, wave) in result.iter_mut().zip(&waves) {
+                for c in 0..2 {
+                    for (offset, &v) in wave[c].iter().enumerate().take(chunk) {
+                        let Some(i) = (start + offset).checked_sub(chunks.front) else {
+                            continue;
+                        };
+                        match summed[c].get_mut(i) {
+                            Some(acc) => *acc += v,
+                            None => break,
+                        }
+                    }
+                }
+            }
+            progress(Progress {
+                done: k + 1,
+                total: chunks.count,
+            });
+        }
+        let overlap = self.params.num_overlap as f32;
+        for side in result.iter_mut().flatten() {
+            for v in side.iter_mut() {
+                *v = *v / overlap / gain;
+            }
+        }
+        self.with_residual(audio, result)
+    }
+
+    /// The network's stems as [`Audio`], then the input minus the first for a single-target
+    /// model.
+    fn with_residual(
+        &self,
+        audio: &Audio,
+        result: Vec<[Vec<f32>; 2]>,
+    ) -> Result<Vec<(SourceStem, Audio)>, SeparationError> {
+        let mut out = Vec::with_capacity(result.len() + 1);
+        for (stem, channels) in self.stems.iter().zip(result) {
+            out.push((*stem, Audio::new(PROCESSING_RATE, Vec::from(channels))?));
+        }
+        if let Some(residual) = self.residual {
+            let primary = &out[0].1;
+            let channels = (0..2)
+                .map(|c| {
+                    audio
+                        .channel(c)
+                        .iter()
+                        .zip(primary.channel(c))
+                        .map(|(&mix, &p)| mix - p)
+                        .collect()
+                })
+                .collect();
+            out.push((residual, Audio::new(PROCESSING_RATE, channels)?));
+        }
         Ok(out)
     }
 }
@@ -522,6 +662,9 @@ impl Separate for RoformerModel {
             1.0
         };
         let chunk = self.params.chunk_samples(samples);
+        if self.params.family == RoformerFamily::Mdx23c {
+            return self.separate_unweighted(audio, gain, chunk, progress);
+        }
         let starts = chunk_starts(samples, chunk, chunk / self.params.num_overlap);
         let window = hamming(chunk);
         let stems = self.params.stems;
@@ -570,25 +713,7 @@ impl Separate for RoformerModel {
                 }
             }
         }
-        let mut out = Vec::with_capacity(stems + 1);
-        for (stem, channels) in self.stems.iter().zip(result) {
-            out.push((*stem, Audio::new(PROCESSING_RATE, Vec::from(channels))?));
-        }
-        if let Some(residual) = self.residual {
-            let primary = &out[0].1;
-            let channels = (0..2)
-                .map(|c| {
-                    audio
-                        .channel(c)
-                        .iter()
-                        .zip(primary.channel(c))
-                        .map(|(&mix, &p)| mix - p)
-                        .collect()
-                })
-                .collect();
-            out.push((residual, Audio::new(PROCESSING_RATE, channels)?));
-        }
-        Ok(out)
+        self.with_residual(audio, result)
     }
 }
 

@@ -1,4 +1,4 @@
-//! BS-RoFormer and Mel-Band RoFormer checkpoints run as python-audio-separator runs them:
+//! BS-RoFormer, Mel-Band RoFormer and MDX23C checkpoints run as python-audio-separator runs them:
 //! random-weight twins made by `scripts/test/make_roformer_twin.py` and converted by
 //! `scripts/setup/roformer.py` (both run by `scripts/setup.sh`) separate a 12 s clip (chunks of
 //! dim_t frames) and a 4 s clip (the reference's 256-frame segments for short inputs) into the
@@ -55,6 +55,11 @@ fn check(family: &str, stems: &[SourceStem]) {
 #[test]
 fn a_bs_roformer_twin_separates_like_the_reference() {
     check("bs", &[SourceStem::Vocals, SourceStem::Other]);
+}
+
+#[test]
+fn an_mdx23c_twin_separates_like_the_reference() {
+    check("mdx23c", &[SourceStem::Vocals, SourceStem::Instrumental]);
 }
 
 #[test]
