@@ -169,3 +169,42 @@ def test_configs_construct_no_objects_and_bombs_are_refused(tmp_path):
         read("model: {}\n" + "#" * (2 << 20))
     with pytest.raises(roformer.Refused, match="not a YAML mapping"):
         read("- 1\n- 2\n")
+
+
+def test_mdx23c_configs_and_checkpoints_that_cannot_be_reproduced_are_refused_by_field():
+    import mdx23c
+    from make_roformer_twin import random_mdx23c_state, small_mdx23c
+
+    def spec(edit=None, state_edit=None):
+        config = small_mdx23c()
+        state = random_mdx23c_state(config, 3)
+        if edit:
+            edit(config)
+        if state_edit:
+            state_edit(state)
+        return mdx23c.Spec(config, state, roformer.SHORT_SEGMENT, roformer.SHORT_SECONDS)
+
+    assert spec().stems == 2
+    for edit, field in [
+        (lambda c: c["model"].update(act="swish"), "model.act"),
+        (lambda c: c["model"].update(norm="GroupNormX"), "model.norm"),
+        (lambda c: c["audio"].update(num_channels=1), "audio.num_channels"),
+        (lambda c: c["audio"].update(sample_rate=48000), "audio.sample_rate"),
+        (lambda c: c["audio"].update(dim_f=500), "audio.dim_f"),
+        (lambda c: c["inference"].update(dim_t=66), "inference.dim_t"),
+        (lambda c: c["model"].pop("growth"), "growth"),
+        (lambda c: c["model"].update(scale=2), "model.scale"),
+    ]:
+        with pytest.raises(mdx23c.Refused, match=field):
+            spec(edit)
+    # The checkpoint must hold the config's network: a missing or reshaped tensor is named.
+    with pytest.raises(mdx23c.Refused, match="lacks final_conv.2.weight"):
+        spec(state_edit=lambda s: s.pop("final_conv.2.weight"))
+    with pytest.raises(mdx23c.Refused, match="first_conv.weight is"):
+        spec(state_edit=lambda s: s.update({"first_conv.weight": np.zeros((8, 4, 1, 1))}))
+    # A norm the reference does not know means no norm there, as in the reference.
+    config = small_mdx23c()
+    config["model"]["norm"] = "LayerNorm"
+    state = random_mdx23c_state(config, 3)
+    assert not any(".tfc1.0." in name for name in state)
+    assert mdx23c.Spec(config, state, roformer.SHORT_SEGMENT, roformer.SHORT_SECONDS).norm is None

@@ -1,4 +1,7 @@
-"""Convert a BS-RoFormer or Mel-Band RoFormer checkpoint (`.ckpt` + YAML config) to ONNX.
+"""Convert a BS-RoFormer, Mel-Band RoFormer or MDX23C checkpoint (`.ckpt` + YAML config) to ONNX.
+
+(MDX23C, a TFC-TDF network, is described, re-implemented and built by mdx23c.py; what follows
+describes the RoFormers.)
 
 The network without its STFT becomes the graph: input `bands` float32 [frames, features], the
 spectrogram's bins gathered band by band (BS-RoFormer: every bin in order; Mel-Band: the bins

@@ -1,5 +1,5 @@
-"""Make random-weight twins of BS-RoFormer and Mel-Band RoFormer checkpoints, and the stems
-python-audio-separator 0.47.1 would give.
+"""Make random-weight twins of BS-RoFormer, Mel-Band RoFormer and MDX23C checkpoints, and the
+stems python-audio-separator 0.47.1 would give.
 
 A twin is a PyTorch zip checkpoint (written without torch, as `torch.save(state_dict)` lays
 it out) and the YAML config UVR publishes beside such files, with random weights of the right
@@ -16,13 +16,15 @@ weight per chunk, overlap-added and divided by the summed weights. A single-targ
 other stem is the mix minus the target. Stems are written at the input's level (the
 reference's scale undone), as stemscribe writes them.
 
-Usage: make_roformer_twin.py OUT_DIR [--full]
-  writes OUT_DIR/bs/ (BS-RoFormer, target `vocals`, instruments [vocals, other]) and
-  OUT_DIR/mel/ (Mel-Band RoFormer, four stems), each with MODEL.ckpt, MODEL.yaml and, for a
+Usage: make_roformer_twin.py OUT_DIR [--full | --full-mdx23c]
+  writes OUT_DIR/bs/ (BS-RoFormer, target `vocals`, instruments [vocals, other]),
+  OUT_DIR/mel/ (Mel-Band RoFormer, four stems) and OUT_DIR/mdx23c/ (MDX23C, two stems, no
+  target), each with MODEL.ckpt, MODEL.yaml and, for a
   long clip (12 s) and a short one (4 s, the 256-frame segments): long.f32 / short.f32
   (interleaved stereo input) and long-STEM.f32 / short-STEM.f32 per stem. With --full, instead
   writes OUT_DIR/ep317/ at the size of model_bs_roformer_ep_317_sdr_12.9755 (dim 512, depth
-  12, 62 bands) for benchmarks, without reference stems.
+  12, 62 bands) for benchmarks, without reference stems; with --full-mdx23c, OUT_DIR/instvoc-hq/
+  at the size of MDX23C-8KFFT-InstVoc_HQ.
 """
 
 import collections
@@ -435,6 +437,18 @@ def ep317():
     return config
 
 
+def instvoc_hq():
+    """An MDX23C config at the size of MDX23C-8KFFT-InstVoc_HQ (8192-point STFT, 4096 bins,
+    128 channels growing by 128 over 5 scales, 4 subbands), for benchmarks."""
+    config = small_mdx23c()
+    config["audio"].update(chunk_size=261120, dim_f=4096, dim_t=256, hop_length=1024,
+                           n_fft=8192)
+    config["model"].update(bottleneck_factor=4, growth=128, num_blocks_per_scale=2,
+                           num_channels=128, num_scales=5, num_subbands=4)
+    config["inference"] = {"batch_size": 1, "dim_t": 256, "num_overlap": 8}
+    return config
+
+
 def clip(seconds, seed):
     """A stereo test mix: tones with vibrato, a pulse train and noise."""
     rng = np.random.default_rng(seed)
@@ -447,12 +461,16 @@ def clip(seconds, seed):
 
 
 def main(argv):
-    if len(argv) not in (2, 3) or (len(argv) == 3 and argv[2] != "--full"):
-        print("usage: make_roformer_twin.py OUT_DIR [--full]", file=sys.stderr)
+    if len(argv) not in (2, 3) or (len(argv) == 3 and argv[2] not in ("--full",
+                                                                       "--full-mdx23c")):
+        print("usage: make_roformer_twin.py OUT_DIR [--full | --full-mdx23c]", file=sys.stderr)
         return 2
     out = argv[1]
-    if len(argv) == 3:
+    if len(argv) == 3 and argv[2] == "--full":
         write_twin(os.path.join(out, "ep317"), ep317(), seed=317)
+        return 0
+    if len(argv) == 3:
+        write_twin(os.path.join(out, "instvoc-hq"), instvoc_hq(), seed=23)
         return 0
     for name, config, seed in (("bs", small_bs(), 1), ("mel", small_mel(), 2),
                                ("mdx23c", small_mdx23c(), 3)):
