@@ -250,32 +250,64 @@ def normalise(x, state, name, spec):
 def conv3(x, w):
     """Conv2d(kernel 3, stride 1, padding 1, no bias) of x [C, H, W] by w [O, C, 3, 3]."""
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1)))
-    h, wd = x.shape[1:]
-    out = np.zeros((w.shape[0], h, wd))
+    c, h, wd = x.shape
+    out = np.zeros((w.shape[0], h * wd), dtype=x.dtype)
     for dy in range(3):
         for dx in range(3):
-            out += np.einsum("oc,chw->ohw", w[:, :, dy, dx], padded[:, dy:dy + h, dx:dx + wd])
-    return out
+            shifted = np.ascontiguousarray(padded[:, dy:dy + h, dx:dx + wd]).reshape(c, -1)
+            out += w[:, :, dy, dx].astype(x.dtype) @ shifted
+    return out.reshape(-1, h, wd)
 
 
 def conv1(x, w):
-    return np.einsum("oc,chw->ohw", w[:, :, 0, 0], x)
+    """Conv2d(kernel 1, no bias)."""
+    c, h, wd = x.shape
+    return (w[:, :, 0, 0].astype(x.dtype) @ x.reshape(c, -1)).reshape(-1, h, wd)
 
 
 def down(x, w):
     """Conv2d(kernel = stride = (s0, s1), no bias)."""
     c, h, wd = x.shape
     s0, s1 = w.shape[2:]
-    blocks = x.reshape(c, h // s0, s0, wd // s1, s1)
-    return np.einsum("ocab,chawb->ohw", w, blocks)
+    blocks = x.reshape(c, h // s0, s0, wd // s1, s1).transpose(0, 2, 4, 1, 3)
+    out = w.reshape(w.shape[0], -1).astype(x.dtype) @ blocks.reshape(c * s0 * s1, -1)
+    return out.reshape(-1, h // s0, wd // s1)
 
 
 def up(x, w):
     """ConvTranspose2d(kernel = stride = (s0, s1), no bias), w [C, O, s0, s1]."""
     c, h, wd = x.shape
     o, s0, s1 = w.shape[1:]
-    out = np.einsum("chw,coab->ohawb", x, w)
-    return out.reshape(o, h * s0, wd * s1)
+    out = w.reshape(c, -1).T.astype(x.dtype) @ x.reshape(c, -1)  # [o s0 s1, h w]
+    return out.reshape(o, s0, s1, h, wd).transpose(0, 3, 1, 4, 2).reshape(o, h * s0, wd * s1)
+
+
+def reference_ops():
+    """Conv and ConvTranspose for onnx's reference evaluator, for the cases the graph uses
+    (no groups or dilation; 1x1, 3x3 padded by 1, kernel = stride), by the functions above:
+    onnx's own are far too slow and large for a full-size network (10 GB, 10 minutes)."""
+    from onnx.reference.op_run import OpRun
+
+    class Conv(OpRun):
+        def _run(self, x, w, b=None, auto_pad=None, dilations=None, group=None,
+                 kernel_shape=None, pads=None, strides=None):
+            assert b is None and group in (None, 1) and x.shape[0] == 1
+            kh, kw = w.shape[2:]
+            if (kh, kw) == (1, 1) and strides in (None, [1, 1]):
+                y = conv1(x[0], w)
+            elif (kh, kw) == (3, 3) and pads == [1, 1, 1, 1] and strides in (None, [1, 1]):
+                y = conv3(x[0], w)
+            else:
+                assert list(strides) == [kh, kw] and not any(pads or [])
+                y = down(x[0], w)
+            return (y[None].astype(np.float32),)
+
+    class ConvTranspose(OpRun):
+        def _run(self, x, w, b=None, **attrs):
+            assert b is None and x.shape[0] == 1 and list(attrs["strides"]) == list(w.shape[2:])
+            return (up(x[0], w)[None].astype(np.float32),)
+
+    return [Conv, ConvTranspose]
 
 
 def tfc_tdf(x, state, name, spec):

@@ -694,13 +694,15 @@ def attention_op():
     return MultiHeadAttention
 
 
-def check_graph(model, numpy_forward, features, frames=6, seed=0):
-    """Worst difference between the graph (onnx's reference evaluator) and `numpy_forward`."""
+def check_graph(model, numpy_forward, features, frames=6, seed=0, ops=()):
+    """Worst difference between the graph (onnx's reference evaluator, with `ops` in place of
+    its own) and `numpy_forward`."""
     from onnx.reference import ReferenceEvaluator
     bands = np.random.default_rng(seed).normal(0, 1, size=(frames, features)) \
         .astype(np.float32)
     want = numpy_forward(bands)
-    (have,) = ReferenceEvaluator(model, new_ops=[attention_op()]).run(None, {"bands": bands})
+    (have,) = ReferenceEvaluator(model, new_ops=[attention_op(), *ops]).run(None,
+                                                                           {"bands": bands})
     return float(np.abs(have - want).max()), float(np.abs(want).max())
 
 
@@ -711,7 +713,8 @@ def convert(ckpt, config_path, out, part_bytes=PART_BYTES):
         spec = mdx23c.Spec(config, state, SHORT_SEGMENT, SHORT_SECONDS)
         model = mdx23c.build_graph(Graph(), state, spec, OPSET)
         worst, scale = check_graph(model, lambda b: mdx23c.forward(b, state, spec),
-                                   spec.features, frames=2 * spec.scale[0] ** spec.scales)
+                                   spec.features, frames=spec.scale[0] ** spec.scales,
+                                   ops=mdx23c.reference_ops())
         summary = (f"mdx23c: {spec.stems} stem(s), {spec.scales} scales, {spec.width} "
                    f"channels, {spec.dim_f} bins")
     else:
