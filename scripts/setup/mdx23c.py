@@ -359,7 +359,9 @@ def forward(bands, state, spec):
 def build_graph(g, state, spec, opset):
     """The ONNX model of `forward` (g: roformer.py's `Graph`)."""
     k, c2 = spec.subbands, spec.channels * 2
-    i64 = lambda *v: g.const(np.array(v, dtype=np.int64))  # noqa: E731
+
+    def i64(*values):
+        return g.const(np.array(values, dtype=np.int64))
 
     def weight(name):
         return g.derived(state[name], "w", lambda: state[name])
