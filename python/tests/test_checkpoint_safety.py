@@ -195,12 +195,12 @@ def test_mdx23c_configs_and_checkpoints_that_cannot_be_reproduced_are_refused_by
         (lambda c: c["model"].pop("growth"), "growth"),
         (lambda c: c["model"].update(scale=2), "model.scale"),
     ]:
-        with pytest.raises(mdx23c.Refused, match=field):
+        with pytest.raises(roformer.Refused, match=field):
             spec(edit)
     # The checkpoint must hold the config's network: a missing or reshaped tensor is named.
-    with pytest.raises(mdx23c.Refused, match="lacks final_conv.2.weight"):
+    with pytest.raises(roformer.Refused, match="lacks final_conv.2.weight"):
         spec(state_edit=lambda s: s.pop("final_conv.2.weight"))
-    with pytest.raises(mdx23c.Refused, match="first_conv.weight is"):
+    with pytest.raises(roformer.Refused, match="first_conv.weight is"):
         spec(state_edit=lambda s: s.update({"first_conv.weight": np.zeros((8, 4, 1, 1))}))
     # A norm the reference does not know means no norm there, as in the reference.
     config = small_mdx23c()

@@ -76,8 +76,9 @@ SHORT_SECONDS = 10.0
 PART_BYTES = 64 << 20
 
 
-class Refused(Exception):
-    """The checkpoint or config asks for something this converter cannot reproduce."""
+# The checkpoint or config asks for something this converter cannot reproduce (one class for
+# both families).
+Refused = mdx23c.Refused
 
 
 def as_bool(value):
@@ -751,7 +752,7 @@ def main(argv):
         return 2
     try:
         convert(argv[1], argv[2], argv[3], part_bytes)
-    except (Refused, mdx23c.Refused, torch_checkpoint.CheckpointError) as e:
+    except (Refused, torch_checkpoint.CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except (OSError, yaml.YAMLError, KeyError, ValueError) as e:
