@@ -525,9 +525,8 @@ impl RoformerModel {
                             summed[bin] +=
                                 Complex32::new(row[4 * j + 2 * c], row[4 * j + 2 * c + 1]);
                         }
-                        if spectrum_out {
-                            // MDX23C: the network's output is the stem's spectrum.
-                        } else {
+                        // MDX23C's output is the stem's spectrum itself; the RoFormers' a mask.
+                        if !spectrum_out {
                             for (f, value) in summed.iter_mut().enumerate() {
                                 *value =
                                     spectra[c][t * bins + f] * (*value * self.inverse_count[f]);
