@@ -5,7 +5,8 @@ run by hand). Loads each twin's MODEL.ckpt with `torch.load` (so the checkpoint 
 checked too), builds the model with audio-separator's `RoformerLoader` (the MDX23C twin: its
 `TFC_TDF_net` and `load_state_dict`, as `MDXCSeparator.load_model` does), runs
 `MDXCSeparator.demix` on the twin's clips as `separate()` does (the mix scaled to peak 0.9, the
-short-input segment override), and prints the SDR of the numpy reference's stems against it.
+short-input segment override), and prints the SDR of the numpy reference's stems against it;
+and the numpy MDX23C network against `TFC_TDF_net` for each norm and activation kind.
 
 Usage: check_roformer_reference.py TWIN_DIR   (the OUT_DIR of make_roformer_twin.py)
 """
@@ -64,9 +65,35 @@ def separator_for(model_dir):
     return sep
 
 
+def check_mdx23c_kinds():
+    """The numpy TFC-TDF network (scripts/setup/mdx23c.py) against `TFC_TDF_net` itself on one
+    chunk, for every kind of norm and activation the converter accepts."""
+    import tempfile
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test"))
+    import make_roformer_twin as twins
+    worst = np.inf
+    for norm, act in [("BatchNorm", "relu"), ("GroupNorm4", "elu1.0"),
+                      ("InstanceNorm", "gelu"), (None, "gelu")]:
+        config = twins.small_mdx23c()
+        config["model"].update(norm=norm, act=act)
+        config["training"]["target_instrument"] = "Vocals"
+        with tempfile.TemporaryDirectory() as out:
+            spec, state = twins.write_twin(out, config, seed=7)
+            net = TFC_TDF_net(ConfigDict(config), device="cpu")
+            net.load_state_dict(torch.load(os.path.join(out, "MODEL.ckpt"), map_location="cpu"))
+        part = twins.clip(1.0, 3)[:, :spec.hop * (spec.dim_t - 1)]
+        with torch.no_grad():
+            reference = net.eval()(torch.tensor(part)[None])[0].numpy()
+        ours = twins.mdx23c_forward(part, state, spec).reshape(reference.shape)
+        value = sdr(reference, ours)
+        worst = min(worst, value)
+        print(f"mdx23c network, norm {norm}, act {act}: numpy vs TFC_TDF_net {value:.1f} dB")
+    return worst
+
+
 def main(argv):
     twin = argv[1]
-    worst = np.inf
+    worst = check_mdx23c_kinds()
     for name in ("bs", "mel", "mdx23c"):
         model_dir = os.path.join(twin, name)
         sep = separator_for(model_dir)
