@@ -193,18 +193,25 @@ class Spec:
 
     def card(self):
         """The JSON stemscribe reads beside the graph (the same card as a RoFormer's)."""
-        target = self.target
-        if target is None and self.stems == 1:
-            target = self.instruments[0]
-        return {"roformer": {
-            "family": self.family,
-            "n_fft": self.n_fft, "hop": self.hop, "channels": self.channels,
-            "band_bins": [list(range(self.dim_f))],
-            "stems": self.stems, "instruments": self.instruments, "target_instrument": target,
-            "dim_t": self.dim_t, "short_segment": self.short_segment,
-            "short_seconds": self.short_seconds, "num_overlap": self.overlap,
-            "match_input_length": False,
-        }}
+        return card(self, [list(range(self.dim_f))], self.short_segment, self.short_seconds,
+                    match_length=False)
+
+
+def card(spec, band_bins, short_segment, short_seconds, match_length):
+    """The card of a converted RoFormer or MDX23C `spec` (key `roformer`, read by
+    crates/stemscribe-separate/src/roformer.rs)."""
+    target = spec.target
+    if target is None and spec.stems == 1:
+        target = spec.instruments[0]
+    return {"roformer": {
+        "family": spec.family,
+        "n_fft": spec.n_fft, "hop": spec.hop, "channels": spec.channels,
+        "band_bins": [[int(b) for b in band] for band in band_bins],
+        "stems": spec.stems, "instruments": spec.instruments, "target_instrument": target,
+        "dim_t": spec.dim_t, "short_segment": short_segment,
+        "short_seconds": short_seconds, "num_overlap": spec.overlap,
+        "match_input_length": match_length,
+    }}
 
 
 # ---------------------------------------------------------------- the numpy forward pass

@@ -341,18 +341,8 @@ class Spec:
 
     def card(self):
         """The JSON stemscribe reads beside the graph."""
-        target = self.target
-        if target is None and self.stems == 1:
-            target = self.instruments[0]
-        return {"roformer": {
-            "family": self.family,
-            "n_fft": self.n_fft, "hop": self.hop, "channels": self.channels,
-            "band_bins": [[int(b) for b in band] for band in self.band_bins],
-            "stems": self.stems, "instruments": self.instruments, "target_instrument": target,
-            "dim_t": self.dim_t, "short_segment": SHORT_SEGMENT,
-            "short_seconds": SHORT_SECONDS, "num_overlap": self.overlap,
-            "match_input_length": self.match_length if self.family != "bs_roformer" else False,
-        }}
+        return mdx23c.card(self, self.band_bins, SHORT_SEGMENT, SHORT_SECONDS,
+                           self.match_length if self.family != "bs_roformer" else False)
 
 
 def state_dict_of(checkpoint):
@@ -398,14 +388,8 @@ def softmax(x):
     return e / e.sum(-1, keepdims=True)
 
 
-def erf(x):
-    """The error function to 1.2e-7 (Numerical Recipes' erfc approximation), vectorised."""
-    z = np.abs(x)
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
-        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
-            -0.82215223 + t * 0.17087277))))))))
-    return np.sign(x) * (1.0 - t * np.exp(poly))
+# The error function to 1.2e-7, shared with the MDX23C network.
+erf = mdx23c.erf
 
 
 def gelu(x):
