@@ -5,8 +5,10 @@ every damaged, truncated, oversized or nonsensical file is a clear error."""
 import collections
 import os
 import pickle
+import struct
 import subprocess
 import sys
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -123,6 +125,25 @@ def test_nonsense_shapes_are_refused_before_any_read(tmp_path, offset, size, str
     write_checkpoint(path, {"w": (np.zeros(15), offset, size, stride)})
     with pytest.raises(CheckpointError, match=why):
         torch_checkpoint.load(path)
+
+
+def test_a_small_file_cannot_make_the_reader_allocate_what_it_chooses(tmp_path):
+    # A memo index: the C unpickler sizes an array by it (512 MB for this one, 15 bytes of pickle).
+    memo = tmp_path / "memo.ckpt"
+    with zipfile.ZipFile(memo, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("model/data.pkl", b"\x80\x02}r" + struct.pack("<I", 1 << 26) + b".")
+    # A stride of 0: one stored number read as 16 M of them.
+    expanded = tmp_path / "expanded.ckpt"
+    write_checkpoint(expanded, {"w": (np.zeros(15), 0, (1 << 24,), (0,))})
+    tracemalloc.start()
+    try:
+        assert torch_checkpoint.load(memo) == {}
+        with pytest.raises(CheckpointError, match="more than 4 times over"):
+            torch_checkpoint.load(expanded)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, peak
 
 
 def test_oversized_and_compressed_entries_are_refused_before_they_are_read(tmp_path):

@@ -7,11 +7,17 @@ OmegaConf and typing objects that Lightning pickles into hyper-parameters as ine
 and refuses anything else with a `CheckpointError` naming what it found, before calling it.
 Every tensor is checked against its storage (shape, strides, offset) and every archive entry
 against size limits before it is read, so a hostile or truncated file is an error, never a
-read out of bounds or an allocation it chose.
+read out of bounds or an allocation it chose. The pickle is read by Python's own (pure Python)
+unpickler, whose memo is a dict: the C one sizes an array by the largest memo index a file
+names, so a few bytes could make it allocate and clear gigabytes. Tensors may not copy out more
+elements in all than `MAX_COPY_FACTOR` times what the archive's storages hold (a stride of 0
+would otherwise let one small storage become a huge tensor).
 """
 
 import builtins
+import io
 import pickle
+import struct
 import zipfile
 import zlib
 
@@ -31,6 +37,9 @@ MAX_TENSOR_ELEMENTS = 2 << 30
 # A stored (uncompressed) entry is what torch writes; a compressed one may expand this much.
 MAX_COMPRESSION_RATIO = 20
 MAX_PICKLE_BYTES = 256 << 20
+# Views and tied weights read a storage more than once; more than this many times is hostile.
+MAX_COPY_FACTOR = 4
+MAX_COPY_SLACK_BYTES = 16 << 20
 
 
 class CheckpointError(ValueError):
@@ -112,6 +121,9 @@ def _load(path):
             raise CheckpointError(f"{path}: its pickle is {info.file_size} bytes, more than a "
                                   "state dict needs")
         storages = {}
+        stored = sum(i.file_size for i in archive.infolist()
+                     if i.filename.startswith(f"{root}data/"))
+        budget = [MAX_COPY_FACTOR * stored + MAX_COPY_SLACK_BYTES]
 
         def storage(dtype, key):
             if not isinstance(key, str) or "/" in key or "\\" in key or key in ("", ".", ".."):
@@ -159,11 +171,16 @@ def _load(path):
             elif offset > len(data):
                 raise CheckpointError(f"{path}: a tensor starts past its storage")
             itemsize = data.dtype.itemsize
+            budget[0] -= elements * itemsize
+            if budget[0] < 0:
+                raise CheckpointError(f"{path}: its tensors read their storages more than "
+                                      f"{MAX_COPY_FACTOR} times over (a tensor of shape "
+                                      f"{tuple(size)} with strides {tuple(stride)})")
             return np.lib.stride_tricks.as_strided(
                 data[offset:], shape=tuple(size),
                 strides=tuple(s * itemsize for s in stride)).copy()
 
-        class Unpickler(pickle.Unpickler):
+        class Unpickler(pickle._Unpickler):
             def find_class(self, module, name):
                 if module == "torch._utils" and name == "_rebuild_tensor_v2":
                     return rebuild
@@ -192,10 +209,11 @@ def _load(path):
 
         try:
             with archive.open(pkl) as stream:
-                return Unpickler(stream).load()
+                pickled = stream.read(MAX_PICKLE_BYTES + 1)
+            return Unpickler(io.BytesIO(pickled)).load()
         except CheckpointError:
             raise
-        except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as e:
+        except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error) as e:
             raise CheckpointError(f"{path}: its pickle is damaged or truncated ({e})") from e
         except RecursionError as e:
             raise CheckpointError(f"{path}: its pickle nests too deeply") from e
