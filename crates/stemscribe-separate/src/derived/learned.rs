@@ -15,7 +15,7 @@
 
 use rayon::prelude::*;
 
-use super::weights::{B1, B2, SCALES, W1, W2};
+use super::weights::{B1, B2, HIDDEN, SCALES, W1, W2};
 use super::EPSILON;
 use crate::spectral::{sliding_medians, SortedWindow, Spectrogram};
 
@@ -127,8 +127,8 @@ pub(super) fn learned_masks(
         .zip(other.par_chunks_mut(bins))
         .enumerate()
         .for_each_init(
-            || [0.0_f32; INPUTS],
-            |input, (t, ((drums, bass), other))| {
+            || Box::new(Tile::default()),
+            |tile, (t, ((drums, bass), other))| {
                 let now = row(t);
                 let earlier = |k: usize| row(t.saturating_sub(k));
                 let later = |k: usize| row((t + k).min(frames - 1));
@@ -136,64 +136,142 @@ pub(super) fn learned_masks(
                 let (ahead2, ahead5, ahead10) = (later(2), later(5), later(10));
                 let loudest = now.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let at = |f: isize| now[f.clamp(0, bins as isize - 1) as usize];
-                for f in 0..bins {
-                    let l = now[f];
-                    input[..3].copy_from_slice(&[drums[f], bass[f], other[f]]);
-                    let mut k = 3;
-                    input[k..k + OCTAVE_CENTRES].copy_from_slice(
-                        &octave_weights[f * OCTAVE_CENTRES..(f + 1) * OCTAVE_CENTRES],
+                for first in (0..bins).step_by(TILE) {
+                    let width = TILE.min(bins - first);
+                    let span = first..first + width;
+                    let inputs = &mut tile.inputs;
+                    for (input, share) in inputs.iter_mut().zip([&*drums, &*bass, &*other]) {
+                        input[..width].copy_from_slice(&share[span.clone()]);
+                    }
+                    for (c, input) in inputs[SCALES.len()..REST].iter_mut().enumerate() {
+                        input[..width].copy_from_slice(&octave_weights[c * bins..][span.clone()]);
+                    }
+                    let l = &now[span.clone()];
+                    let rest = &mut inputs[REST..];
+                    fill(
+                        &mut rest[0],
+                        l.iter()
+                            .map(|&l| ((l - loudest) / 80.0 + 1.0).clamp(-1.0, 1.0)),
                     );
-                    k += OCTAVE_CENTRES;
-                    let fi = f as isize;
-                    let far = at(fi - 4).max(at(fi - 3)).max(at(fi + 3)).max(at(fi + 4));
-                    let near = at(fi - 1).max(at(fi + 1));
-                    let rest = [
-                        ((l - loudest) / 80.0 + 1.0).clamp(-1.0, 1.0),
-                        contrast[t * bins + f],
-                        percussive_share[t],
-                        flux[t],
-                        ((l - previous[f]) / 20.0).clamp(-2.0, 2.0),
-                        ((ahead2[f] - l) / 30.0).clamp(-2.0, 2.0),
-                        ((ahead5[f] - l) / 30.0).clamp(-2.0, 2.0),
-                        ((ahead10[f] - l) / 30.0).clamp(-2.0, 2.0),
-                        ((back2[f] - l) / 30.0).clamp(-2.0, 2.0),
-                        ((l - far) / 20.0).clamp(-2.0, 2.0),
-                        ((l - near) / 20.0).clamp(-2.0, 2.0),
-                    ];
-                    input[k..].copy_from_slice(&rest);
-                    let [d, b, o] = network(input);
-                    drums[f] = d;
-                    bass[f] = b;
-                    other[f] = o;
+                    rest[1][..width].copy_from_slice(&contrast[t * bins..][span.clone()]);
+                    rest[2] = [percussive_share[t]; TILE];
+                    rest[3] = [flux[t]; TILE];
+                    fill(
+                        &mut rest[4],
+                        l.iter()
+                            .zip(&previous[span.clone()])
+                            .map(|(&l, &p)| ((l - p) / 20.0).clamp(-2.0, 2.0)),
+                    );
+                    for (input, other) in
+                        rest[5..9].iter_mut().zip([ahead2, ahead5, ahead10, back2])
+                    {
+                        fill(
+                            input,
+                            l.iter()
+                                .zip(&other[span.clone()])
+                                .map(|(&l, &o)| ((o - l) / 30.0).clamp(-2.0, 2.0)),
+                        );
+                    }
+                    fill(
+                        &mut rest[9],
+                        span.clone().map(|f| {
+                            let f = f as isize;
+                            let far = at(f - 4).max(at(f - 3)).max(at(f + 3)).max(at(f + 4));
+                            ((at(f) - far) / 20.0).clamp(-2.0, 2.0)
+                        }),
+                    );
+                    fill(
+                        &mut rest[10],
+                        span.clone().map(|f| {
+                            let f = f as isize;
+                            ((at(f) - at(f - 1).max(at(f + 1))) / 20.0).clamp(-2.0, 2.0)
+                        }),
+                    );
+                    tile.run();
+                    let outputs = tile.outputs[0]
+                        .iter()
+                        .zip(&tile.outputs[1])
+                        .zip(&tile.outputs[2]);
+                    for (j, ((&d, &b), &o)) in outputs.take(width).enumerate() {
+                        drums[first + j] = d;
+                        bass[first + j] = b;
+                        other[first + j] = o;
+                    }
                 }
             },
         );
     masks
 }
 
-/// The network: `softmax(W2ᵀ tanh(W1ᵀ x + b1) + b2)`. Each step runs over all hidden units
-/// at once (the `tanh`s too, before the output layer reads them), so the compiler keeps them
-/// in vector registers.
-fn network(input: &[f32; INPUTS]) -> [f32; 3] {
-    let mut hidden = B1;
-    for (x, weights) in input.iter().zip(&W1) {
-        for (h, w) in hidden.iter_mut().zip(weights) {
-            *h += x * w;
+/// The first input after the tonal shares and the octave weights.
+const REST: usize = SCALES.len() + OCTAVE_CENTRES;
+
+/// Writes `values` into the start of `out`.
+fn fill(out: &mut [f32; TILE], values: impl Iterator<Item = f32>) {
+    for (o, v) in out.iter_mut().zip(values) {
+        *o = v;
+    }
+}
+
+/// Bins the network runs on together: each step of a layer runs over them all, so it
+/// vectorises across bins, and a tile's values stay in the L1 cache.
+const TILE: usize = 64;
+
+/// One tile's features, hidden units and masks, each row one value of every bin in the tile.
+struct Tile {
+    inputs: [[f32; TILE]; INPUTS],
+    hidden: [[f32; TILE]; HIDDEN],
+    outputs: [[f32; TILE]; 3],
+}
+
+impl Default for Tile {
+    fn default() -> Self {
+        Self {
+            inputs: [[0.0; TILE]; INPUTS],
+            hidden: [[0.0; TILE]; HIDDEN],
+            outputs: [[0.0; TILE]; 3],
         }
     }
-    for h in &mut hidden {
-        *h = tanh(*h);
-    }
-    let mut logits = B2;
-    for (h, weights) in hidden.iter().zip(&W2) {
-        for (l, w) in logits.iter_mut().zip(weights) {
-            *l += h * w;
+}
+
+impl Tile {
+    /// The network, `softmax(W2ᵀ tanh(W1ᵀ x + b1) + b2)`, from `inputs` into `outputs`. Each
+    /// bin's sums are taken in the same order as for a single bin, so a bin's masks do not
+    /// depend on the tile it is in.
+    fn run(&mut self) {
+        for (hidden, &bias) in self.hidden.iter_mut().zip(&B1) {
+            *hidden = [bias; TILE];
+        }
+        for (input, weights) in self.inputs.iter().zip(&W1) {
+            for (hidden, &w) in self.hidden.iter_mut().zip(weights) {
+                for (h, x) in hidden.iter_mut().zip(input) {
+                    *h += x * w;
+                }
+            }
+        }
+        for hidden in &mut self.hidden {
+            for h in hidden {
+                *h = tanh(*h);
+            }
+        }
+        for (output, &bias) in self.outputs.iter_mut().zip(&B2) {
+            *output = [bias; TILE];
+        }
+        for (hidden, weights) in self.hidden.iter().zip(&W2) {
+            for (output, &w) in self.outputs.iter_mut().zip(weights) {
+                for (l, h) in output.iter_mut().zip(hidden) {
+                    *l += h * w;
+                }
+            }
+        }
+        let [drums, bass, other] = &mut self.outputs;
+        for ((d, b), o) in drums.iter_mut().zip(bass.iter_mut()).zip(other.iter_mut()) {
+            let top = d.max(*b).max(*o);
+            let exp = [*d, *b, *o].map(|l| (l - top).exp());
+            let total = exp[0] + exp[1] + exp[2];
+            [*d, *b, *o] = exp.map(|e| e / total);
         }
     }
-    let top = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exp = logits.map(|l| (l - top).exp());
-    let total: f32 = exp.iter().sum();
-    exp.map(|e| e / total)
 }
 
 /// `tanh` by its (7, 6) Padé approximant, clamped to ±1: within 1e-4 of the exact value, and
@@ -261,15 +339,21 @@ fn time_medians(magnitude: &Spectrogram, span: usize) -> TimeMedians {
     TimeMedians { values, frames }
 }
 
-/// The triangular weights of every bin's frequency, [`OCTAVE_CENTRES`] per bin.
+/// The triangular weights of every bin's frequency: [`OCTAVE_CENTRES`] rows of one weight
+/// per bin.
 fn octave_weights(bins: usize, sample_rate: u32, fft_size: usize) -> Vec<f32> {
     let spacing = OCTAVE_SPAN / (OCTAVE_CENTRES - 1) as f32;
-    (0..bins)
-        .flat_map(|f| {
+    let octaves: Vec<f32> = (0..bins)
+        .map(|f| {
             let hz = f as f32 * sample_rate as f32 / fft_size as f32;
-            let octaves = (hz.max(20.0) / 20.0).log2();
-            (0..OCTAVE_CENTRES)
-                .map(move |c| (1.0 - (octaves - c as f32 * spacing).abs() / spacing).max(0.0))
+            (hz.max(20.0) / 20.0).log2()
+        })
+        .collect();
+    (0..OCTAVE_CENTRES)
+        .flat_map(|c| {
+            octaves
+                .iter()
+                .map(move |o| (1.0 - (o - c as f32 * spacing).abs() / spacing).max(0.0))
         })
         .collect()
 }
@@ -321,9 +405,15 @@ mod tests {
 
     #[test]
     fn the_masks_sum_to_one() {
-        let input = [0.3_f32; INPUTS];
-        let masks = network(&input);
-        assert!((masks.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-        assert!(masks.iter().all(|m| (0.0..=1.0).contains(m)));
+        let mut tile = Tile::default();
+        for (k, input) in tile.inputs.iter_mut().enumerate() {
+            *input = std::array::from_fn(|j| ((k * 31 + j * 7) % 13) as f32 / 6.0 - 1.0);
+        }
+        tile.run();
+        for j in 0..TILE {
+            let masks = tile.outputs.map(|output| output[j]);
+            assert!((masks.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            assert!(masks.iter().all(|m| (0.0..=1.0).contains(m)));
+        }
     }
 }
