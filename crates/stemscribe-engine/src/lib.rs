@@ -46,9 +46,9 @@ pub use stemscribe_transcribe::{NoOutput, PitchModel, TranscriptionError, Transc
 use stemscribe_audio::timings::{measure, Stage};
 use stemscribe_runtime::Runtime;
 use stemscribe_separate::{
-    derive_stems_each, installed_cards, is_ensemble, open_ensemble, remove_hum, suppress_noise,
-    user_model_files, CardError, HumOptions, ModelCard, ModelFile, ModelFileError, ModelSpec,
-    Separate, Separator, USER_MODELS_DIR,
+    derive_clean_stems_each, installed_cards, is_ensemble, open_ensemble, remove_hum,
+    suppress_noise, user_model_files, CardError, HumOptions, ModelCard, ModelFile, ModelFileError,
+    ModelSpec, Separate, Separator, USER_MODELS_DIR,
 };
 use stemscribe_transcribe::{
     notes_with_decision, vocal_to_mix_db, Decision, PitchTrack, Transcriber, MAX_HARMONIC_HZ,
@@ -661,9 +661,8 @@ impl Engine {
         on_stem: &mut dyn FnMut(Stem) -> ControlFlow<()>,
     ) {
         measure(Stage::PostProcess, || {
-            let accompaniment = suppress_noise(accompaniment, &self.noise);
             let mut stems = FOUR_STEMS[1..].iter();
-            derive_stems_each(&accompaniment, derived, &mut |audio| {
+            derive_clean_stems_each(accompaniment, &self.noise, derived, &mut |audio| {
                 let stem = stems.next().copied().unwrap_or(SourceStem::Other);
                 on_stem(Stem { stem, audio })
             });

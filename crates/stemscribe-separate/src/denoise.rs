@@ -14,6 +14,7 @@
 //! harmonics: it is caught as bins whose floor stands out from their neighbours' and barely
 //! moves; nothing assumes its frequency.
 
+use rayon::prelude::*;
 use stemscribe_audio::Audio;
 
 use crate::spectral::{apply_masks, median, spectrogram, Spectrogram};
@@ -67,11 +68,28 @@ impl Default for NoiseOptions {
 /// `audio` with its stationary noise suppressed, as long as the input (unchanged when no
 /// noise is found).
 pub fn suppress_noise(audio: &Audio, options: &NoiseOptions) -> Audio {
+    match clean(audio, options) {
+        Cleaned::Unchanged(_) => audio.clone(),
+        Cleaned::Suppressed(cleaned) => cleaned,
+    }
+}
+
+/// What [`clean`] made of a signal.
+pub(crate) enum Cleaned {
+    /// No noise was found: the signal is unchanged, and this is its spectrogram, taken with
+    /// the options' STFT.
+    Unchanged(Spectrogram),
+    /// The signal with its noise suppressed.
+    Suppressed(Audio),
+}
+
+/// [`suppress_noise`], keeping the spectrogram it took when the signal needs no change.
+pub(crate) fn clean(audio: &Audio, options: &NoiseOptions) -> Cleaned {
     let stft = Stft::new(options.fft_size, options.hop);
     let magnitude = spectrogram(&stft, audio);
     let noise = noise_power(&magnitude, audio.sample_rate(), options);
     if noise.iter().all(|&p| p == 0.0) {
-        return audio.clone();
+        return Cleaned::Unchanged(magnitude);
     }
     let bins = magnitude.bins;
     let least = options.floor_gain * options.floor_gain;
@@ -86,7 +104,7 @@ pub fn suppress_noise(audio: &Audio, options: &NoiseOptions) -> Audio {
             *gain = kept.max(least).sqrt();
         }
     });
-    cleaned.remove(0)
+    Cleaned::Suppressed(cleaned.remove(0))
 }
 
 /// The estimated power of the steady noise in each bin of `magnitude` (a spectrogram of a
@@ -95,9 +113,9 @@ fn noise_power(magnitude: &Spectrogram, sample_rate: u32, options: &NoiseOptions
     let (frames, bins) = (magnitude.frames(), magnitude.bins);
     let q = options.percentile.clamp(0.001, 0.3);
     let rayleigh = -(1.0 - q).ln();
-    let mut column = Vec::with_capacity(frames);
     let (floors, spreads): (Vec<f32>, Vec<f32>) = (0..bins)
-        .map(|f| {
+        .into_par_iter()
+        .map_init(Vec::new, |column, f| {
             column.clear();
             column.extend((0..frames).map(|t| magnitude.values[t * bins + f]));
             let mut at = |p: f32| {

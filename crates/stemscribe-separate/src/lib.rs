@@ -24,7 +24,9 @@ mod wiener;
 
 pub use demucs::{DemucsModel, DEMUCS_SEGMENT};
 pub use denoise::{suppress_noise, NoiseOptions};
-pub use derived::{derive_stems, derive_stems_each, DerivedStemsOptions, MedianSplit};
+pub use derived::{
+    derive_clean_stems_each, derive_stems, derive_stems_each, DerivedStemsOptions, MedianSplit,
+};
 pub use ensemble::{Ensemble, EnsembleMethod, UnknownEnsembleMethod};
 pub use family::{
     convert_checkpoint, install_ensemble, install_model_file, is_checkpoint, is_ensemble,

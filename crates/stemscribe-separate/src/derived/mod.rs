@@ -21,7 +21,8 @@ use std::ops::ControlFlow;
 use rayon::prelude::*;
 use stemscribe_audio::Audio;
 
-use crate::spectral::{apply_masks, median, spectrogram};
+use crate::denoise::{clean, Cleaned, NoiseOptions};
+use crate::spectral::{apply_masks, median, spectrogram, Spectrogram};
 use crate::stft::Stft;
 
 /// Added to both sides of a mask's ratio so silent bins split evenly.
@@ -96,10 +97,47 @@ pub fn derive_stems_each(
     options: &DerivedStemsOptions,
     on_stem: &mut dyn FnMut(Audio) -> ControlFlow<()>,
 ) {
+    derive(accompaniment, options, None, on_stem);
+}
+
+/// As [`derive_stems_each`], from the accompaniment with its stationary noise suppressed
+/// first ([`suppress_noise`](crate::suppress_noise)). The stems are the same as from
+/// `derive_stems_each(&suppress_noise(accompaniment, noise), ..)`; when no noise is found,
+/// the spectrogram the noise search took serves the split too, if their STFTs agree.
+pub fn derive_clean_stems_each(
+    accompaniment: &Audio,
+    noise: &NoiseOptions,
+    options: &DerivedStemsOptions,
+    on_stem: &mut dyn FnMut(Audio) -> ControlFlow<()>,
+) {
+    match clean(accompaniment, noise) {
+        Cleaned::Unchanged(magnitude) => {
+            let taken = Some(((noise.fft_size, noise.hop), magnitude));
+            derive(accompaniment, options, taken, on_stem);
+        }
+        Cleaned::Suppressed(cleaned) => derive(&cleaned, options, None, on_stem),
+    }
+}
+
+/// The split of `options`, reusing `taken`, a spectrogram of `accompaniment` with the STFT
+/// `(fft size, hop)`, when the split's STFT is the same.
+fn derive(
+    accompaniment: &Audio,
+    options: &DerivedStemsOptions,
+    taken: Option<((usize, usize), Spectrogram)>,
+    on_stem: &mut dyn FnMut(Audio) -> ControlFlow<()>,
+) {
+    let (fft_size, hop) = match options {
+        DerivedStemsOptions::Learned => (LEARNED_FFT_SIZE, LEARNED_HOP),
+        DerivedStemsOptions::Median(split) => (split.fft_size, split.hop),
+    };
+    let stft = Stft::new(fft_size, hop);
+    let magnitude = match taken {
+        Some((taken_with, magnitude)) if taken_with == (fft_size, hop) => magnitude,
+        _ => spectrogram(&stft, accompaniment),
+    };
     match options {
         DerivedStemsOptions::Learned => {
-            let stft = Stft::new(LEARNED_FFT_SIZE, LEARNED_HOP);
-            let magnitude = spectrogram(&stft, accompaniment);
             let bins = magnitude.bins;
             let masks =
                 learned::learned_masks(magnitude, accompaniment.sample_rate(), LEARNED_FFT_SIZE);
@@ -107,7 +145,9 @@ pub fn derive_stems_each(
                 gains.copy_from_slice(&masks[stem][t * bins..(t + 1) * bins]);
             });
         }
-        DerivedStemsOptions::Median(split) => median_split(accompaniment, split, on_stem),
+        DerivedStemsOptions::Median(split) => {
+            median_split(accompaniment, split, &stft, magnitude, on_stem);
+        }
     }
 }
 
@@ -131,10 +171,10 @@ fn emit_stems(
 fn median_split(
     accompaniment: &Audio,
     options: &MedianSplit,
+    stft: &Stft,
+    magnitude: Spectrogram,
     on_stem: &mut dyn FnMut(Audio) -> ControlFlow<()>,
 ) {
-    let stft = Stft::new(options.fft_size, options.hop);
-    let magnitude = spectrogram(&stft, accompaniment);
     let (frames, bins) = (magnitude.frames(), magnitude.bins);
     let half_time = options.harmonic_frames / 2;
     let half_freq = options.percussive_bins / 2;
@@ -186,7 +226,7 @@ fn median_split(
             }
         })
         .collect();
-    emit_stems(&stft, accompaniment, on_stem, |stem, t, gains| {
+    emit_stems(stft, accompaniment, on_stem, |stem, t, gains| {
         let shares = tonal[t * bins..(t + 1) * bins].iter().zip(&bass_share);
         for (gain, (&tonal, &bass)) in gains.iter_mut().zip(shares) {
             *gain = match stem {
@@ -257,6 +297,43 @@ mod tests {
                 energy(&drums) > 5.0 * (energy(&low) + energy(&other)),
                 "{options:?}"
             );
+        }
+    }
+
+    #[test]
+    fn clean_stems_are_the_stems_of_the_suppressed_accompaniment() {
+        // Bursts of a tone: music, not a steady tone the suppressor would take for hum.
+        let tone = |i: usize| {
+            let on = (i / 11_025) % 2 == 0;
+            if on {
+                0.5 * (i as f32 * 0.0627).sin()
+            } else {
+                0.0
+            }
+        };
+        let mut seed = 12_345_u32;
+        let mut hiss = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1 << 24) as f32 - 0.5
+        };
+        let side = |noise: &mut dyn FnMut() -> f32| -> Vec<f32> {
+            (0..3 * 44_100).map(|i| tone(i) + 0.05 * noise()).collect()
+        };
+        let noisy = Audio::new(44_100, vec![side(&mut hiss), side(&mut hiss)]).unwrap();
+        let clean_tone = signal(tone);
+        let noise = NoiseOptions::default();
+        assert!(matches!(clean(&noisy, &noise), Cleaned::Suppressed(_)));
+        assert!(matches!(clean(&clean_tone, &noise), Cleaned::Unchanged(_)));
+        for input in [&noisy, &clean_tone] {
+            for options in SPLITS {
+                let expected = derive_stems(&crate::suppress_noise(input, &noise), &options);
+                let mut stems = Vec::new();
+                derive_clean_stems_each(input, &noise, &options, &mut |stem| {
+                    stems.push(stem);
+                    ControlFlow::Continue(())
+                });
+                assert_eq!(stems, expected, "{options:?}");
+            }
         }
     }
 }
