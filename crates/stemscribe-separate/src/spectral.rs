@@ -99,7 +99,9 @@ pub(crate) fn median(values: &mut [f32]) -> f32 {
 }
 
 /// Writes into `out[i]` the median of `value` over the `span` (odd) positions centred on `i`,
-/// positions past either end clamped to the first or last of `out.len()`.
+/// positions past either end clamped to the first or last of `out.len()`. Spans of 5 and 9
+/// take each median by a network of exchanges ([`network_medians`]), longer ones slide a
+/// sorted window; both pick the value a sort by `total_cmp` puts in the middle.
 pub(crate) fn sliding_medians(
     span: usize,
     value: impl Fn(usize) -> f32,
@@ -112,6 +114,18 @@ pub(crate) fn sliding_medians(
     }
     let half = span / 2;
     let at = |i: isize| value(i.clamp(0, len as isize - 1) as usize);
+    if span == 5 || span == 9 {
+        let padded = &mut window.padded;
+        padded.clear();
+        padded.extend((0..(len + span - 1) as isize).map(|i| at(i - half as isize)));
+        let row = |k: usize| &padded[k..k + len];
+        if span == 5 {
+            network_medians(std::array::from_fn::<_, 5, _>(row), out);
+        } else {
+            network_medians(std::array::from_fn::<_, 9, _>(row), out);
+        }
+        return;
+    }
     window.fill((-(half as isize)..=half as isize).map(at));
     for (i, median) in out.iter_mut().enumerate() {
         *median = window.median();
@@ -122,12 +136,81 @@ pub(crate) fn sliding_medians(
     }
 }
 
+/// Writes into `out[j]` the median of `rows[0][j]`, ..., `rows[N - 1][j]` for `N` of 5 or 9
+/// (rows at least as long as `out`): the value a sort by `total_cmp` puts in the middle, found
+/// by a fixed network of min/max exchanges on [`order_key`]s, which has no branches, so the
+/// loop vectorises across `j`.
+pub(crate) fn network_medians<const N: usize>(rows: [&[f32]; N], out: &mut [f32]) {
+    let rows = rows.map(|row| &row[..out.len()]);
+    for (j, median) in out.iter_mut().enumerate() {
+        let keys: [i32; N] = std::array::from_fn(|k| order_key(rows[k][j]));
+        let middle = match *keys.as_slice() {
+            [a, b, c, d, e] => median_of_5([a, b, c, d, e]),
+            [a, b, c, d, e, f, g, h, i] => median_of_9([a, b, c, d, e, f, g, h, i]),
+            _ => unreachable!("networks are for 5 or 9 values"),
+        };
+        *median = from_order_key(middle);
+    }
+}
+
+/// Puts the lesser of `a` and `b` in `a`, the greater in `b`.
+#[inline(always)]
+fn exchange(a: &mut i32, b: &mut i32) {
+    let low = (*a).min(*b);
+    *b = (*a).max(*b);
+    *a = low;
+}
+
+/// The median of five keys: Devillard's `opt_med5` network (after Paeth, Graphics Gems).
+#[inline(always)]
+fn median_of_5(keys: [i32; 5]) -> i32 {
+    let [mut p0, mut p1, mut p2, mut p3, mut p4] = keys;
+    exchange(&mut p0, &mut p1);
+    exchange(&mut p3, &mut p4);
+    exchange(&mut p0, &mut p3);
+    exchange(&mut p1, &mut p4);
+    exchange(&mut p1, &mut p2);
+    exchange(&mut p2, &mut p3);
+    exchange(&mut p1, &mut p2);
+    p2
+}
+
+/// The median of nine keys: Devillard's `opt_med9` network (after Paeth, Graphics Gems). Its
+/// exchanges are written out: a loop over them is not unrolled, and indexing the array then
+/// costs ten times as much.
+#[inline(always)]
+fn median_of_9(keys: [i32; 9]) -> i32 {
+    let [mut p0, mut p1, mut p2, mut p3, mut p4, mut p5, mut p6, mut p7, mut p8] = keys;
+    exchange(&mut p1, &mut p2);
+    exchange(&mut p4, &mut p5);
+    exchange(&mut p7, &mut p8);
+    exchange(&mut p0, &mut p1);
+    exchange(&mut p3, &mut p4);
+    exchange(&mut p6, &mut p7);
+    exchange(&mut p1, &mut p2);
+    exchange(&mut p4, &mut p5);
+    exchange(&mut p7, &mut p8);
+    exchange(&mut p0, &mut p3);
+    exchange(&mut p5, &mut p8);
+    exchange(&mut p4, &mut p7);
+    exchange(&mut p3, &mut p6);
+    exchange(&mut p1, &mut p4);
+    exchange(&mut p2, &mut p5);
+    exchange(&mut p4, &mut p7);
+    exchange(&mut p4, &mut p2);
+    exchange(&mut p6, &mut p4);
+    exchange(&mut p4, &mut p2);
+    p4
+}
+
 /// The values of a sliding window kept sorted (as [`order_key`]s, integers that compare as
 /// `f32::total_cmp`), so each step costs two branch-free counts the compiler vectorises and a
 /// short move, not a selection.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct SortedWindow {
     keys: Vec<i32>,
+    /// The clamped values a network median reads.
+    padded: Vec<f32>,
 }
 
 impl SortedWindow {
@@ -207,7 +290,7 @@ mod tests {
     #[test]
     fn sliding_medians_match_a_median_of_each_clamped_window() {
         let values: Vec<f32> = (0..200).map(|i| ((i * 7919 + 13) % 101) as f32).collect();
-        for span in [1, 5, 9, 61] {
+        for span in [1, 3, 5, 7, 9, 25, 61] {
             let mut out = vec![0.0; values.len()];
             sliding_medians(span, |i| values[i], &mut SortedWindow::default(), &mut out);
             for (i, &got) in out.iter().enumerate() {
@@ -216,6 +299,34 @@ mod tests {
                     .collect();
                 assert_eq!(got, median(&mut window), "span {span}, position {i}");
             }
+        }
+    }
+
+    #[test]
+    fn network_medians_are_the_middle_of_a_sort() {
+        let mut seed = 7_u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            // Few distinct values, so ties are common; zeros of both signs and infinities too.
+            [0.0, -0.0, 1.0, 2.5, -3.0, f32::INFINITY, 7.0][(seed >> 16) as usize % 7]
+        };
+        let check = |rows: Vec<Vec<f32>>| {
+            let mut out = vec![0.0; rows[0].len()];
+            match rows.len() {
+                5 => network_medians(std::array::from_fn::<_, 5, _>(|k| &rows[k][..]), &mut out),
+                _ => network_medians(std::array::from_fn::<_, 9, _>(|k| &rows[k][..]), &mut out),
+            }
+            for (j, got) in out.iter().enumerate() {
+                let mut column: Vec<f32> = rows.iter().map(|row| row[j]).collect();
+                assert_eq!(got.to_bits(), median(&mut column).to_bits(), "{column:?}");
+            }
+        };
+        for n in [5, 9] {
+            check(
+                (0..n)
+                    .map(|_| (0..5_000).map(|_| next()).collect())
+                    .collect(),
+            );
         }
     }
 }

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use super::weights::{B1, B2, HIDDEN, SCALES, W1, W2};
 use super::EPSILON;
-use crate::spectral::{sliding_medians, SortedWindow, Spectrogram};
+use crate::spectral::{network_medians, sliding_medians, SortedWindow, Spectrogram};
 
 /// The scale whose median across time is the contrast feature's reference.
 const CONTRAST_SCALE: usize = 1;
@@ -324,6 +324,18 @@ fn time_medians(magnitude: &Spectrogram, span: usize) -> TimeMedians {
         .enumerate()
         .for_each(|(b, out)| {
             let block = b * BINS_PER_TASK..(b * BINS_PER_TASK + out.len() / frames);
+            if span == 9 {
+                let row = |t: isize| {
+                    let t = t.clamp(0, frames as isize - 1) as usize;
+                    &magnitude.values[t * bins..][block.clone()]
+                };
+                for (t, medians) in out.chunks_exact_mut(block.len()).enumerate() {
+                    let first = t as isize - half as isize;
+                    let rows = std::array::from_fn::<_, 9, _>(|k| row(first + k as isize));
+                    network_medians(rows, medians);
+                }
+                return;
+            }
             let mut windows = vec![SortedWindow::default(); block.len()];
             for (window, f) in windows.iter_mut().zip(block.clone()) {
                 window.fill((-(half as isize)..=half as isize).map(|t| at(t, f)));
