@@ -184,30 +184,90 @@ fn windowed_coherence(amplitudes: &[(f64, f64)], width: usize) -> Option<(f64, f
 /// The complex amplitude, `(re, im)`, of the tone at `omega` (radians per sample) in each
 /// Hann-windowed block of `block` samples, blocks starting every `hop` samples from
 /// `-block / 2` (samples outside the signal are zero), phases at absolute time.
+///
+/// Each block's sum runs through its own rotating phasor, a chain of dependent products; the
+/// blocks inside the signal are taken [`LANES`] at a time so the chains interleave, each with
+/// exactly the operations it has alone.
 fn block_amplitudes(signal: &[f32], omega: f64, block: usize, hop: usize) -> Vec<(f64, f64)> {
     let window = periodic_hann(block);
     let scale = 2.0 / window.iter().sum::<f64>();
-    let (step_re, step_im) = (omega.cos(), -omega.sin());
+    let step = (omega.cos(), -omega.sin());
     let half = (block / 2) as isize;
-    let mut amplitudes = Vec::new();
-    let mut start = -half;
-    while start < signal.len() as isize - half {
-        let phase = -omega * start as f64;
-        let (mut re, mut im) = (phase.cos(), phase.sin());
-        let (mut sum_re, mut sum_im) = (0.0, 0.0);
-        for (n, &w) in window.iter().enumerate() {
-            let index = start + n as isize;
-            if index >= 0 && (index as usize) < signal.len() {
-                let x = w * f64::from(signal[index as usize]);
-                sum_re += x * re;
-                sum_im += x * im;
+    let len = signal.len() as isize;
+    let starts: Vec<isize> = std::iter::successors(Some(-half), |s| Some(s + hop as isize))
+        .take_while(|&s| s < len - half)
+        .collect();
+    let inside = |s: isize| s >= 0 && s + block as isize <= len;
+    let mut amplitudes = Vec::with_capacity(starts.len());
+    let mut rest = &starts[..];
+    while let Some(&first) = rest.first() {
+        match rest.first_chunk::<LANES>() {
+            Some(group) if group.iter().all(|&s| inside(s)) => {
+                let sums = interleaved(signal, &window, omega, step, *group);
+                amplitudes.extend(sums.map(|(re, im)| (re * scale, im * scale)));
+                rest = &rest[LANES..];
             }
-            (re, im) = (re * step_re - im * step_im, re * step_im + im * step_re);
+            _ => {
+                let (re, im) = one_block(signal, &window, omega, step, first);
+                amplitudes.push((re * scale, im * scale));
+                rest = &rest[1..];
+            }
         }
-        amplitudes.push((sum_re * scale, sum_im * scale));
-        start += hop as isize;
     }
     amplitudes
+}
+
+/// Blocks whose phasor chains [`block_amplitudes`] interleaves.
+const LANES: usize = 4;
+
+/// The windowed sum of `x[n] e^{-i omega n}` over the block at `start` (any start: samples
+/// outside the signal count as zero), the phasor advanced by `step` = `e^{-i omega}`.
+fn one_block(
+    signal: &[f32],
+    window: &[f64],
+    omega: f64,
+    (step_re, step_im): (f64, f64),
+    start: isize,
+) -> (f64, f64) {
+    let phase = -omega * start as f64;
+    let (mut re, mut im) = (phase.cos(), phase.sin());
+    let (mut sum_re, mut sum_im) = (0.0, 0.0);
+    for (n, &w) in window.iter().enumerate() {
+        let index = start + n as isize;
+        if index >= 0 && (index as usize) < signal.len() {
+            let x = w * f64::from(signal[index as usize]);
+            sum_re += x * re;
+            sum_im += x * im;
+        }
+        (re, im) = (re * step_re - im * step_im, re * step_im + im * step_re);
+    }
+    (sum_re, sum_im)
+}
+
+/// [`one_block`] of [`LANES`] blocks that lie wholly inside the signal, side by side.
+fn interleaved(
+    signal: &[f32],
+    window: &[f64],
+    omega: f64,
+    (step_re, step_im): (f64, f64),
+    starts: [isize; LANES],
+) -> [(f64, f64); LANES] {
+    let blocks = starts.map(|s| &signal[s as usize..s as usize + window.len()]);
+    let phases = starts.map(|s| -omega * s as f64);
+    let (mut re, mut im) = (phases.map(f64::cos), phases.map(f64::sin));
+    let (mut sum_re, mut sum_im) = ([0.0; LANES], [0.0; LANES]);
+    for (n, &w) in window.iter().enumerate() {
+        for lane in 0..LANES {
+            let x = w * f64::from(blocks[lane][n]);
+            sum_re[lane] += x * re[lane];
+            sum_im[lane] += x * im[lane];
+            (re[lane], im[lane]) = (
+                re[lane] * step_re - im[lane] * step_im,
+                re[lane] * step_im + im[lane] * step_re,
+            );
+        }
+    }
+    std::array::from_fn(|lane| (sum_re[lane], sum_im[lane]))
 }
 
 /// Subtracts from `out` the tone at `omega` measured in `signal`: amplitudes in half-overlapping
@@ -249,6 +309,23 @@ fn subtract_tone(out: &mut [f32], signal: &[f32], omega: f64, options: &HumOptio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interleaved_blocks_are_the_blocks_taken_one_by_one_bit_for_bit() {
+        let signal: Vec<f32> = (0..20_000)
+            .map(|i| ((i * 7919 + 13) % 1001) as f32 / 1000.0 - 0.5)
+            .collect();
+        let (block, omega) = (1_001, 0.0713_f64);
+        let window = periodic_hann(block);
+        let step = (omega.cos(), -omega.sin());
+        let starts = [0, 17, 5_000, 18_999 - block as isize];
+        let together = interleaved(&signal, &window, omega, step, starts);
+        for (start, sums) in starts.into_iter().zip(together) {
+            let alone = one_block(&signal, &window, omega, step, start);
+            assert_eq!(sums.0.to_bits(), alone.0.to_bits());
+            assert_eq!(sums.1.to_bits(), alone.1.to_bits());
+        }
+    }
 
     fn tone_mix(rate: u32, seconds: f64, mains: f64, hum_level: f32) -> (Audio, Audio) {
         let frames = (f64::from(rate) * seconds) as usize;
