@@ -142,15 +142,27 @@ impl Stft {
     pub fn finish(&self, mut accumulator: Vec<f32>, len: usize) -> Vec<f32> {
         let frames = self.frames(len);
         let half = self.fft_size / 2;
-        for i in 0..len {
-            let position = i + half;
+        let envelope_at = |position: usize| -> f32 {
             let first = (position + 1)
                 .saturating_sub(self.fft_size)
                 .div_ceil(self.hop);
             let last = (position / self.hop).min(frames - 1);
-            let envelope: f32 = (first..=last)
+            (first..=last)
                 .map(|t| self.window[position - t * self.hop].powi(2))
-                .sum();
+                .sum()
+        };
+        // Where every frame that could cover a position exists, its envelope sums the same
+        // window values in the same order as at any position `hop` away: computed once per
+        // offset within the hop.
+        let mut periodic: Vec<Option<f32>> = vec![None; self.hop];
+        for i in 0..len {
+            let position = i + half;
+            let interior = position + 1 >= self.fft_size && position / self.hop < frames;
+            let envelope = if interior {
+                *periodic[position % self.hop].get_or_insert_with(|| envelope_at(position))
+            } else {
+                envelope_at(position)
+            };
             // Reads stay ahead of writes (position > i), so the shift is safe in place.
             accumulator[i] = if envelope > 1e-11 {
                 accumulator[position] / envelope
@@ -219,5 +231,36 @@ mod tests {
         let stft = Stft::new(4096, 1024);
         assert_eq!(stft.frames(132_300), 130);
         assert_eq!(stft.bins(), 2049);
+    }
+
+    #[test]
+    fn the_envelope_taken_once_per_offset_is_the_envelope_of_every_position() {
+        for (fft_size, hop) in [(4096, 1024), (1024, 300), (16, 16), (8, 3)] {
+            let stft = Stft::new(fft_size, hop);
+            for len in [1, 5, fft_size - 1, fft_size, 3 * fft_size + 7, 10_000] {
+                let accumulator: Vec<f32> = (0..stft.padded_len(len))
+                    .map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0)
+                    .collect();
+                let frames = stft.frames(len);
+                let expected: Vec<f32> = (0..len)
+                    .map(|i| {
+                        let position = i + fft_size / 2;
+                        let first = (position + 1).saturating_sub(fft_size).div_ceil(hop);
+                        let last = (position / hop).min(frames - 1);
+                        let envelope: f32 = (first..=last)
+                            .map(|t| stft.window[position - t * hop].powi(2))
+                            .sum();
+                        if envelope > 1e-11 {
+                            accumulator[position] / envelope
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                let got = stft.finish(accumulator, len);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&expected), "fft {fft_size}, hop {hop}, len {len}");
+            }
+        }
     }
 }
