@@ -16,7 +16,7 @@ use thiserror::Error;
 
 use crate::family::{Separate, SourceStem};
 use crate::spec::ModelSpec;
-use crate::stft::Stft;
+use crate::stft::{self, Stft};
 use crate::wiener;
 use stemscribe_audio::timings::{measure, Stage};
 
@@ -485,7 +485,7 @@ impl WindowState {
                     if let Some(source) = source {
                         stft.forward_frame(audio.channel(side), source, scratch, spectrum);
                         for (m, x) in magnitude.iter_mut().zip(spectrum.iter()) {
-                            *m = x.norm() * gain;
+                            *m = stft::magnitude(*x) * gain;
                         }
                     } else {
                         spectrum.fill(Complex32::default());

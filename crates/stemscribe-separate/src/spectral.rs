@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use realfft::num_complex::Complex32;
 use stemscribe_audio::Audio;
 
-use crate::stft::Stft;
+use crate::stft::{magnitude, Stft};
 
 /// `frames × bins` magnitudes of the sides' mean (`(|L| + |R|) / 2`), frame-major.
 pub(crate) struct Spectrogram {
@@ -34,7 +34,7 @@ pub(crate) fn spectrogram(stft: &Stft, audio: &Audio) -> Spectrogram {
             for channel in audio.channels() {
                 stft.forward_frame(channel, t, scratch, spectrum);
                 for (o, s) in out.iter_mut().zip(spectrum.iter()) {
-                    *o += s.norm() / audio.num_channels() as f32;
+                    *o += magnitude(*s) / audio.num_channels() as f32;
                 }
             }
         },
