@@ -114,16 +114,11 @@ pub(crate) fn sliding_medians(
     }
     let half = span / 2;
     let at = |i: isize| value(i.clamp(0, len as isize - 1) as usize);
-    if span == 5 || span == 9 {
+    if has_median_network(span) {
         let padded = &mut window.padded;
         padded.clear();
         padded.extend((0..(len + span - 1) as isize).map(|i| at(i - half as isize)));
-        let row = |k: usize| &padded[k..k + len];
-        if span == 5 {
-            network_medians(std::array::from_fn::<_, 5, _>(row), out);
-        } else {
-            network_medians(std::array::from_fn::<_, 9, _>(row), out);
-        }
+        network_medians(span, |k| &padded[k..k + len], out);
         return;
     }
     window.fill((-(half as isize)..=half as isize).map(at));
@@ -136,11 +131,25 @@ pub(crate) fn sliding_medians(
     }
 }
 
-/// Writes into `out[j]` the median of `rows[0][j]`, ..., `rows[N - 1][j]` for `N` of 5 or 9
-/// (rows at least as long as `out`): the value a sort by `total_cmp` puts in the middle, found
-/// by a fixed network of min/max exchanges on [`order_key`]s, which has no branches, so the
-/// loop vectorises across `j`.
-pub(crate) fn network_medians<const N: usize>(rows: [&[f32]; N], out: &mut [f32]) {
+/// Whether [`network_medians`] takes medians of `span` values (5 or 9).
+pub(crate) fn has_median_network(span: usize) -> bool {
+    matches!(span, 5 | 9)
+}
+
+/// Writes into `out[j]` the median of `row(0)[j]`, ..., `row(span - 1)[j]` for a `span` that
+/// [`has_median_network`] (rows at least as long as `out`): the value a sort by `total_cmp`
+/// puts in the middle, found by a fixed network of min/max exchanges on [`order_key`]s, which
+/// has no branches, so the loop vectorises across `j`.
+pub(crate) fn network_medians<'a>(span: usize, row: impl Fn(usize) -> &'a [f32], out: &mut [f32]) {
+    match span {
+        5 => medians_by_network::<5>(std::array::from_fn(row), out),
+        9 => medians_by_network::<9>(std::array::from_fn(row), out),
+        _ => unreachable!("networks are for 5 or 9 values"),
+    }
+}
+
+/// [`network_medians`] of `N` rows.
+fn medians_by_network<const N: usize>(rows: [&[f32]; N], out: &mut [f32]) {
     let rows = rows.map(|row| &row[..out.len()]);
     for (j, median) in out.iter_mut().enumerate() {
         let keys: [i32; N] = std::array::from_fn(|k| order_key(rows[k][j]));
@@ -312,10 +321,7 @@ mod tests {
         };
         let check = |rows: Vec<Vec<f32>>| {
             let mut out = vec![0.0; rows[0].len()];
-            match rows.len() {
-                5 => network_medians(std::array::from_fn::<_, 5, _>(|k| &rows[k][..]), &mut out),
-                _ => network_medians(std::array::from_fn::<_, 9, _>(|k| &rows[k][..]), &mut out),
-            }
+            network_medians(rows.len(), |k| &rows[k][..], &mut out);
             for (j, got) in out.iter().enumerate() {
                 let mut column: Vec<f32> = rows.iter().map(|row| row[j]).collect();
                 assert_eq!(got.to_bits(), median(&mut column).to_bits(), "{column:?}");

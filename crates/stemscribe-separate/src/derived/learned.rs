@@ -17,7 +17,9 @@ use rayon::prelude::*;
 
 use super::weights::{B1, B2, HIDDEN, SCALES, W1, W2};
 use super::EPSILON;
-use crate::spectral::{network_medians, sliding_medians, SortedWindow, Spectrogram};
+use crate::spectral::{
+    has_median_network, network_medians, sliding_medians, SortedWindow, Spectrogram,
+};
 
 /// The scale whose median across time is the contrast feature's reference.
 const CONTRAST_SCALE: usize = 1;
@@ -188,14 +190,11 @@ pub(super) fn learned_masks(
                         }),
                     );
                     tile.run();
-                    let outputs = tile.outputs[0]
-                        .iter()
-                        .zip(&tile.outputs[1])
-                        .zip(&tile.outputs[2]);
-                    for (j, ((&d, &b), &o)) in outputs.take(width).enumerate() {
-                        drums[first + j] = d;
-                        bass[first + j] = b;
-                        other[first + j] = o;
+                    for (mask, output) in [&mut *drums, &mut *bass, &mut *other]
+                        .into_iter()
+                        .zip(&tile.outputs)
+                    {
+                        mask[span.clone()].copy_from_slice(&output[..width]);
                     }
                 }
             },
@@ -356,15 +355,14 @@ fn time_medians(magnitude: &Spectrogram, span: usize) -> TimeMedians {
         .enumerate()
         .for_each(|(b, out)| {
             let block = b * BINS_PER_TASK..(b * BINS_PER_TASK + out.len() / frames);
-            if span == 9 {
+            if has_median_network(span) {
                 let row = |t: isize| {
                     let t = t.clamp(0, frames as isize - 1) as usize;
                     &magnitude.values[t * bins..][block.clone()]
                 };
                 for (t, medians) in out.chunks_exact_mut(block.len()).enumerate() {
                     let first = t as isize - half as isize;
-                    let rows = std::array::from_fn::<_, 9, _>(|k| row(first + k as isize));
-                    network_medians(rows, medians);
+                    network_medians(span, |k| row(first + k as isize), medians);
                 }
                 return;
             }
@@ -426,7 +424,7 @@ mod tests {
             .map(|i| ((i * 7919 + 13) % 101) as f32)
             .collect();
         let magnitude = Spectrogram { bins, values };
-        for span in [1, 9, 61] {
+        for span in [1, 5, 9, 61] {
             let medians = time_medians(&magnitude, span);
             let medians: Vec<f32> = (0..frames)
                 .flat_map(|t| medians.frame(t))
