@@ -123,9 +123,10 @@ def _load(path):
         storages = {}
         # Bytes tensors may still copy out: grows with each storage read, so entries an
         # archive merely lists (or sizes it claims) buy nothing.
-        budget = [MAX_COPY_SLACK_BYTES]
+        budget = MAX_COPY_SLACK_BYTES
 
         def storage(dtype, key):
+            nonlocal budget
             if not isinstance(key, str) or "/" in key or "\\" in key or key in ("", ".", ".."):
                 raise CheckpointError(f"{path}: a storage key {key!r} is not a plain name")
             if key not in storages:
@@ -140,13 +141,14 @@ def _load(path):
                     raise CheckpointError(f"{path}: storage {key} is {len(raw)} bytes, not a "
                                           f"whole number of {np.dtype(dtype).name}")
                 storages[key] = np.frombuffer(raw, dtype=dtype)
-                budget[0] += MAX_COPY_FACTOR * len(raw)
+                budget += MAX_COPY_FACTOR * len(raw)
             data = storages[key]
             if data.dtype != np.dtype(dtype):
                 raise CheckpointError(f"{path}: storage {key} is read as two types")
             return data
 
         def rebuild(data, offset, size, stride, *_):
+            nonlocal budget
             if not isinstance(data, np.ndarray) or data.ndim != 1:
                 raise CheckpointError(f"{path}: a tensor is rebuilt from something that is not "
                                       "a storage")
@@ -172,8 +174,8 @@ def _load(path):
             elif offset > len(data):
                 raise CheckpointError(f"{path}: a tensor starts past its storage")
             itemsize = data.dtype.itemsize
-            budget[0] -= elements * itemsize
-            if budget[0] < 0:
+            budget -= elements * itemsize
+            if budget < 0:
                 raise CheckpointError(f"{path}: its tensors read their storages more than "
                                       f"{MAX_COPY_FACTOR} times over (a tensor of shape "
                                       f"{tuple(size)} with strides {tuple(stride)})")
