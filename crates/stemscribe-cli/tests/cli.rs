@@ -561,12 +561,17 @@ fn setup_verifies_an_installation_offline_and_reports_a_failure() {
     );
 }
 
-/// A models directory that sees every installed file (through links) and can take more.
+/// A models directory that sees every installed file (through links) and can take more. The
+/// installed models' own `user` folder is not linked: what a test installs stays in its own
+/// folder, never written through into (or colliding with) models a developer installed.
 fn linked_models_dir(name: &str) -> PathBuf {
     let installed = installed();
     let dir = temp_dir(name);
     for entry in std::fs::read_dir(&installed).unwrap() {
         let entry = entry.unwrap();
+        if entry.file_name() == stemscribe_engine::separate::USER_MODELS_DIR {
+            continue;
+        }
         std::os::unix::fs::symlink(entry.path(), dir.join(entry.file_name())).unwrap();
     }
     dir

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use stemscribe_engine::runtime::Runtime;
-use stemscribe_engine::separate::{install_ensemble, install_model_file, EnsembleMethod};
+use stemscribe_engine::separate::{
+    install_ensemble, install_model_file, EnsembleMethod, USER_MODELS_DIR,
+};
 use stemscribe_engine::{
     decode_file, DecodeOptions, Engine, EngineConfig, RuntimeConfig, SourceStem,
 };
@@ -13,7 +15,9 @@ fn installed() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/installed")
 }
 
-/// A models directory that sees every installed file (through links) and can take more.
+/// A models directory that sees every installed file (through links) and can take more. The
+/// installed models' own `user` folder is not linked: what the test installs stays in its own
+/// folder, never written through into (or colliding with) models a developer installed.
 fn linked_models_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "stemscribe-engine-installed-{}",
@@ -23,6 +27,9 @@ fn linked_models_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     for entry in std::fs::read_dir(installed()).unwrap() {
         let entry = entry.unwrap();
+        if entry.file_name() == USER_MODELS_DIR {
+            continue;
+        }
         std::os::unix::fs::symlink(entry.path(), dir.join(entry.file_name())).unwrap();
     }
     dir
