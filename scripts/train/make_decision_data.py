@@ -8,8 +8,9 @@ augmentation applied and whether it lies over an accompaniment:
 
 - sung: the corpus's solo singers, vocadito, MIR-1K, and the vocal stems and mixes of the
   multitrack clips; alone and over every accompaniment at -6 to +6 dB;
-- speech: the corpus's speakers, and espeak-ng, flite and festival voices at several rates and
-  pitches; alone and over accompaniments;
+- speech: the corpus's speakers, and espeak-ng, flite and festival voices (espeak-ng and flite
+  at several rates and pitches; festival's English diphones and, where Debian's festvox-*
+  packages are installed, ten more diphone, unit and HTS voices); alone and over accompaniments;
 - rap: synthesised words placed on the beat (eighth and sixteenth notes at 80-110 BPM) over
   drum and bass loops (the corpus's, and ones rendered here with fluidsynth);
 - instrumental: the corpus's instrumentals and backings, and the annotated melodies of the sung
@@ -20,9 +21,12 @@ Augmentations (one a clip, beside the excerpt length of 2-10 s): none, level (-4
 reverb, noise (10-30 dB SNR), band limits at 8 and 16 kHz, MP3 at 64 kbit/s, pitch shift up to
 +-3 semitones, time stretch up to +-15%.
 
-usage: scripts/train/make_decision_data.py [--out DIR] [--scale X] [--seed N] [--jobs N]
+usage: scripts/train/make_decision_data.py [--out DIR] [--scale X] [--seed N] [--jobs N] [--from N]
 Writes DIR/clips/*.wav (16-bit stereo, 44.1 kHz) and DIR/manifest.csv. Needs numpy, ffmpeg,
-sox, espeak-ng, flite, festival, fluidsynth and fluid-soundfont-gm (Debian packages).
+sox, espeak-ng, flite, festival, fluidsynth and fluid-soundfont-gm (Debian packages); the
+festival voices of FESTIVAL_VOICES come from festvox-kdlpc16k, festvox-us-slt-hts,
+festvox-ca-ona-hts, festvox-czech-dita, festvox-czech-machac, festvox-czech-ph, festvox-italp16k,
+festvox-itapc16k, festvox-suopuhe-lj, festvox-suopuhe-mv and festvox-ru.
 """
 
 import argparse
@@ -241,7 +245,8 @@ def synth_speech(engine, voice, text, rate, pitch, tmp):
     else:
         txt = Path(tmp) / "speech.txt"
         txt.write_text(text)
-        subprocess.run(["text2wave", "-o", str(out), str(txt)], check=True, capture_output=True)
+        subprocess.run(["text2wave", "-eval", f"(voice_{voice})", "-o", str(out), str(txt)],
+                       check=True, capture_output=True)
     audio = decode(out)
     return audio
 
@@ -590,6 +595,20 @@ def synthetic_speakers():
             + [("synth", ("festival", "kal_diphone"))])
 
 
+# Festival's other voices (Debian's festvox-* packages): diphones and clustered units of
+# recorded speakers and HTS voices trained on recorded speech, in five languages (they read the
+# English sentences with their own letter rules). Those not installed are left out.
+FESTIVAL_VOICES = ["ked_diphone", "cmu_us_slt_arctic_hts", "upc_ca_ona_hts", "czech_dita",
+                   "czech_machac", "czech_ph", "hy_fi_mv_diphone", "suo_fi_lj_diphone",
+                   "lp_diphone", "pc_diphone", "msu_ru_nsh_clunits"]
+
+
+def festival_speakers():
+    voices = Path("/usr/share/festival/voices")
+    installed = {p.name for p in voices.glob("*/*")} if voices.is_dir() else set()
+    return [("synth", ("festival", v)) for v in FESTIVAL_VOICES if v in installed]
+
+
 def plan(scale, seed):
     """The clips to make: (kind, source, maker); decodes the sources into the globals."""
     SUNG.extend(sung_sources())
@@ -631,6 +650,13 @@ def plan(scale, seed):
             t += length
         specs.append(("instrumental", f"random melody {i % 4}",
                       Maker(make_instrumental, "notes", notes)))
+    # Planned last, so that every clip planned before them keeps its number and its seed.
+    for speaker in festival_speakers():
+        name = "synth " + "/".join(speaker[1])
+        for _ in range(int(12 * scale)):
+            specs.append(("speech", name, Maker(make_speech, speaker)))
+        for _ in range(int(10 * scale)):
+            specs.append(("rap", name, Maker(make_rap, speaker[1])))
     return specs
 
 
@@ -640,6 +666,9 @@ def main():
     parser.add_argument("--scale", type=float, default=1.0, help="clips per source, relative")
     parser.add_argument("--seed", type=int, default=26)
     parser.add_argument("--jobs", type=int, default=os.cpu_count())
+    parser.add_argument("--from", dest="first", type=int, default=0, metavar="N",
+                        help="make only the clips numbered N and on, keeping the manifest's "
+                             "earlier rows (to extend or resume a run with the same seed)")
     args = parser.parse_args()
     for tool in ("ffmpeg", "sox", "espeak-ng", "flite", "text2wave", "fluidsynth"):
         if shutil.which(tool) is None:
@@ -657,6 +686,11 @@ def main():
                      str(out)))
     print(f"{len(jobs)} clips planned", file=sys.stderr)
     rows = []
+    if args.first > 0:
+        with open(out / "manifest.csv", newline="") as f:
+            rows = [row for row in list(csv.reader(f))[1:]
+                    if int(Path(row[0]).stem) < args.first]
+        jobs = jobs[args.first:]
     with Pool(args.jobs) as pool:
         for n, row in enumerate(pool.imap(job, jobs, chunksize=4)):
             if row:
