@@ -199,7 +199,7 @@ fn synthesised_rap_over_a_beat_is_refused() {
 fn a_sung_melody_played_by_instruments_is_mostly_refused() {
     // The opening of "Frère Jacques" (a melody the training renders do not hold), legato, by
     // eight instruments. Measured (2026-12-06): seven refused, the violin read as singing
-    // (probability 0.08 against the threshold 0.06); held out, 78% of the instrumental clips
+    // (probability 0.0703 against the threshold 0.07); held out, 77% of the instrumental clips
     // are refused (docs/quality.md, "The singing decision"). One more miss fails.
     let dir = scratch("instruments");
     let mut given_notes = Vec::new();
