@@ -21,7 +21,7 @@ Augmentations (one a clip, beside the excerpt length of 2-10 s): none, level (-4
 reverb, noise (10-30 dB SNR), band limits at 8 and 16 kHz, MP3 at 64 kbit/s, pitch shift up to
 +-3 semitones, time stretch up to +-15%.
 
-usage: scripts/train/make_decision_data.py [--out DIR] [--scale X] [--seed N] [--jobs N] [--from N]
+usage: make_decision_data.py [--out DIR] [--scale X] [--seed N] [--jobs N] [--from N]
 Writes DIR/clips/*.wav (16-bit stereo, 44.1 kHz) and DIR/manifest.csv. Needs numpy, ffmpeg,
 sox, espeak-ng, flite, festival, fluidsynth and fluid-soundfont-gm (Debian packages); the
 festival voices of FESTIVAL_VOICES come from festvox-kdlpc16k, festvox-us-slt-hts,
@@ -596,7 +596,7 @@ def synthetic_speakers():
 
 
 # Festival's other voices (Debian's festvox-* packages): diphones and clustered units of
-# recorded speakers and HTS voices trained on recorded speech, in five languages (they read the
+# recorded speakers and HTS voices trained on recorded speech, in six languages (they read the
 # English sentences with their own letter rules). Those not installed are left out.
 FESTIVAL_VOICES = ["ked_diphone", "cmu_us_slt_arctic_hts", "upc_ca_ona_hts", "czech_dita",
                    "czech_machac", "czech_ph", "hy_fi_mv_diphone", "suo_fi_lj_diphone",
