@@ -626,12 +626,7 @@ def plan(scale, seed):
         name = Path(speaker[1]).name.split(".")[0]
         for _ in range(int(16 * scale)):
             specs.append(("speech", name, Maker(make_speech, speaker)))
-    for speaker in synthetic_speakers():
-        name = "synth " + "/".join(speaker[1])
-        for _ in range(int(12 * scale)):
-            specs.append(("speech", name, Maker(make_speech, speaker)))
-        for _ in range(int(10 * scale)):
-            specs.append(("rap", name, Maker(make_rap, speaker[1])))
+    specs += synthetic_specs(synthetic_speakers(), scale)
     for name, _ in BACKINGS:
         for _ in range(int(16 * scale)):
             specs.append(("instrumental", name, Maker(make_instrumental, "file", name)))
@@ -651,7 +646,14 @@ def plan(scale, seed):
         specs.append(("instrumental", f"random melody {i % 4}",
                       Maker(make_instrumental, "notes", notes)))
     # Planned last, so that every clip planned before them keeps its number and its seed.
-    for speaker in festival_speakers():
+    specs += synthetic_specs(festival_speakers(), scale)
+    return specs
+
+
+def synthetic_specs(speakers, scale):
+    """The speech and rap clips of synthesised `speakers`: (kind, source, maker) each."""
+    specs = []
+    for speaker in speakers:
         name = "synth " + "/".join(speaker[1])
         for _ in range(int(12 * scale)):
             specs.append(("speech", name, Maker(make_speech, speaker)))
