@@ -65,6 +65,21 @@ def separator_for(model_dir):
     return sep
 
 
+def separate_stems(sep, mix):
+    """Every stem of `mix` as audio-separator's `separate()` gives it (the mix scaled to peak
+    0.9, the short-input segment override, a single-target model's residual), at the mix's
+    level: {stem name: array}."""
+    peak = np.abs(mix).max()
+    gain = 0.9 / peak if peak > 0.9 else 1.0
+    scaled = spec_utils.normalize(wave=mix.copy(), max_peak=0.9, min_peak=0.0)
+    override = sep._use_model_segment_override(mix.shape[1] / 44100)
+    with torch.no_grad():
+        sources = sep.demix(mix=scaled, override_model_segment_size=override)
+    if not isinstance(sources, dict):
+        sources = {sep.primary_stem_name: sources, sep.secondary_stem_name: scaled - sources}
+    return {stem: np.asarray(audio) / gain for stem, audio in sources.items()}
+
+
 def check_mdx23c_kinds():
     """The numpy TFC-TDF network (scripts/setup/mdx23c.py) against `TFC_TDF_net` itself on one
     chunk, for every kind of norm and activation the converter accepts."""
@@ -99,18 +114,10 @@ def main(argv):
         sep = separator_for(model_dir)
         for label in ("long", "short"):
             mix = np.fromfile(os.path.join(model_dir, f"{label}.f32"), dtype="<f4").reshape(-1, 2).T
-            peak = np.abs(mix).max()
-            gain = 0.9 / peak if peak > 0.9 else 1.0
-            scaled = spec_utils.normalize(wave=mix.copy(), max_peak=0.9, min_peak=0.0)
-            override = sep._use_model_segment_override(mix.shape[1] / 44100)
-            with torch.no_grad():
-                sources = sep.demix(mix=scaled, override_model_segment_size=override)
-            if not isinstance(sources, dict):
-                sources = {sep.primary_stem_name: sources, sep.secondary_stem_name: scaled - sources}
-            for stem, audio in sources.items():
+            for stem, audio in separate_stems(sep, mix).items():
                 path = os.path.join(model_dir, f"{label}-{stem.lower()}.f32")
                 ours = np.fromfile(path, dtype="<f4").reshape(-1, 2).T
-                value = sdr(np.asarray(audio) / gain, ours)
+                value = sdr(audio, ours)
                 worst = min(worst, value)
                 print(f"{name} {label} {stem}: numpy reference vs audio-separator {value:.1f} dB")
     print(f"worst {worst:.1f} dB")

@@ -22,19 +22,12 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from check_roformer_reference import sdr, separator_for  # noqa: E402
-from audio_separator.separator.uvr_lib_v5 import spec_utils  # noqa: E402
+from check_roformer_reference import sdr, separate_stems, separator_for  # noqa: E402
 
 
 def primary(sep, mix):
     """The primary stem as audio-separator's `separate()` gives it, at the input's level."""
-    scaled = spec_utils.normalize(wave=mix.copy(), max_peak=0.9, min_peak=0.0)
-    override = sep._use_model_segment_override(mix.shape[1] / 44100)
-    with torch.no_grad():
-        sources = sep.demix(mix=scaled, override_model_segment_size=override)
-    stem = sources[sep.primary_stem_name] if isinstance(sources, dict) else sources
-    peak = np.abs(mix).max()
-    return np.asarray(stem, dtype=np.float64) / (0.9 / peak if peak > 0.9 else 1.0)
+    return np.asarray(separate_stems(sep, mix)[sep.primary_stem_name], dtype=np.float64)
 
 
 def main():
