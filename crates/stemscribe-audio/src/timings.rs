@@ -6,8 +6,10 @@
 //! thread to the collection open on that thread (two thread-local lookups when none is). A
 //! stage measured inside another counts in the inner stage only, so the stages never overlap
 //! and add up to at most the task's wall time. Stages are timed on the thread that drives the
-//! task (a parallel part is timed as the wall time of the whole part), and concurrent tasks on
-//! other threads never mix their figures.
+//! task (a parallel part is timed as the wall time of the whole part); work that a helper
+//! thread does while the driving thread runs another stage counts only for the time the driving
+//! thread then waits for it ([`record`]). Concurrent tasks on other threads never mix their
+//! figures.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -156,6 +158,21 @@ impl fmt::Display for Timings {
     }
 }
 
+/// Counts `spent` in `stage` of the collection open on this thread, if any: for work that ran
+/// on another thread while this one waited for it ([`measure`] times work on this thread).
+pub fn record(stage: Stage, spent: Duration) {
+    INNER.with(|inner| {
+        if let Some(parent) = inner.borrow_mut().last_mut() {
+            *parent += spent;
+        }
+    });
+    OPEN.with(|open| {
+        if let Some(current) = open.borrow_mut().last_mut() {
+            current[stage as usize] += spent;
+        }
+    });
+}
+
 /// Runs `work` as part of `stage`: its wall time counts in the collection open on this
 /// thread, if any ([`Timings::collect`]).
 pub fn measure<R>(stage: Stage, work: impl FnOnce() -> R) -> R {
@@ -217,6 +234,24 @@ mod tests {
                 .expect("thread");
         });
         assert_eq!(timings.get(Stage::Encode), Duration::ZERO);
+    }
+
+    #[test]
+    fn recorded_time_counts_in_its_stage_and_not_in_the_enclosing_one() {
+        let ((), timings) = Timings::collect(|| {
+            measure(Stage::Network, || {
+                busy(20);
+                record(Stage::Stft, Duration::from_millis(15));
+            });
+            record(Stage::Masks, Duration::from_millis(3));
+        });
+        assert_eq!(timings.get(Stage::Stft), Duration::from_millis(15));
+        assert_eq!(timings.get(Stage::Masks), Duration::from_millis(3));
+        let network = timings.get(Stage::Network);
+        assert!(
+            network >= Duration::from_millis(5) && network < Duration::from_millis(20),
+            "{timings}"
+        );
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! Runs a [`ModelSpec`] network over a song window by window and turns its estimates into
 //! stem signals.
 //!
-//! Memory stays bounded by one window (the spectra and masks of `segment_frames` frames)
-//! plus the output signals, whatever the song's length: spectra are computed per window
-//! and masks are applied, inverted and overlap-added as soon as no later window covers a
-//! frame.
+//! Memory stays bounded by three windows (the spectra of `segment_frames` frames) and one
+//! window's mask sums, plus the output signals, whatever the song's length: spectra are
+//! computed per window and masks are applied, inverted and overlap-added as soon as no later
+//! window covers a frame. While the network runs on one window, a helper thread finishes the
+//! window before it and analyses the window after it, so the signal processing hides behind
+//! the network where the cores allow; the stems are those of a run one step after another.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use realfft::num_complex::Complex32;
@@ -18,7 +21,7 @@ use crate::family::{Separate, SourceStem};
 use crate::spec::ModelSpec;
 use crate::stft::{self, Stft};
 use crate::wiener;
-use stemscribe_audio::timings::{measure, Stage};
+use stemscribe_audio::timings::{measure, record, Stage};
 
 /// Added to the sum of squared estimates so silent bins do not divide by zero (Spleeter's).
 const MASK_EPSILON: f32 = 1e-10;
@@ -238,26 +241,72 @@ impl Separator {
             .loud_level_dbfs
             .and_then(|target| audio.gain_to_loud_level(target))
             .unwrap_or(1.0);
-        for k in 0..layout.count {
+        let new_input = || WindowInput::new(self.spec.segment_frames, bins, self.stft.bins());
+        let analyse = |input: &mut WindowInput, k: usize| {
             let start = k * layout.hop;
-            measure(Stage::Stft, || {
-                state.analyse(&self.stft, audio, start, frames, options.end_padding, gain)
-            });
-            let estimates = self.run_network(&state.magnitude, bins)?;
-            measure(Stage::Masks, || state.accumulate_masks(&estimates, &layout));
+            input.analyse(&self.stft, audio, start, frames, options.end_padding, gain);
+        };
+        // Window k's masks and synthesis from its spectra and the network's estimates: the
+        // seconds of each.
+        let finish = |state: &mut WindowState, (input, estimates): &Analysed, k: usize| {
+            let start = k * layout.hop;
+            let masks = timed(|| state.accumulate_masks(estimates, &layout));
             let last = k + 1 == layout.count;
             let finished = if last { frames - start } else { layout.hop };
             let valid = (frames - start).min(self.spec.segment_frames);
-            measure(Stage::InverseStft, || {
-                state.synthesise(&self.stft, start, finished, valid, options)
-            });
+            let inverse =
+                timed(|| state.synthesise(input, &self.stft, start, finished, valid, options));
             if !last {
                 state.advance(layout.hop);
             }
+            [(Stage::Masks, masks), (Stage::InverseStft, inverse)]
+        };
+        let mut current = new_input();
+        measure(Stage::Stft, || analyse(&mut current, 0));
+        // While the network runs on window k, another thread finishes window k - 1 and
+        // analyses window k + 1 into `next`: the same operations in the same order as one
+        // after the other, so the stems are the same.
+        let mut next = (layout.count > 1).then(new_input);
+        let mut previous: Option<Analysed> = None;
+        for k in 0..layout.count {
+            let estimates = std::thread::scope(|scope| {
+                let beside = scope.spawn(|| {
+                    let [masks, inverse] = match &previous {
+                        Some(analysed) => finish(&mut state, analysed, k - 1),
+                        None => [
+                            (Stage::Masks, Duration::ZERO),
+                            (Stage::InverseStft, Duration::ZERO),
+                        ],
+                    };
+                    let stft = next
+                        .as_mut()
+                        .map_or(Duration::ZERO, |input| timed(|| analyse(input, k + 1)));
+                    [masks, inverse, (Stage::Stft, stft)]
+                });
+                let estimates = self.run_network(&current.magnitude, bins);
+                let waiting = Instant::now();
+                let spent = beside
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                record_wait(waiting.elapsed(), &spent);
+                estimates
+            })?;
             progress(Progress {
                 done: k + 1,
                 total: layout.count,
             });
+            let spare = previous.take().map(|(input, _)| input);
+            let Some(analysed) = next.take() else {
+                previous = Some((current, estimates));
+                break;
+            };
+            previous = Some((std::mem::replace(&mut current, analysed), estimates));
+            next = (k + 2 < layout.count).then(|| spare.unwrap_or_else(new_input));
+        }
+        if let Some(analysed) = previous.take() {
+            for (stage, spent) in finish(&mut state, &analysed, layout.count - 1) {
+                record(stage, spent);
+            }
         }
         measure(Stage::InverseStft, || {
             state
@@ -360,6 +409,28 @@ impl Separate for Separator {
     }
 }
 
+/// A window's spectra and the network's estimates for it.
+type Analysed = (WindowInput, Vec<Vec<f32>>);
+
+/// The wall time of `work`.
+fn timed(work: impl FnOnce()) -> Duration {
+    let started = Instant::now();
+    work();
+    started.elapsed()
+}
+
+/// Counts `waited`, the time the network's thread waited for the work beside it, in that
+/// work's stages, in proportion to the time each took.
+fn record_wait(waited: Duration, spent: &[(Stage, Duration)]) {
+    let total: Duration = spent.iter().map(|(_, d)| *d).sum();
+    if total.is_zero() {
+        return;
+    }
+    for &(stage, d) in spent {
+        record(stage, waited.mul_f64(d.as_secs_f64() / total.as_secs_f64()));
+    }
+}
+
 /// The frame shown at `frame` (past the end) of a song of `frames` frames when its end is
 /// mirrored: the frames reflected about the last one, periodically, so always in range.
 fn mirrored(frame: usize, frames: usize) -> usize {
@@ -413,8 +484,8 @@ impl WindowLayout {
     }
 }
 
-/// The working set of one window: spectra, network input, mask sums and output signals.
-struct WindowState {
+/// The spectra of one window and the network's input made from them.
+struct WindowInput {
     size: usize,
     bins: usize,
     full_bins: usize,
@@ -422,6 +493,13 @@ struct WindowState {
     spectra: Vec<Complex32>,
     /// Network input, `[side][frame][bin]`.
     magnitude: Vec<f32>,
+}
+
+/// What outlives one window: mask sums and output signals.
+struct WindowState {
+    size: usize,
+    bins: usize,
+    full_bins: usize,
     /// Weighted mask sums, `[stem][side][frame][bin]`, frame 0 at the window start.
     masks: Vec<f32>,
     /// Summed cross-fade weights per frame.
@@ -430,30 +508,16 @@ struct WindowState {
     outputs: Vec<Vec<Vec<f32>>>,
 }
 
-impl WindowState {
-    /// The working set for `spec`'s network fed its lowest `bins` bins.
-    fn new(spec: &ModelSpec, bins: usize, stft: &Stft, len: usize, wanted: &[bool]) -> Self {
-        let size = spec.segment_frames;
-        let stems = spec.stems.len();
+impl WindowInput {
+    /// Buffers for windows of `size` frames of `full_bins` bins, the network reading the
+    /// lowest `bins`.
+    fn new(size: usize, bins: usize, full_bins: usize) -> Self {
         Self {
             size,
             bins,
-            full_bins: stft.bins(),
-            spectra: vec![Complex32::default(); 2 * size * stft.bins()],
+            full_bins,
+            spectra: vec![Complex32::default(); 2 * size * full_bins],
             magnitude: vec![0.0; 2 * size * bins],
-            masks: vec![0.0; stems * 2 * size * bins],
-            weight_sums: vec![0.0; size],
-            // An unwanted stem gets no sides: nothing is synthesised for it.
-            outputs: wanted
-                .iter()
-                .map(|&w| {
-                    if w {
-                        vec![vec![0.0; stft.padded_len(len)]; 2]
-                    } else {
-                        Vec::new()
-                    }
-                })
-                .collect(),
         }
     }
 
@@ -493,6 +557,32 @@ impl WindowState {
                     }
                 },
             );
+    }
+}
+
+impl WindowState {
+    /// The working set for `spec`'s network fed its lowest `bins` bins.
+    fn new(spec: &ModelSpec, bins: usize, stft: &Stft, len: usize, wanted: &[bool]) -> Self {
+        let size = spec.segment_frames;
+        let stems = spec.stems.len();
+        Self {
+            size,
+            bins,
+            full_bins: stft.bins(),
+            masks: vec![0.0; stems * 2 * size * bins],
+            weight_sums: vec![0.0; size],
+            // An unwanted stem gets no sides: nothing is synthesised for it.
+            outputs: wanted
+                .iter()
+                .map(|&w| {
+                    if w {
+                        vec![vec![0.0; stft.padded_len(len)]; 2]
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect(),
+        }
     }
 
     /// Adds this window's ratio masks, weighted by the cross-fade, to the running sums.
@@ -541,7 +631,13 @@ impl WindowState {
 
     /// Wiener-filtered stem spectra of the first `count` frames, `[stem][side][frame][bin]`,
     /// with statistics over the window's `valid` frames.
-    fn wiener_spectra(&self, count: usize, valid: usize, high_band: HighBand) -> Vec<Complex32> {
+    fn wiener_spectra(
+        &self,
+        input: &WindowInput,
+        count: usize,
+        valid: usize,
+        high_band: HighBand,
+    ) -> Vec<Complex32> {
         let full_bins = self.full_bins;
         let stems = self.masks.len() / (2 * self.size * self.bins);
         let mut masks = vec![0.0f32; stems * 2 * valid * full_bins];
@@ -552,13 +648,14 @@ impl WindowState {
                 let (stem, side, frame) = (row / (2 * valid), (row / valid) % 2, row % valid);
                 self.mask_row(stem, side, frame, high_band, mask);
             });
-        wiener::refine(&self.spectra, self.size, &masks, valid, count, full_bins)
+        wiener::refine(&input.spectra, self.size, &masks, valid, count, full_bins)
     }
 
     /// Separates the first `count` frames of the window and overlap-adds them into the
     /// outputs; the Wiener filter estimates its statistics over the window's `valid` frames.
     fn synthesise(
         &mut self,
+        input: &WindowInput,
         stft: &Stft,
         start: usize,
         count: usize,
@@ -568,7 +665,7 @@ impl WindowState {
         let full_bins = self.full_bins;
         let filtered = options
             .wiener
-            .then(|| self.wiener_spectra(count, valid, options.high_band));
+            .then(|| self.wiener_spectra(input, count, valid, options.high_band));
         // Taken out while the sides are written in parallel, so `self` stays readable.
         let mut outputs = std::mem::take(&mut self.outputs);
         let this = &*self;
@@ -597,7 +694,7 @@ impl WindowState {
                     None => {
                         this.mask_row(stem, side, frame, options.high_band, &mut mask);
                         let x =
-                            &this.spectra[(side * this.size + frame) * full_bins..][..full_bins];
+                            &input.spectra[(side * this.size + frame) * full_bins..][..full_bins];
                         for ((y, x), m) in spectrum.iter_mut().zip(x).zip(&mask) {
                             *y = x * m;
                         }
