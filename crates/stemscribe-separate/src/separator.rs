@@ -1,7 +1,7 @@
 //! Runs a [`ModelSpec`] network over a song window by window and turns its estimates into
 //! stem signals.
 //!
-//! Memory stays bounded by three windows (the spectra of `segment_frames` frames) and one
+//! Memory stays bounded by two windows (the spectra of `segment_frames` frames) and one
 //! window's mask sums, plus the output signals, whatever the song's length: spectra are
 //! computed per window and masks are applied, inverted and overlap-added as soon as no later
 //! window covers a frame. While the network runs on one window, a helper thread finishes the
@@ -263,45 +263,53 @@ impl Separator {
         };
         let mut current = new_input();
         measure(Stage::Stft, || analyse(&mut current, 0));
-        // While the network runs on window k, another thread finishes window k - 1 and
-        // analyses window k + 1 into `next`: the same operations in the same order as one
-        // after the other, so the stems are the same.
-        let mut next = (layout.count > 1).then(new_input);
+        // While the network runs on window k, another thread finishes window k - 1 and then
+        // analyses window k + 1 into the buffer window k - 1 leaves: the same operations in
+        // the same order as one after the other, so the stems are the same, with one window
+        // buffer more than that.
         let mut previous: Option<Analysed> = None;
         for k in 0..layout.count {
-            let estimates = std::thread::scope(|scope| {
-                let beside = scope.spawn(|| {
-                    let [masks, inverse] = match &previous {
-                        Some(analysed) => finish(&mut state, analysed, k - 1),
-                        None => [
-                            (Stage::Masks, Duration::ZERO),
-                            (Stage::InverseStft, Duration::ZERO),
-                        ],
+            let finished = previous.take();
+            let (estimates, next) = std::thread::scope(|scope| {
+                let state = &mut state;
+                let beside = scope.spawn(move || {
+                    let (buffer, [masks, inverse]) = match finished {
+                        Some(analysed) => {
+                            let spent = finish(state, &analysed, k - 1);
+                            (analysed.0, spent)
+                        }
+                        None => (
+                            new_input(),
+                            [
+                                (Stage::Masks, Duration::ZERO),
+                                (Stage::InverseStft, Duration::ZERO),
+                            ],
+                        ),
                     };
+                    let mut next = (k + 1 < layout.count).then_some(buffer);
                     let stft = next
                         .as_mut()
                         .map_or(Duration::ZERO, |input| timed(|| analyse(input, k + 1)));
-                    [masks, inverse, (Stage::Stft, stft)]
+                    (next, [masks, inverse, (Stage::Stft, stft)])
                 });
                 let estimates = self.run_network(&current.magnitude, bins);
                 let waiting = Instant::now();
-                let spent = beside
+                let (next, spent) = beside
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                 record_wait(waiting.elapsed(), &spent);
-                estimates
-            })?;
+                (estimates, next)
+            });
+            let estimates = estimates?;
             progress(Progress {
                 done: k + 1,
                 total: layout.count,
             });
-            let spare = previous.take().map(|(input, _)| input);
-            let Some(analysed) = next.take() else {
+            let Some(next) = next else {
                 previous = Some((current, estimates));
                 break;
             };
-            previous = Some((std::mem::replace(&mut current, analysed), estimates));
-            next = (k + 2 < layout.count).then(|| spare.unwrap_or_else(new_input));
+            previous = Some((std::mem::replace(&mut current, next), estimates));
         }
         if let Some(analysed) = previous.take() {
             for (stage, spent) in finish(&mut state, &analysed, layout.count - 1) {
