@@ -276,17 +276,17 @@ impl Separator {
                     let (buffer, [masks, inverse]) = match finished {
                         Some(analysed) => {
                             let spent = finish(state, &analysed, k - 1);
-                            (analysed.0, spent)
+                            (Some(analysed.0), spent)
                         }
                         None => (
-                            new_input(),
+                            None,
                             [
                                 (Stage::Masks, Duration::ZERO),
                                 (Stage::InverseStft, Duration::ZERO),
                             ],
                         ),
                     };
-                    let mut next = (k + 1 < layout.count).then_some(buffer);
+                    let mut next = (k + 1 < layout.count).then(|| buffer.unwrap_or_else(new_input));
                     let stft = next
                         .as_mut()
                         .map_or(Duration::ZERO, |input| timed(|| analyse(input, k + 1)));
