@@ -543,8 +543,9 @@ impl Engine {
     }
 
     /// As [`Engine::separate_all`], but hands each stem to `on_stem` as soon as it exists,
-    /// so that a caller who writes and drops it holds less memory; `on_stem` may stop the
-    /// work by returning [`ControlFlow::Break`].
+    /// so that a caller who writes and drops it holds less memory (derived parts are derived
+    /// on another thread meanwhile, so one more may be waiting); `on_stem` may stop the work
+    /// by returning [`ControlFlow::Break`].
     pub fn separate_each(
         &self,
         audio: &Audio,
@@ -565,10 +566,7 @@ impl Engine {
             (FourStems::Derived(derived), true) => {
                 // One network pass: the vocals and the accompaniment the parts come from.
                 let [vocals, accompaniment] = self.two_track_stems(audio, progress)?;
-                if on_stem(vocals).is_break() {
-                    return Ok(());
-                }
-                self.derive_parts(&accompaniment.audio, derived, on_stem);
+                self.derive_parts_beside(vocals, &accompaniment.audio, derived, on_stem);
                 return Ok(());
             }
             (FourStems::Model(four), true) => four.as_ref(),
@@ -666,6 +664,40 @@ impl Engine {
                 let stem = stems.next().copied().unwrap_or(SourceStem::Other);
                 on_stem(Stem { stem, audio })
             });
+        });
+    }
+
+    /// Hands `vocals` to `on_stem`, then the derived parts of `accompaniment`
+    /// ([`Engine::derive_parts`]), deriving each part on another thread while `on_stem` takes
+    /// the stem before it (writing it, say): at most one stem waits. The time this thread
+    /// waits for a part counts as post-processing.
+    fn derive_parts_beside(
+        &self,
+        vocals: Stem,
+        accompaniment: &Audio,
+        derived: &DerivedStemsOptions,
+        on_stem: &mut dyn FnMut(Stem) -> ControlFlow<()>,
+    ) {
+        std::thread::scope(|scope| {
+            // A rendezvous: the deriving thread holds the next part until it is taken.
+            let (parts, taken) = std::sync::mpsc::sync_channel::<Stem>(0);
+            scope.spawn(move || {
+                self.derive_parts(accompaniment, derived, &mut |part| {
+                    match parts.send(part) {
+                        Ok(()) => ControlFlow::Continue(()),
+                        // `on_stem` stopped the work.
+                        Err(_) => ControlFlow::Break(()),
+                    }
+                });
+            });
+            if on_stem(vocals).is_break() {
+                return;
+            }
+            while let Ok(part) = measure(Stage::PostProcess, || taken.recv()) {
+                if on_stem(part).is_break() {
+                    return;
+                }
+            }
         });
     }
 
