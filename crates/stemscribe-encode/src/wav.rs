@@ -3,14 +3,13 @@
 
 use std::io::{BufWriter, Write};
 
-/// Bytes of samples gathered before each write.
-const WRITE_BLOCK_BYTES: usize = 1 << 16;
-
 use stemscribe_audio::Audio;
 
 use crate::pcm::{interleaved, ToI16};
 use crate::{EncodeError, WavSampleFormat};
 
+/// Bytes of samples gathered before each write.
+const WRITE_BLOCK_BYTES: usize = 1 << 16;
 /// `WAVE_FORMAT_PCM`.
 const FORMAT_PCM: u16 = 1;
 /// `WAVE_FORMAT_IEEE_FLOAT`.
