@@ -8,8 +8,6 @@ use stemscribe_audio::Audio;
 use crate::pcm::{interleaved, ToI16};
 use crate::{EncodeError, WavSampleFormat};
 
-/// Bytes of samples gathered before each write.
-const WRITE_BLOCK_BYTES: usize = 1 << 16;
 /// `WAVE_FORMAT_PCM`.
 const FORMAT_PCM: u16 = 1;
 /// `WAVE_FORMAT_IEEE_FLOAT`.
@@ -57,21 +55,12 @@ pub(crate) fn write<W: Write>(
     out.write_all(b"data")?;
     out.write_all(&(data_len as u32).to_le_bytes())?;
     let mut to_i16 = ToI16::default();
-    // Samples are converted into a block of bytes and written a block at a time.
-    let mut block = Vec::with_capacity(WRITE_BLOCK_BYTES + 4);
     for sample in interleaved(audio) {
         match sample_format {
-            WavSampleFormat::Pcm16 => {
-                block.extend_from_slice(&to_i16.convert(sample).to_le_bytes())
-            }
-            WavSampleFormat::Float32 => block.extend_from_slice(&sample.to_le_bytes()),
-        }
-        if block.len() >= WRITE_BLOCK_BYTES {
-            out.write_all(&block)?;
-            block.clear();
+            WavSampleFormat::Pcm16 => out.write_all(&to_i16.convert(sample).to_le_bytes())?,
+            WavSampleFormat::Float32 => out.write_all(&sample.to_le_bytes())?,
         }
     }
-    out.write_all(&block)?;
     out.flush()?;
     Ok(to_i16.clipped)
 }
