@@ -534,7 +534,7 @@ impl MdxModel {
             let length = self.params.chunk_samples();
             let mut waves = [Vec::new(), Vec::new()];
             for (c, wave) in waves.iter_mut().enumerate() {
-                let mut accumulator = vec![0.0f32; self.stft.padded_len(length)];
+                let mut accumulator = self.stft.accumulator(length);
                 for t in 0..dim_t {
                     spectrum.fill(Complex32::default());
                     for (f, bin) in spectrum.iter_mut().enumerate().take(dim_f) {

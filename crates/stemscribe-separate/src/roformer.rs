@@ -514,8 +514,8 @@ impl RoformerModel {
             let mut summed = vec![Complex32::default(); bins];
             for mask in masks.data.chunks_exact(frames * features) {
                 let mut waves = [
-                    vec![0.0f32; self.stft.padded_len(length)],
-                    vec![0.0f32; self.stft.padded_len(length)],
+                    self.stft.accumulator(length),
+                    self.stft.accumulator(length),
                 ];
                 for (c, wave) in waves.iter_mut().enumerate() {
                     for t in 0..frames {

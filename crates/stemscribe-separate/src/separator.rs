@@ -584,7 +584,7 @@ impl WindowState {
                 .iter()
                 .map(|&w| {
                     if w {
-                        vec![vec![0.0; stft.padded_len(len)]; 2]
+                        vec![stft.accumulator(len), stft.accumulator(len)]
                     } else {
                         Vec::new()
                     }

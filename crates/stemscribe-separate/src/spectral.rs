@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use realfft::num_complex::Complex32;
 use stemscribe_audio::Audio;
 
-use crate::stft::{magnitude, Stft};
+use crate::stft::{magnitude, written_zeros, Stft};
 
 /// `frames × bins` magnitudes of the sides' mean (`(|L| + |R|) / 2`), frame-major.
 pub(crate) struct Spectrogram {
@@ -27,7 +27,7 @@ impl Spectrogram {
 pub(crate) fn spectrogram(stft: &Stft, audio: &Audio) -> Spectrogram {
     let bins = stft.bins();
     let frames = stft.frames(audio.frames());
-    let mut values = vec![0.0; frames * bins];
+    let mut values = written_zeros(frames * bins);
     values.par_chunks_mut(bins).enumerate().for_each_init(
         || (vec![0.0; stft.fft_size()], vec![Complex32::default(); bins]),
         |(scratch, spectrum), (t, out)| {
@@ -57,7 +57,7 @@ pub(crate) fn apply_masks(
         .channels()
         .par_iter()
         .map(|channel| {
-            let mut outputs = vec![vec![0.0; stft.padded_len(len)]; count];
+            let mut outputs: Vec<Vec<f32>> = (0..count).map(|_| stft.accumulator(len)).collect();
             let mut gains = vec![vec![0.0; bins]; count];
             let mut scratch = vec![0.0; stft.fft_size()];
             let mut spectrum = vec![Complex32::default(); bins];

@@ -137,6 +137,11 @@ impl Stft {
         (self.frames(len) - 1) * self.hop + self.fft_size
     }
 
+    /// A zeroed accumulator of [`Self::padded_len`] samples for [`Self::inverse_frame_add`].
+    pub fn accumulator(&self, len: usize) -> Vec<f32> {
+        written_zeros(self.padded_len(len))
+    }
+
     /// Turns an accumulator for a `len`-sample signal into that signal, in place: divides by
     /// the summed squared window and trims the padding.
     pub fn finish(&self, mut accumulator: Vec<f32>, len: usize) -> Vec<f32> {
@@ -201,6 +206,17 @@ pub(crate) fn reflect_pad(signal: &[f32], half: usize) -> Vec<f32> {
             signal[j.clamp(0, len - 1) as usize]
         })
         .collect()
+}
+
+/// `len` zeros written into fresh memory, for buffers that are added into (`+=`).
+///
+/// `vec![0.0; len]` takes memory the kernel has not yet mapped: the first read of each page
+/// maps the shared zero page and the first write then copies it, a second fault that also
+/// flushes the page from every core's TLB. Writing the zeros first maps each page once.
+pub(crate) fn written_zeros(len: usize) -> Vec<f32> {
+    let mut zeros = Vec::with_capacity(len);
+    zeros.resize(len, 0.0);
+    zeros
 }
 
 #[cfg(test)]
