@@ -9,6 +9,10 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "../../../tests/support/linked_models.rs"]
+mod linked_models;
+use linked_models::link_installed_models;
+
 /// What `scripts/setup.sh` installed: the runtime and the models.
 fn installed() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/installed")
@@ -561,19 +565,10 @@ fn setup_verifies_an_installation_offline_and_reports_a_failure() {
     );
 }
 
-/// A models directory that sees every installed file (through links) and can take more. The
-/// installed models' own `user` folder is not linked: what a test installs stays in its own
-/// folder, never written through into (or colliding with) models a developer installed.
+/// A fresh models directory that sees every installed file (see `link_installed_models`).
 fn linked_models_dir(name: &str) -> PathBuf {
-    let installed = installed();
     let dir = temp_dir(name);
-    for entry in std::fs::read_dir(&installed).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() == stemscribe_engine::separate::USER_MODELS_DIR {
-            continue;
-        }
-        std::os::unix::fs::symlink(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
+    link_installed_models(&installed(), &dir);
     dir
 }
 

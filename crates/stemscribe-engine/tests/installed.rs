@@ -3,10 +3,12 @@
 
 use std::path::PathBuf;
 
+#[path = "../../../tests/support/linked_models.rs"]
+mod linked_models;
+use linked_models::link_installed_models;
+
 use stemscribe_engine::runtime::Runtime;
-use stemscribe_engine::separate::{
-    install_ensemble, install_model_file, EnsembleMethod, USER_MODELS_DIR,
-};
+use stemscribe_engine::separate::{install_ensemble, install_model_file, EnsembleMethod};
 use stemscribe_engine::{
     decode_file, DecodeOptions, Engine, EngineConfig, RuntimeConfig, SourceStem,
 };
@@ -15,9 +17,7 @@ fn installed() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/installed")
 }
 
-/// A models directory that sees every installed file (through links) and can take more. The
-/// installed models' own `user` folder is not linked: what the test installs stays in its own
-/// folder, never written through into (or colliding with) models a developer installed.
+/// A fresh models directory that sees every installed file (see `link_installed_models`).
 fn linked_models_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "stemscribe-engine-installed-{}",
@@ -25,13 +25,7 @@ fn linked_models_dir() -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(installed()).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() == USER_MODELS_DIR {
-            continue;
-        }
-        std::os::unix::fs::symlink(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
+    link_installed_models(&installed(), &dir);
     dir
 }
 

@@ -513,10 +513,7 @@ impl RoformerModel {
             let mut out = Vec::with_capacity(stems);
             let mut summed = vec![Complex32::default(); bins];
             for mask in masks.data.chunks_exact(frames * features) {
-                let mut waves = [
-                    self.stft.accumulator(length),
-                    self.stft.accumulator(length),
-                ];
+                let mut waves = [self.stft.accumulator(length), self.stft.accumulator(length)];
                 for (c, wave) in waves.iter_mut().enumerate() {
                     for t in 0..frames {
                         summed.fill(Complex32::default());
