@@ -24,7 +24,8 @@ reverb, noise (10-30 dB SNR), band limits at 8 and 16 kHz, MP3 at 64 kbit/s, pit
 usage: make_decision_data.py [--out DIR] [--scale X] [--seed N] [--jobs N] [--from N]
 Writes DIR/clips/*.wav (16-bit stereo, 44.1 kHz) and DIR/manifest.csv. Needs numpy, ffmpeg,
 sox, espeak-ng, flite, festival, fluidsynth and fluid-soundfont-gm (Debian packages); the
-festival voices of FESTIVAL_VOICES come from festvox-kdlpc16k, festvox-us-slt-hts,
+festival voice kal_diphone from festvox-kallpc16k (festival's default voice, which some
+installs of festival lack); those of FESTIVAL_VOICES come from festvox-kdlpc16k, festvox-us-slt-hts,
 festvox-ca-ona-hts, festvox-czech-dita, festvox-czech-machac, festvox-czech-ph, festvox-italp16k,
 festvox-itapc16k, festvox-suopuhe-lj, festvox-suopuhe-mv and festvox-ru.
 """
@@ -247,6 +248,10 @@ def synth_speech(engine, voice, text, rate, pitch, tmp):
         txt.write_text(text)
         subprocess.run(["text2wave", "-eval", f"(voice_{voice})", "-o", str(out), str(txt)],
                        check=True, capture_output=True)
+        # text2wave exits 0 without writing anything when the voice is not installed.
+        if not out.is_file():
+            raise RuntimeError(f"festival wrote nothing with the voice {voice}: is its "
+                               "festvox package installed?")
     audio = decode(out)
     return audio
 
@@ -675,7 +680,9 @@ def main():
     for tool in ("ffmpeg", "sox", "espeak-ng", "flite", "text2wave", "fluidsynth"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found: apt-get install ffmpeg sox espeak-ng flite festival "
-                     "fluidsynth fluid-soundfont-gm")
+                     "festvox-kallpc16k fluidsynth fluid-soundfont-gm")
+    if not any(Path("/usr/share/festival/voices").glob("*/kal_diphone")):
+        sys.exit("festival's voice kal_diphone not found: apt-get install festvox-kallpc16k")
     out = Path(args.out)
     (out / "clips").mkdir(parents=True, exist_ok=True)
     specs = plan(args.scale, args.seed)
