@@ -46,7 +46,7 @@ pub use stemscribe_transcribe::{NoOutput, PitchModel, TranscriptionError, Transc
 use stemscribe_audio::timings::{measure, Stage};
 use stemscribe_runtime::Runtime;
 use stemscribe_separate::{
-    derive_clean_stems_each, installed_cards, is_ensemble, open_ensemble, remove_hum,
+    derive_clean_stems_each, find_noise, installed_cards, is_ensemble, open_ensemble, remove_hum,
     suppress_noise, user_model_files, CardError, HumOptions, ModelCard, ModelFile, ModelFileError,
     ModelSpec, Separate, Separator, USER_MODELS_DIR,
 };
@@ -524,10 +524,10 @@ impl Engine {
 
     /// Separates 44.1 kHz stereo `audio` into every stem of `model`'s family: vocals and
     /// accompaniment, or the [`FOUR_STEMS`] (of the input with its mains hum removed first,
-    /// see [`remove_hum`]). Derived drums, bass and other come from the same
-    /// pass's accompaniment with its detected noise removed (one network pass); an installed
-    /// four-stem model gives the vocals of the input as it is, and drums, bass and other of
-    /// the input with its noise removed (two passes).
+    /// see [`remove_hum`]), from one network pass. Derived drums, bass and other come from
+    /// that pass's accompaniment with its detected noise removed; an installed four-stem model
+    /// gives its vocals as they are, and its drums, bass and other with the noise detected in
+    /// their sum removed from each.
     pub fn separate_all(
         &self,
         audio: &Audio,
@@ -571,24 +571,13 @@ impl Engine {
             }
             (FourStems::Model(four), true) => four.as_ref(),
         };
-        let mut halves = |done: usize, p: Progress| {
-            progress(Progress {
-                done: done + p.done,
-                total: 2 * p.total,
-            })
-        };
-        let mut stems = four_stem_model.separate(audio, &mut |p| halves(0, p))?;
+        // One network pass: the vocals as they come, the other parts with their noise removed.
+        let mut stems = four_stem_model.separate(audio, progress)?;
         let vocals = take_stem(&mut stems, SourceStem::Vocals, four_stem_model.file())?;
-        drop(stems);
         if on_stem(vocals).is_break() {
             return Ok(());
         }
-        for part in self.four_track_parts(four_stem_model, audio, &mut |p| halves(p.total, p))? {
-            if on_stem(part).is_break() {
-                break;
-            }
-        }
-        Ok(())
+        self.four_track_parts(stems, four_stem_model, on_stem)
     }
 
     /// Separates 44.1 kHz stereo `audio` and returns the stem `model` names (for the
@@ -608,10 +597,20 @@ impl Engine {
                 let mut stems = four.separate(audio, progress)?;
                 Ok(take_stem(&mut stems, SourceStem::Vocals, four.file())?.audio)
             }
+            // The sum of [`Engine::four_track_parts`], to rounding: their noise is found in
+            // this sum and removed from each part by the same gains.
             (SeparationModel::FourTrackAcc, FourStems::Model(four)) => {
-                let parts = self.four_track_parts(four.as_ref(), audio, progress)?;
-                let parts: Vec<Audio> = parts.into_iter().map(|part| part.audio).collect();
-                Ok(Audio::sum(&parts)?)
+                let mut stems = four.separate(audio, progress)?;
+                let parts = FOUR_STEMS[1..]
+                    .iter()
+                    .map(|&stem| Ok(take_stem(&mut stems, stem, four.file())?.audio))
+                    .collect::<Result<Vec<Audio>, EngineError>>()?;
+                drop(stems);
+                let sum = Audio::sum(&parts)?;
+                drop(parts);
+                Ok(measure(Stage::PostProcess, || {
+                    suppress_noise(&sum, &self.noise)
+                }))
             }
             // Derived parts sum to the accompaniment with its noise removed, so they need not
             // be derived.
@@ -632,22 +631,38 @@ impl Engine {
         }
     }
 
-    /// The drums, bass and other of a four-stem model, in that order: separated from the
-    /// input with its detected noise removed. (Derived stems come from
-    /// [`Engine::derive_parts`].)
+    /// Hands `on_stem` the drums, bass and other of a four-stem model's `stems`, in that
+    /// order, with the stationary noise found in their sum removed from each by the same
+    /// gains (so they sum to the accompaniment with its noise removed, as the derived parts
+    /// do), until it breaks. (Derived stems come from [`Engine::derive_parts`].)
     fn four_track_parts(
         &self,
+        mut stems: Vec<(SourceStem, Audio)>,
         four: &dyn Separate,
-        audio: &Audio,
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<Vec<Stem>, EngineError> {
-        let clean = measure(Stage::PostProcess, || suppress_noise(audio, &self.noise));
-        let mut stems = four.separate(&clean, progress)?;
-        drop(clean);
-        FOUR_STEMS[1..]
+        on_stem: &mut dyn FnMut(Stem) -> ControlFlow<()>,
+    ) -> Result<(), EngineError> {
+        let parts = FOUR_STEMS[1..]
             .iter()
             .map(|&stem| take_stem(&mut stems, stem, four.file()))
-            .collect()
+            .collect::<Result<Vec<Stem>, EngineError>>()?;
+        drop(stems);
+        let noise = measure(Stage::PostProcess, || {
+            let audio: Vec<&Audio> = parts.iter().map(|part| &part.audio).collect();
+            Ok::<_, EngineError>(find_noise(&Audio::sum_of(&audio)?, &self.noise))
+        })?;
+        for part in parts {
+            let part = match &noise {
+                Some(noise) => Stem {
+                    stem: part.stem,
+                    audio: measure(Stage::PostProcess, || noise.suppress(&part.audio)),
+                },
+                None => part,
+            };
+            if on_stem(part).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Derived drums, bass and other of the 2-stem `accompaniment`, its detected noise removed

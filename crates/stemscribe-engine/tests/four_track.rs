@@ -29,12 +29,16 @@ fn max_difference(a: &Audio, b: &Audio) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// Checks that `separate_all` gives the four stems, and that the API models return its
-/// vocals and the sum of its other stems.
+/// Checks that `separate_all` gives the four stems from one network pass, and that the API
+/// models return its vocals and the sum of its other stems.
 fn assert_consistent(engine: &Engine) {
     let song = song();
+    // Progress counts the network's windows: every stem takes as many as one stem.
+    let (mut every_stem, mut one_stem) = (0, 0);
     let stems = engine
-        .separate_all(&song, SeparationModel::FourTrackVocal, &mut |_| {})
+        .separate_all(&song, SeparationModel::FourTrackVocal, &mut |p| {
+            every_stem = every_stem.max(p.total);
+        })
         .unwrap();
     let names: Vec<SourceStem> = stems.iter().map(|s| s.stem).collect();
     assert_eq!(names, FOUR_STEMS);
@@ -45,8 +49,12 @@ fn assert_consistent(engine: &Engine) {
         );
     }
     let vocals = engine
-        .separate(&song, SeparationModel::FourTrackVocal, &mut |_| {})
+        .separate(&song, SeparationModel::FourTrackVocal, &mut |p| {
+            one_stem = one_stem.max(p.total);
+        })
         .unwrap();
+    assert!(one_stem > 0);
+    assert_eq!(every_stem, one_stem, "one network pass for every stem");
     assert!(max_difference(&vocals, &stems[0].audio) < 1e-6);
     let accompaniment = engine
         .separate(&song, SeparationModel::FourTrackAcc, &mut |_| {})

@@ -83,28 +83,95 @@ pub(crate) enum Cleaned {
     Suppressed(Audio),
 }
 
-/// [`suppress_noise`], keeping the spectrogram it took when the signal needs no change.
-pub(crate) fn clean(audio: &Audio, options: &NoiseOptions) -> Cleaned {
+/// The stationary noise found in a signal, as the per-bin gains that suppress it: from
+/// [`find_noise`], applied with [`NoiseGains::suppress`].
+pub struct NoiseGains {
+    stft: Stft,
+    /// The signal's spectrogram, which the gains are computed from frame by frame.
+    magnitude: Spectrogram,
+    /// Each bin's noise power, scaled by the over-subtraction factor.
+    noise: Vec<f32>,
+    /// The least power gain a bin keeps.
+    least: f32,
+}
+
+impl NoiseGains {
+    /// `audio` (the signal the noise was found in, or one of the parts it is the sum of) with
+    /// the noise's gains applied, as long as the input. Parts of a signal suppressed this way
+    /// sum to the suppressed signal, to rounding.
+    ///
+    /// # Panics
+    /// If `audio` is not as long as the signal the noise was found in.
+    pub fn suppress(&self, audio: &Audio) -> Audio {
+        let bins = self.magnitude.bins;
+        assert_eq!(
+            self.stft.frames(audio.frames()),
+            self.magnitude.frames(),
+            "the gains cover the signal the noise was found in"
+        );
+        let mut cleaned = apply_masks(&self.stft, audio, 1, |t, gains| {
+            for (f, gain) in gains[0].iter_mut().enumerate() {
+                let power = self.magnitude.values[t * bins + f].powi(2);
+                let kept = if power > 0.0 {
+                    1.0 - self.noise[f] / power
+                } else {
+                    0.0
+                };
+                *gain = kept.max(self.least).sqrt();
+            }
+        });
+        cleaned.remove(0)
+    }
+}
+
+impl std::fmt::Debug for NoiseGains {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NoiseGains")
+            .field("frames", &self.magnitude.frames())
+            .field("bins", &self.magnitude.bins)
+            .finish()
+    }
+}
+
+/// The stationary noise of `audio`, or `None` when none is found (then [`suppress_noise`]
+/// returns `audio` unchanged).
+pub fn find_noise(audio: &Audio, options: &NoiseOptions) -> Option<NoiseGains> {
+    match search(audio, options) {
+        Search::Clean(_) => None,
+        Search::Noisy(gains) => Some(gains),
+    }
+}
+
+/// What [`search`] found.
+enum Search {
+    /// No noise, and the spectrogram taken with the options' STFT.
+    Clean(Spectrogram),
+    /// Noise, and the gains that suppress it.
+    Noisy(NoiseGains),
+}
+
+/// The noise of `audio`, keeping the spectrogram when there is none.
+fn search(audio: &Audio, options: &NoiseOptions) -> Search {
     let stft = Stft::new(options.fft_size, options.hop);
     let magnitude = spectrogram(&stft, audio);
     let noise = noise_power(&magnitude, audio.sample_rate(), options);
     if noise.iter().all(|&p| p == 0.0) {
-        return Cleaned::Unchanged(magnitude);
+        return Search::Clean(magnitude);
     }
-    let bins = magnitude.bins;
-    let least = options.floor_gain * options.floor_gain;
-    let mut cleaned = apply_masks(&stft, audio, 1, |t, gains| {
-        for (f, gain) in gains[0].iter_mut().enumerate() {
-            let power = magnitude.values[t * bins + f].powi(2);
-            let kept = if power > 0.0 {
-                1.0 - noise[f] / power
-            } else {
-                0.0
-            };
-            *gain = kept.max(least).sqrt();
-        }
-    });
-    Cleaned::Suppressed(cleaned.remove(0))
+    Search::Noisy(NoiseGains {
+        stft,
+        magnitude,
+        noise,
+        least: options.floor_gain * options.floor_gain,
+    })
+}
+
+/// [`suppress_noise`], keeping the spectrogram it took when the signal needs no change.
+pub(crate) fn clean(audio: &Audio, options: &NoiseOptions) -> Cleaned {
+    match search(audio, options) {
+        Search::Clean(magnitude) => Cleaned::Unchanged(magnitude),
+        Search::Noisy(gains) => Cleaned::Suppressed(gains.suppress(audio)),
+    }
 }
 
 /// The estimated power of the steady noise in each bin of `magnitude` (a spectrogram of a
@@ -290,5 +357,68 @@ mod tests {
             error(&noisy)
         );
         assert!(energy(&out) > 0.9 * energy(&clean));
+    }
+
+    #[test]
+    fn parts_cleaned_by_the_gains_found_in_their_sum_sum_to_the_cleaned_sum() {
+        let tau = std::f32::consts::TAU;
+        // A steady tone would be taken for hum: this one comes and goes.
+        let tone: Vec<f32> = (0..88_200)
+            .map(|i| {
+                let on = (i / 11_025) % 2 == 0;
+                f32::from(u8::from(on)) * 0.4 * (tau * 220.0 * i as f32 / 44_100.0).sin()
+            })
+            .collect();
+        let silence = vec![0.0; tone.len()];
+        // One part is the tone, the other two split its hiss between them.
+        let hiss = with_stereo_hiss(&silence, 0.05, 777);
+        let halves = |scale: f32| {
+            let sides = hiss.channels().iter();
+            Audio::new(
+                44_100,
+                sides
+                    .map(|c| c.iter().map(|s| s * scale).collect())
+                    .collect(),
+            )
+            .unwrap()
+        };
+        let tone = Audio::new(44_100, vec![tone.clone(), tone]).unwrap();
+        let parts = [tone, halves(0.25), halves(0.75)];
+        let sum = Audio::sum(&parts).unwrap();
+        let options = NoiseOptions::default();
+        let noise = find_noise(&sum, &options).expect("the hiss is found");
+        let cleaned: Vec<Audio> = parts.iter().map(|part| noise.suppress(part)).collect();
+        let expected = suppress_noise(&sum, &options);
+        let removed = energy(&sum) - energy(&expected);
+        assert!(
+            removed > 0.5 * energy(&hiss),
+            "the sum was cleaned: {removed}"
+        );
+        let largest = Audio::sum(&cleaned)
+            .unwrap()
+            .channels()
+            .iter()
+            .flatten()
+            .zip(expected.channels().iter().flatten())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(largest < 1e-5, "{largest}");
+        // The hiss parts lose most of their energy, the tone little of its own.
+        assert!(energy(&cleaned[1]) < 0.5 * energy(&parts[1]));
+        assert!(energy(&cleaned[0]) > 0.8 * energy(&parts[0]));
+    }
+
+    #[test]
+    fn no_noise_is_found_in_bursts_of_a_clean_tone() {
+        let tau = std::f32::consts::TAU;
+        // A steady tone would be taken for hum: this one comes and goes.
+        let tone: Vec<f32> = (0..88_200)
+            .map(|i| {
+                let on = (i / 11_025) % 2 == 0;
+                f32::from(u8::from(on)) * 0.4 * (tau * 220.0 * i as f32 / 44_100.0).sin()
+            })
+            .collect();
+        let tone = Audio::new(44_100, vec![tone.clone(), tone]).unwrap();
+        assert!(find_noise(&tone, &NoiseOptions::default()).is_none());
     }
 }

@@ -23,7 +23,7 @@ mod stft;
 mod wiener;
 
 pub use demucs::{DemucsModel, DEMUCS_SEGMENT};
-pub use denoise::{suppress_noise, NoiseOptions};
+pub use denoise::{find_noise, suppress_noise, NoiseGains, NoiseOptions};
 pub use derived::{
     derive_clean_stems_each, derive_stems, derive_stems_each, DerivedStemsOptions, MedianSplit,
 };
