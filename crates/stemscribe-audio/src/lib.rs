@@ -159,11 +159,6 @@ impl Audio {
     /// Adds buffers sample by sample (e.g. stems back into a mix); all must share rate,
     /// channel count and length.
     pub fn sum(parts: &[Audio]) -> Result<Self, AudioError> {
-        Self::sum_of(&parts.iter().collect::<Vec<_>>())
-    }
-
-    /// As [`Audio::sum`], of borrowed parts.
-    pub fn sum_of(parts: &[&Audio]) -> Result<Self, AudioError> {
         let (first, rest) = parts.split_first().ok_or(AudioError::ChannelCount(0))?;
         let mut channels = first.channels.clone();
         for part in rest {

@@ -600,14 +600,8 @@ impl Engine {
             // The sum of [`Engine::four_track_parts`], to rounding: their noise is found in
             // this sum and removed from each part by the same gains.
             (SeparationModel::FourTrackAcc, FourStems::Model(four)) => {
-                let mut stems = four.separate(audio, progress)?;
-                let parts = FOUR_STEMS[1..]
-                    .iter()
-                    .map(|&stem| Ok(take_stem(&mut stems, stem, four.file())?.audio))
-                    .collect::<Result<Vec<Audio>, EngineError>>()?;
-                drop(stems);
-                let sum = Audio::sum(&parts)?;
-                drop(parts);
+                let stems = four.separate(audio, progress)?;
+                let sum = Audio::sum(&take_parts(stems, four.as_ref())?)?;
                 Ok(measure(Stage::PostProcess, || {
                     suppress_noise(&sum, &self.noise)
                 }))
@@ -637,28 +631,20 @@ impl Engine {
     /// do), until it breaks. (Derived stems come from [`Engine::derive_parts`].)
     fn four_track_parts(
         &self,
-        mut stems: Vec<(SourceStem, Audio)>,
+        stems: Vec<(SourceStem, Audio)>,
         four: &dyn Separate,
         on_stem: &mut dyn FnMut(Stem) -> ControlFlow<()>,
     ) -> Result<(), EngineError> {
-        let parts = FOUR_STEMS[1..]
-            .iter()
-            .map(|&stem| take_stem(&mut stems, stem, four.file()))
-            .collect::<Result<Vec<Stem>, EngineError>>()?;
-        drop(stems);
+        let parts = take_parts(stems, four)?;
         let noise = measure(Stage::PostProcess, || {
-            let audio: Vec<&Audio> = parts.iter().map(|part| &part.audio).collect();
-            Ok::<_, EngineError>(find_noise(&Audio::sum_of(&audio)?, &self.noise))
+            Ok::<_, EngineError>(find_noise(&Audio::sum(&parts)?, &self.noise))
         })?;
-        for part in parts {
-            let part = match &noise {
-                Some(noise) => Stem {
-                    stem: part.stem,
-                    audio: measure(Stage::PostProcess, || noise.suppress(&part.audio)),
-                },
-                None => part,
+        for (&stem, audio) in FOUR_STEMS[1..].iter().zip(parts) {
+            let audio = match &noise {
+                Some(noise) => measure(Stage::PostProcess, || noise.suppress(&audio)),
+                None => audio,
             };
-            if on_stem(part).is_break() {
+            if on_stem(Stem { stem, audio }).is_break() {
                 break;
             }
         }
@@ -750,6 +736,17 @@ impl Engine {
             take_stem(&mut stems, SourceStem::Accompaniment, file)?,
         ])
     }
+}
+
+/// The drums, bass and other of a four-stem model's `stems`, in that order (the rest dropped).
+fn take_parts(
+    mut stems: Vec<(SourceStem, Audio)>,
+    four: &dyn Separate,
+) -> Result<Vec<Audio>, EngineError> {
+    FOUR_STEMS[1..]
+        .iter()
+        .map(|&stem| Ok(take_stem(&mut stems, stem, four.file())?.audio))
+        .collect()
 }
 
 /// Removes `stem` from `stems`, which the model in `file` returned; an instrumental stem
