@@ -291,6 +291,22 @@ mod tests {
         Audio::new(44_100, vec![side(), side()]).unwrap()
     }
 
+    /// Two seconds at 44.1 kHz of a sine of `hz` and peak `amplitude`, on for a quarter of a
+    /// second, then off for as long.
+    fn tone_bursts(hz: f32, amplitude: f32) -> Vec<f32> {
+        let tau = std::f32::consts::TAU;
+        (0..88_200)
+            .map(|i| {
+                let on = (i / 11_025) % 2 == 0;
+                if on {
+                    amplitude * (tau * hz * i as f32 / 44_100.0).sin()
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
     #[test]
     fn a_sustained_low_note_under_hiss_is_not_taken_for_hiss() {
         // A bass note that swells and fades slowly (too much to be a steady tone) looks as
@@ -328,17 +344,7 @@ mod tests {
 
     #[test]
     fn steady_stereo_hiss_is_removed_and_bursts_of_tone_are_kept() {
-        let tau = std::f32::consts::TAU;
-        let tone: Vec<f32> = (0..88_200)
-            .map(|i| {
-                let on = (i / 11_025) % 2 == 0;
-                if on {
-                    0.5 * (tau * 440.0 * i as f32 / 44_100.0).sin()
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let tone = tone_bursts(440.0, 0.5);
         let noisy = with_stereo_hiss(&tone, 0.05, 12_345);
         let clean = Audio::new(44_100, vec![tone.clone(), tone]).unwrap();
         let out = suppress_noise(&noisy, &NoiseOptions::default());
@@ -361,14 +367,8 @@ mod tests {
 
     #[test]
     fn parts_cleaned_by_the_gains_found_in_their_sum_sum_to_the_cleaned_sum() {
-        let tau = std::f32::consts::TAU;
         // A steady tone would be taken for hum: this one comes and goes.
-        let tone: Vec<f32> = (0..88_200)
-            .map(|i| {
-                let on = (i / 11_025) % 2 == 0;
-                f32::from(u8::from(on)) * 0.4 * (tau * 220.0 * i as f32 / 44_100.0).sin()
-            })
-            .collect();
+        let tone = tone_bursts(220.0, 0.4);
         let silence = vec![0.0; tone.len()];
         // One part is the tone, the other two split its hiss between them.
         let hiss = with_stereo_hiss(&silence, 0.05, 777);
@@ -410,14 +410,8 @@ mod tests {
 
     #[test]
     fn no_noise_is_found_in_bursts_of_a_clean_tone() {
-        let tau = std::f32::consts::TAU;
         // A steady tone would be taken for hum: this one comes and goes.
-        let tone: Vec<f32> = (0..88_200)
-            .map(|i| {
-                let on = (i / 11_025) % 2 == 0;
-                f32::from(u8::from(on)) * 0.4 * (tau * 220.0 * i as f32 / 44_100.0).sin()
-            })
-            .collect();
+        let tone = tone_bursts(220.0, 0.4);
         let tone = Audio::new(44_100, vec![tone.clone(), tone]).unwrap();
         assert!(find_noise(&tone, &NoiseOptions::default()).is_none());
     }

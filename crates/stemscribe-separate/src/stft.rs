@@ -230,7 +230,7 @@ mod tests {
             .collect();
         let mut scratch = vec![0.0; stft.fft_size()];
         let mut spectrum = vec![Complex32::default(); stft.bins()];
-        let mut accumulator = vec![0.0; stft.padded_len(len)];
+        let mut accumulator = stft.accumulator(len);
         for t in 0..stft.frames(len) {
             stft.forward_frame(&signal, t, &mut scratch, &mut spectrum);
             stft.inverse_frame_add(&mut spectrum, t, &mut scratch, &mut accumulator);
