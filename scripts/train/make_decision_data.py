@@ -608,9 +608,14 @@ FESTIVAL_VOICES = ["ked_diphone", "cmu_us_slt_arctic_hts", "upc_ca_ona_hts", "cz
                    "lp_diphone", "pc_diphone", "msu_ru_nsh_clunits"]
 
 
-def festival_speakers():
+def festival_voices():
+    """The names of the festival voices installed."""
     voices = Path("/usr/share/festival/voices")
-    installed = {p.name for p in voices.glob("*/*")} if voices.is_dir() else set()
+    return {p.name for p in voices.glob("*/*")} if voices.is_dir() else set()
+
+
+def festival_speakers():
+    installed = festival_voices()
     return [("synth", ("festival", v)) for v in FESTIVAL_VOICES if v in installed]
 
 
@@ -681,7 +686,7 @@ def main():
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found: apt-get install ffmpeg sox espeak-ng flite festival "
                      "festvox-kallpc16k fluidsynth fluid-soundfont-gm")
-    if not any(Path("/usr/share/festival/voices").glob("*/kal_diphone")):
+    if "kal_diphone" not in festival_voices():
         sys.exit("festival's voice kal_diphone not found: apt-get install festvox-kallpc16k")
     out = Path(args.out)
     (out / "clips").mkdir(parents=True, exist_ok=True)
