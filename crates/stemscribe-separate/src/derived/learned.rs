@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use super::weights::{B1, B2, HIDDEN, SCALES, W1, W2};
 use super::EPSILON;
 use crate::spectral::{
-    has_median_network, network_medians, sliding_medians, SortedWindow, Spectrogram,
+    has_median_network, lane_medians, network_medians, network_sliding_medians, Spectrogram, LANES,
 };
 
 /// The scale whose median across time is the contrast feature's reference.
@@ -52,25 +52,36 @@ pub(super) fn learned_masks(
         let harmonic = time_medians(&magnitude, time_frames);
         let mut share = vec![0.0_f32; frames * bins];
         let is_contrast = scale == CONTRAST_SCALE;
+        // [`LANES`] frames to a task, their medians across frequency taken together.
         share
-            .par_chunks_mut(bins)
-            .zip(sums.par_iter_mut())
+            .par_chunks_mut(LANES * bins)
+            .zip(sums.par_chunks_mut(LANES))
             .enumerate()
             .for_each_init(
-                || (SortedWindow::default(), Vec::new()),
-                |(window, percussive), (t, (out, sum))| {
-                    let row = &magnitude.values[t * bins..(t + 1) * bins];
-                    percussive.resize(bins, 0.0);
-                    sliding_medians(freq_bins, |f| row[f], window, percussive);
-                    for ((value, p), h) in
-                        out.iter_mut().zip(percussive.iter()).zip(harmonic.frame(t))
+                || (Vec::new(), Vec::new()),
+                |(percussive, padded), (block, (shares, sums))| {
+                    let first = block * LANES;
+                    let rows = &magnitude.values[first * bins..][..shares.len()];
+                    percussive.resize(shares.len(), 0.0);
+                    frequency_medians(freq_bins, bins, rows, padded, percussive);
+                    for (k, ((out, sum), percussive)) in shares
+                        .chunks_exact_mut(bins)
+                        .zip(sums)
+                        .zip(percussive.chunks_exact(bins))
+                        .enumerate()
                     {
-                        let p = p.powi(2);
-                        let h = h.powi(2);
-                        *value = (h + EPSILON / 2.0) / (h + p + EPSILON);
-                        if is_contrast {
-                            sum.0 += f64::from(p);
-                            sum.1 += f64::from(h + p);
+                        for ((value, p), h) in out
+                            .iter_mut()
+                            .zip(percussive)
+                            .zip(harmonic.frame(first + k))
+                        {
+                            let p = p.powi(2);
+                            let h = h.powi(2);
+                            *value = (h + EPSILON / 2.0) / (h + p + EPSILON);
+                            if is_contrast {
+                                sum.0 += f64::from(p);
+                                sum.1 += f64::from(h + p);
+                            }
                         }
                     }
                 },
@@ -314,8 +325,38 @@ fn tanh(x: f32) -> f32 {
     (numerator / denominator).clamp(-1.0, 1.0)
 }
 
+/// Writes into `out` the medians across frequency over `span` (odd) bins of each of the
+/// `rows` (frames of `bins` magnitudes, at most [`LANES`] of them), windows clamped at the
+/// edges; `padded` is scratch space.
+fn frequency_medians(
+    span: usize,
+    bins: usize,
+    rows: &[f32],
+    padded: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    if has_median_network(span) {
+        for (row, out) in rows.chunks_exact(bins).zip(out.chunks_exact_mut(bins)) {
+            network_sliding_medians(span, row, padded, out);
+        }
+        return;
+    }
+    let frames = rows.len() / bins;
+    lane_medians(
+        span,
+        frames,
+        bins,
+        |t, f| rows[t * bins + f],
+        |f, medians| {
+            for (t, &median) in medians.iter().enumerate() {
+                out[t * bins + f] = median;
+            }
+        },
+    );
+}
+
 /// Bins whose windows across time one task slides together.
-const BINS_PER_TASK: usize = 64;
+const BINS_PER_TASK: usize = LANES;
 
 /// Medians across time of every bin, in blocks of [`BINS_PER_TASK`] neighbouring bins (the
 /// last block may be narrower), each block frame-major, the blocks one after another.
@@ -347,8 +388,6 @@ fn time_medians(magnitude: &Spectrogram, span: usize) -> TimeMedians {
         return TimeMedians::default();
     }
     let half = span / 2;
-    let at =
-        |t: isize, f: usize| magnitude.values[t.clamp(0, frames as isize - 1) as usize * bins + f];
     let mut values = vec![0.0_f32; bins * frames];
     values
         .par_chunks_mut(BINS_PER_TASK * frames)
@@ -366,17 +405,11 @@ fn time_medians(magnitude: &Spectrogram, span: usize) -> TimeMedians {
                 }
                 return;
             }
-            let mut windows = vec![SortedWindow::default(); block.len()];
-            for (window, f) in windows.iter_mut().zip(block.clone()) {
-                window.fill((-(half as isize)..=half as isize).map(|t| at(t, f)));
-            }
-            for (t, row) in out.chunks_exact_mut(block.len()).enumerate() {
-                let t = t as isize;
-                for ((median, window), f) in row.iter_mut().zip(&mut windows).zip(block.clone()) {
-                    *median = window.median();
-                    window.replace(at(t - half as isize, f), at(t + half as isize + 1, f));
-                }
-            }
+            let width = block.len();
+            let at = |f: usize, t: usize| magnitude.values[t * bins + block.start + f];
+            lane_medians(span, width, frames, at, |t, medians| {
+                out[t * width..(t + 1) * width].copy_from_slice(medians);
+            });
         });
     TimeMedians { values, frames }
 }
@@ -431,15 +464,40 @@ mod tests {
                 .copied()
                 .collect();
             for f in 0..bins {
-                let mut column = vec![0.0; frames];
-                let value = |t: usize| magnitude.values[t * bins + f];
-                sliding_medians(span, value, &mut SortedWindow::default(), &mut column);
-                for (t, &expected) in column.iter().enumerate() {
+                for t in 0..frames {
+                    let mut window: Vec<f32> = (0..span)
+                        .map(|k| {
+                            let u = (t + k).saturating_sub(span / 2).min(frames - 1);
+                            magnitude.values[u * bins + f]
+                        })
+                        .collect();
+                    let expected = crate::spectral::median(&mut window);
                     assert_eq!(
                         medians[t * bins + f],
                         expected,
                         "span {span}, bin {f}, frame {t}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn frequency_medians_are_each_frames_median_across_its_clamped_window() {
+        let (bins, frames) = (70, LANES - 5);
+        let rows: Vec<f32> = (0..bins * frames)
+            .map(|i| ((i * 7919 + 13) % 101) as f32)
+            .collect();
+        for span in [5, 9, 25] {
+            let mut out = vec![0.0; rows.len()];
+            frequency_medians(span, bins, &rows, &mut Vec::new(), &mut out);
+            for (t, (row, out)) in rows.chunks(bins).zip(out.chunks(bins)).enumerate() {
+                for (f, &got) in out.iter().enumerate() {
+                    let mut window: Vec<f32> = (0..span)
+                        .map(|k| row[(f + k).saturating_sub(span / 2).min(bins - 1)])
+                        .collect();
+                    let expected = crate::spectral::median(&mut window);
+                    assert_eq!(got, expected, "span {span}, frame {t}, bin {f}");
                 }
             }
         }
