@@ -458,7 +458,7 @@ mod tests {
             network_sliding_medians(span, &values, &mut Vec::new(), &mut out);
             assert_eq!(
                 out,
-                sorted_medians(span, &[values.clone()])[0],
+                sorted_medians(span, std::slice::from_ref(&values))[0],
                 "span {span}"
             );
         }
