@@ -392,21 +392,28 @@ fn time_medians(magnitude: &Spectrogram, span: usize) -> TimeMedians {
     values
         .par_chunks_mut(BINS_PER_TASK * frames)
         .enumerate()
-        .for_each(|(b, out)| {
+        .for_each_init(Vec::new, |columns, (b, out)| {
             let block = b * BINS_PER_TASK..(b * BINS_PER_TASK + out.len() / frames);
+            let width = block.len();
+            // The block's bins frame after frame, contiguous: read from the spectrogram, one
+            // short run from each row, they cost a cache miss per row as the medians slide.
+            columns.clear();
+            for row in magnitude.values.chunks_exact(bins) {
+                columns.extend_from_slice(&row[block.clone()]);
+            }
+            let columns = &columns[..];
             if has_median_network(span) {
                 let row = |t: isize| {
                     let t = t.clamp(0, frames as isize - 1) as usize;
-                    &magnitude.values[t * bins..][block.clone()]
+                    &columns[t * width..(t + 1) * width]
                 };
-                for (t, medians) in out.chunks_exact_mut(block.len()).enumerate() {
+                for (t, medians) in out.chunks_exact_mut(width).enumerate() {
                     let first = t as isize - half as isize;
                     network_medians(span, |k| row(first + k as isize), medians);
                 }
                 return;
             }
-            let width = block.len();
-            let at = |f: usize, t: usize| magnitude.values[t * bins + block.start + f];
+            let at = |f: usize, t: usize| columns[t * width + f];
             lane_medians(span, width, frames, at, |t, medians| {
                 out[t * width..(t + 1) * width].copy_from_slice(medians);
             });
