@@ -48,6 +48,17 @@ fn stereo_gains(inputs: usize) -> (Vec<f32>, Vec<f32>) {
     (left, right)
 }
 
+/// `len` zeros written into fresh memory, for buffers that are added into (`+=`).
+///
+/// `vec![0.0; len]` takes memory the kernel has not yet mapped: the first read of each page
+/// maps the shared zero page and the first write then copies it, a second fault that also
+/// flushes the page from every core's TLB. Writing the zeros first maps each page once.
+pub fn written_zeros(len: usize) -> Vec<f32> {
+    let mut zeros = Vec::with_capacity(len);
+    zeros.resize(len, 0.0);
+    zeros
+}
+
 /// The mean of `channels` (at least one, all as long as the first).
 pub fn mono(channels: &[Vec<f32>]) -> Vec<f32> {
     mix(channels, &vec![1.0 / channels.len() as f32; channels.len()])
@@ -96,7 +107,7 @@ pub fn loud_level_db(channels: &[Vec<f32>], block_frames: usize) -> Option<f64> 
 }
 
 fn mix(channels: &[Vec<f32>], gains: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0f32; channels[0].len()];
+    let mut out = written_zeros(channels[0].len());
     for (channel, &gain) in channels.iter().zip(gains) {
         if gain != 0.0 {
             out.iter_mut()

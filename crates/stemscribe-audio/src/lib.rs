@@ -215,7 +215,7 @@ fn check_channel_count(count: usize) -> Result<(), AudioError> {
     }
 }
 
-pub use channels::{loud_level_db, mono, remix, rms};
+pub use channels::{loud_level_db, mono, remix, rms, written_zeros};
 pub use resample::StreamResampler;
 
 #[cfg(test)]

@@ -97,23 +97,36 @@ pub fn detect_hum(audio: &Audio, options: &HumOptions) -> Option<Hum> {
     // one loud sustained bass note at a multiple of 50 Hz does not decide it.
     let mut best: Option<(f64, f64)> = None;
     for mains in [50.0, 60.0] {
-        let low: Vec<Vec<(f64, f64)>> = (1..=MAINS_HARMONICS)
+        let low: Vec<(Vec<(f64, f64)>, f64)> = (1..=MAINS_HARMONICS)
             .into_par_iter()
-            .map(|k| block_amplitudes(&mono, TAU * mains * f64::from(k) / rate, block, block))
+            .map(|k| {
+                let omega = TAU * mains * f64::from(k) / rate;
+                let amplitudes = block_amplitudes(&mono, omega, block, block);
+                let magnitude = amplitudes.iter().map(|a| a.0.hypot(a.1)).sum();
+                (amplitudes, magnitude)
+            })
             .collect();
-        for step in -200..=200 {
-            let offset = f64::from(step) * 0.002;
-            let coherence = low
-                .iter()
-                .zip(1..)
-                .map(|(amplitudes, k)| {
-                    let turn = -TAU * f64::from(k) * offset * seconds;
-                    rotated_coherence(amplitudes, turn)
-                })
-                .sum::<f64>()
-                / f64::from(MAINS_HARMONICS);
+        // Every offset's coherence at once, then the best in order of offset (the first of
+        // equals), as one loop over them would find it.
+        let coherences: Vec<(f64, f64)> = (-200..=200)
+            .into_par_iter()
+            .map(|step| {
+                let offset = f64::from(step) * 0.002;
+                let coherence = low
+                    .iter()
+                    .zip(1..)
+                    .map(|((amplitudes, magnitude), k)| {
+                        let turn = -TAU * f64::from(k) * offset * seconds;
+                        rotated_coherence(amplitudes, *magnitude, turn)
+                    })
+                    .sum::<f64>()
+                    / f64::from(MAINS_HARMONICS);
+                (mains + offset, coherence)
+            })
+            .collect();
+        for (hz, coherence) in coherences {
             if best.is_none_or(|(_, c)| coherence > c) {
-                best = Some((mains + offset, coherence));
+                best = Some((hz, coherence));
             }
         }
     }
@@ -143,15 +156,15 @@ pub fn detect_hum(audio: &Audio, options: &HumOptions) -> Option<Hum> {
 /// The harmonics of 50 or 60 Hz whose coherence finds the mains.
 const MAINS_HARMONICS: u32 = 8;
 
-/// `|sum_b a_b e^(i turn b)| / sum_b |a_b|`: 1 when the amplitudes, each turned by `turn`
-/// radians per block more than the last, all point the same way; 0 for silence.
-fn rotated_coherence(amplitudes: &[(f64, f64)], turn: f64) -> f64 {
-    let (mut re, mut im, mut magnitude) = (0.0, 0.0, 0.0);
+/// `|sum_b a_b e^(i turn b)| / sum_b |a_b|`, with `magnitude` the sum of the `|a_b|`: 1 when
+/// the amplitudes, each turned by `turn` radians per block more than the last, all point the
+/// same way; 0 for silence.
+fn rotated_coherence(amplitudes: &[(f64, f64)], magnitude: f64, turn: f64) -> f64 {
+    let (mut re, mut im) = (0.0, 0.0);
     for (b, a) in amplitudes.iter().enumerate() {
         let (c, s) = ((turn * b as f64).cos(), (turn * b as f64).sin());
         re += a.0 * c - a.1 * s;
         im += a.0 * s + a.1 * c;
-        magnitude += a.0.hypot(a.1);
     }
     if magnitude > 0.0 {
         re.hypot(im) / magnitude

@@ -4,9 +4,9 @@
 
 use rayon::prelude::*;
 use realfft::num_complex::Complex32;
-use stemscribe_audio::Audio;
+use stemscribe_audio::{written_zeros, Audio};
 
-use crate::stft::{magnitude, written_zeros, Stft};
+use crate::stft::{magnitude, Stft};
 
 /// `frames × bins` magnitudes of the sides' mean (`(|L| + |R|) / 2`), frame-major.
 pub(crate) struct Spectrogram {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use stemscribe_audio::written_zeros;
 
 /// A forward/inverse STFT pair for one frame size and hop.
 #[derive(Clone)]
@@ -206,17 +207,6 @@ pub(crate) fn reflect_pad(signal: &[f32], half: usize) -> Vec<f32> {
             signal[j.clamp(0, len - 1) as usize]
         })
         .collect()
-}
-
-/// `len` zeros written into fresh memory, for buffers that are added into (`+=`).
-///
-/// `vec![0.0; len]` takes memory the kernel has not yet mapped: the first read of each page
-/// maps the shared zero page and the first write then copies it, a second fault that also
-/// flushes the page from every core's TLB. Writing the zeros first maps each page once.
-pub(crate) fn written_zeros(len: usize) -> Vec<f32> {
-    let mut zeros = Vec::with_capacity(len);
-    zeros.resize(len, 0.0);
-    zeros
 }
 
 #[cfg(test)]
