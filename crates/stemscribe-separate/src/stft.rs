@@ -157,24 +157,51 @@ impl Stft {
                 .map(|t| self.window[position - t * self.hop].powi(2))
                 .sum()
         };
-        // Where every frame that could cover a position exists, its envelope sums the same
-        // window values in the same order as at any position `hop` away: computed once per
-        // offset within the hop.
-        let mut periodic: Vec<Option<f32>> = vec![None; self.hop];
-        for i in 0..len {
-            let position = i + half;
-            let interior = position + 1 >= self.fft_size && position / self.hop < frames;
-            let envelope = if interior {
-                *periodic[position % self.hop].get_or_insert_with(|| envelope_at(position))
-            } else {
-                envelope_at(position)
-            };
-            // Reads stay ahead of writes (position > i), so the shift is safe in place.
-            accumulator[i] = if envelope > 1e-11 {
+        // Past the frames, positions may lie beyond the accumulator: read only where covered.
+        let edge = |accumulator: &[f32], position: usize| {
+            let envelope = envelope_at(position);
+            if envelope > 1e-11 {
                 accumulator[position] / envelope
             } else {
                 0.0
-            };
+            }
+        };
+        // Output `i` is read from `position = i + half`: reads stay ahead of writes, so the
+        // shift is safe in place, run by run as long as no run is longer than `half`.
+        // Where every frame that could cover a position exists (outputs `interior`), its
+        // envelope sums the same window values in the same order as at any position `hop`
+        // away: taken once per offset within the hop, and the runs between offsets 0 divide
+        // by them without a branch, so they vectorise.
+        let interior =
+            (self.fft_size - 1 - half).min(len)..(frames * self.hop).saturating_sub(half).min(len);
+        for i in 0..interior.start {
+            accumulator[i] = edge(&accumulator, i + half);
+        }
+        let first = interior.start + half;
+        let periodic: Vec<f32> = (first..first + self.hop.min(interior.len()))
+            .map(envelope_at)
+            .collect();
+        let mut i = interior.start;
+        while i < interior.end {
+            let position = i + half;
+            let offset = (position - first) % self.hop;
+            let run = (self.hop - offset).min(interior.end - i).min(half);
+            let (written, read) = accumulator.split_at_mut(position);
+            for ((out, &value), &envelope) in written[i..i + run]
+                .iter_mut()
+                .zip(&read[..run])
+                .zip(&periodic[offset..offset + run])
+            {
+                *out = if envelope > 1e-11 {
+                    value / envelope
+                } else {
+                    0.0
+                };
+            }
+            i += run;
+        }
+        for i in interior.end.max(interior.start)..len {
+            accumulator[i] = edge(&accumulator, i + half);
         }
         accumulator.truncate(len);
         accumulator
