@@ -95,14 +95,25 @@ impl Stft {
         scratch: &mut [f32],
         out: &mut [Complex32],
     ) {
-        for (n, value) in scratch.iter_mut().enumerate() {
-            let position = start + n as isize;
-            let sample = if position >= 0 && (position as usize) < signal.len() {
-                signal[position as usize]
-            } else {
-                0.0
-            };
-            *value = sample * self.window[n];
+        // A frame wholly inside the signal (most of them) is one product per sample, which
+        // vectorises; the others count samples outside the signal as zeros.
+        let inside = usize::try_from(start)
+            .ok()
+            .and_then(|start| signal.get(start..start + self.fft_size));
+        if let Some(samples) = inside {
+            for ((value, &sample), &w) in scratch.iter_mut().zip(samples).zip(&self.window) {
+                *value = sample * w;
+            }
+        } else {
+            for (n, value) in scratch.iter_mut().enumerate() {
+                let position = start + n as isize;
+                let sample = if position >= 0 && (position as usize) < signal.len() {
+                    signal[position as usize]
+                } else {
+                    0.0
+                };
+                *value = sample * self.window[n];
+            }
         }
         self.forward
             .process(scratch, out)
