@@ -174,31 +174,49 @@ pub(crate) fn clean(audio: &Audio, options: &NoiseOptions) -> Cleaned {
     }
 }
 
+/// Bins whose columns [`noise_power`] gathers together.
+const GATHERED_BINS: usize = 16;
+
 /// The estimated power of the steady noise in each bin of `magnitude` (a spectrogram of a
 /// signal at `sample_rate`), scaled by the over-subtraction factor.
 fn noise_power(magnitude: &Spectrogram, sample_rate: u32, options: &NoiseOptions) -> Vec<f32> {
     let (frames, bins) = (magnitude.frames(), magnitude.bins);
     let q = options.percentile.clamp(0.001, 0.3);
     let rayleigh = -(1.0 - q).ln();
-    let (floors, spreads): (Vec<f32>, Vec<f32>) = (0..bins)
+    // Columns are gathered [`GATHERED_BINS`] at a time, one pass down the rows for them all:
+    // a column alone strides down the spectrogram a row (several kilobytes) per value.
+    let (floors, spreads): (Vec<f32>, Vec<f32>) = (0..bins.div_ceil(GATHERED_BINS))
         .into_par_iter()
-        .map_init(Vec::new, |column, f| {
-            column.clear();
-            column.extend((0..frames).map(|t| magnitude.values[t * bins + f]));
-            let mut at = |p: f32| {
-                let index = ((frames as f32 - 1.0) * p).round() as usize;
-                *column.select_nth_unstable_by(index, f32::total_cmp).1
-            };
-            let (floor, upper) = (at(q), at(3.0 * q));
-            (
-                floor,
-                if floor > 0.0 {
-                    upper / floor
-                } else {
-                    f32::INFINITY
-                },
-            )
+        .map_init(Vec::new, |columns, block| {
+            let block = block * GATHERED_BINS..((block + 1) * GATHERED_BINS).min(bins);
+            let width = block.len();
+            columns.clear();
+            columns.resize(width * frames, 0.0);
+            for (t, row) in magnitude.values.chunks_exact(bins).enumerate() {
+                for (k, &value) in row[block.clone()].iter().enumerate() {
+                    columns[k * frames + t] = value;
+                }
+            }
+            columns
+                .chunks_exact_mut(frames)
+                .map(|column| {
+                    let mut at = |p: f32| {
+                        let index = ((frames as f32 - 1.0) * p).round() as usize;
+                        *column.select_nth_unstable_by(index, f32::total_cmp).1
+                    };
+                    let (floor, upper) = (at(q), at(3.0 * q));
+                    (
+                        floor,
+                        if floor > 0.0 {
+                            upper / floor
+                        } else {
+                            f32::INFINITY
+                        },
+                    )
+                })
+                .collect::<Vec<_>>()
         })
+        .flatten_iter()
         .unzip();
 
     // Broadband hiss: music is sparse at high frequencies, so there a steady lower tail
