@@ -8,7 +8,13 @@
 //! This is the measurement issue 28 sets its target on (a ratio of at least 0.85); it reports
 //! and does not assert until the pipeline reaches it. It also prints one end-to-end run's
 //! seconds per stage ([`Timings`]).
+//!
+//! Then every stem against one stem, issue 28's other ratio (at most 1.5): every stem of
+//! `bs_4track_vocal` (vocals, and drums, bass and other derived from the accompaniment), each
+//! encoded to 32-bit float WAV as it comes (as `separate --stems` writes them), against the
+//! end-to-end run above, side by side in every iteration; it prints the ratio.
 
+use std::ops::ControlFlow;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -42,6 +48,31 @@ fn end_to_end(engine: &Engine, mp3: &[u8]) -> usize {
     };
     encode_to_vec(vocals, &spec).expect("encodes");
     windows
+}
+
+/// Decodes `mp3` and separates every stem of `bs_4track_vocal`, each encoded to 32-bit float
+/// stereo WAV as it comes; returns the number of stems.
+fn every_stem(engine: &Engine, mp3: &[u8]) -> usize {
+    let audio = decode(mp3.to_vec(), &DecodeOptions::default()).expect("decodes");
+    let spec = OutputSpec {
+        sample_rate: 44_100,
+        channels: 2,
+        format: OutputFormat::Wav(WavSampleFormat::Float32),
+    };
+    let mut stems = 0;
+    engine
+        .separate_each(
+            &audio,
+            SeparationModel::FourTrackVocal,
+            &mut |_| {},
+            &mut |stem| {
+                encode_to_vec(stem.audio, &spec).expect("encodes");
+                stems += 1;
+                ControlFlow::Continue(())
+            },
+        )
+        .expect("separates");
+    stems
 }
 
 /// Runs `run` `iterations` times; records the time of one run in `samples` and returns the
@@ -124,18 +155,7 @@ fn pipeline(c: &mut Criterion) {
     );
     group.finish();
 
-    let mut ratios: Vec<f64> = {
-        let (whole, alone) = (
-            whole.lock().expect("not poisoned"),
-            alone.lock().expect("ok"),
-        );
-        whole
-            .iter()
-            .zip(alone.iter())
-            .map(|(w, a)| a.as_secs_f64() / w.as_secs_f64())
-            .collect()
-    };
-    ratios.sort_by(f64::total_cmp);
+    let ratios = pair_ratios(&alone, &whole);
     let (whole, alone) = (median(&whole), median(&alone));
     println!(
         "{windows} windows of {SONG_SECS} s: end to end {:.2} s, network alone {:.2} s, \
@@ -150,6 +170,47 @@ fn pipeline(c: &mut Criterion) {
         ratios.len()
     );
     println!("one end-to-end run, seconds per stage:\n{stages}");
+
+    let (every, one) = (Mutex::new(Vec::new()), Mutex::new(Vec::new()));
+    let mut group = c.benchmark_group("pipeline");
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    group.measurement_time(Duration::from_secs(90));
+    group.bench_function("bs_4track_every_stem_then_2track_vocal_3min_mp3", |b| {
+        b.iter_custom(|iterations| {
+            timed(&every, iterations, || every_stem(&engine, &mp3))
+                + timed(&one, iterations, || end_to_end(&engine, &mp3))
+        })
+    });
+    group.finish();
+    let ratios = pair_ratios(&every, &one);
+    let (every, one) = (median(&every), median(&one));
+    println!(
+        "every stem {:.2} s, one stem {:.2} s, ratio of the medians {:.2}; ratio of each \
+         side-by-side pair: median {:.2}, {:.2}-{:.2} over {} pairs (every stem / one stem)",
+        every.as_secs_f64(),
+        one.as_secs_f64(),
+        every.as_secs_f64() / one.as_secs_f64(),
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1],
+        ratios.len()
+    );
+}
+
+/// `a[i] / b[i]` for each pair of samples, sorted.
+fn pair_ratios(a: &Mutex<Vec<Duration>>, b: &Mutex<Vec<Duration>>) -> Vec<f64> {
+    let (a, b) = (
+        a.lock().expect("not poisoned"),
+        b.lock().expect("not poisoned"),
+    );
+    let mut ratios: Vec<f64> = a
+        .iter()
+        .zip(b.iter())
+        .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios
 }
 
 criterion_group!(benches, pipeline);
