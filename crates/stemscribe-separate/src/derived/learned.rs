@@ -379,9 +379,8 @@ impl TimeMedians {
 }
 
 /// Medians across time of every bin over `span` frames (odd; the window's ends clamped to the
-/// first and last frame). Each task slides the windows of [`BINS_PER_TASK`] neighbouring bins
-/// frame by frame, so it reads the spectrogram's rows in order instead of striding down its
-/// columns.
+/// first and last frame). Each task copies out the columns of [`BINS_PER_TASK`] neighbouring
+/// bins, frame after frame, and slides their windows together ([`lane_medians`]).
 fn time_medians(magnitude: &Spectrogram, span: usize) -> TimeMedians {
     let (bins, frames) = (magnitude.bins, magnitude.frames());
     if frames == 0 {
@@ -395,8 +394,8 @@ fn time_medians(magnitude: &Spectrogram, span: usize) -> TimeMedians {
         .for_each_init(Vec::new, |columns, (b, out)| {
             let block = b * BINS_PER_TASK..(b * BINS_PER_TASK + out.len() / frames);
             let width = block.len();
-            // The block's bins frame after frame, contiguous: read from the spectrogram, one
-            // short run from each row, they cost a cache miss per row as the medians slide.
+            // The block's bins frame after frame, contiguous: read in place, one short run from
+            // each row of the spectrogram, they cost a cache miss per frame as the medians slide.
             columns.clear();
             for row in magnitude.values.chunks_exact(bins) {
                 columns.extend_from_slice(&row[block.clone()]);
