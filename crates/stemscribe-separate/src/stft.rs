@@ -168,21 +168,25 @@ impl Stft {
                 .map(|t| self.window[position - t * self.hop].powi(2))
                 .sum()
         };
-        // Past the frames, positions may lie beyond the accumulator: read only where covered.
-        let edge = |accumulator: &[f32], position: usize| {
-            let envelope = envelope_at(position);
+        let divide = |value: f32, envelope: f32| {
             if envelope > 1e-11 {
-                accumulator[position] / envelope
+                value / envelope
             } else {
                 0.0
             }
+        };
+        // Past the frames, positions may lie beyond the accumulator; none that a frame covers
+        // (a positive envelope) does.
+        let edge = |accumulator: &[f32], position: usize| {
+            let value = accumulator.get(position).copied().unwrap_or(0.0);
+            divide(value, envelope_at(position))
         };
         // Output `i` is read from `position = i + half`: reads stay ahead of writes, so the
         // shift is safe in place, run by run as long as no run is longer than `half`.
         // Where every frame that could cover a position exists (outputs `interior`), its
         // envelope sums the same window values in the same order as at any position `hop`
-        // away: taken once per offset within the hop, and the runs between offsets 0 divide
-        // by them without a branch, so they vectorise.
+        // away: taken once per offset within the hop, and divided by run by run (each run
+        // ends where the offsets start again), a loop that vectorises.
         let interior =
             (self.fft_size - 1 - half).min(len)..(frames * self.hop).saturating_sub(half).min(len);
         for i in 0..interior.start {
@@ -203,11 +207,7 @@ impl Stft {
                 .zip(&read[..run])
                 .zip(&periodic[offset..offset + run])
             {
-                *out = if envelope > 1e-11 {
-                    value / envelope
-                } else {
-                    0.0
-                };
+                *out = divide(value, envelope);
             }
             i += run;
         }
