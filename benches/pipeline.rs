@@ -155,19 +155,12 @@ fn pipeline(c: &mut Criterion) {
     );
     group.finish();
 
-    let ratios = pair_ratios(&alone, &whole);
-    let (whole, alone) = (median(&whole), median(&alone));
     println!(
-        "{windows} windows of {SONG_SECS} s: end to end {:.2} s, network alone {:.2} s, \
-         ratio of the medians {:.2}; ratio of each side-by-side pair: median {:.2}, \
-         {:.2}-{:.2} over {} pairs (network alone / end to end)",
-        whole.as_secs_f64(),
-        alone.as_secs_f64(),
-        alone.as_secs_f64() / whole.as_secs_f64(),
-        ratios[ratios.len() / 2],
-        ratios[0],
-        ratios[ratios.len() - 1],
-        ratios.len()
+        "{windows} windows of {SONG_SECS} s: end to end {:.2} s, network alone {:.2} s, {} \
+         (network alone / end to end)",
+        median(&whole).as_secs_f64(),
+        median(&alone).as_secs_f64(),
+        ratios(&alone, &whole)
     );
     println!("one end-to-end run, seconds per stage:\n{stages}");
 
@@ -183,34 +176,36 @@ fn pipeline(c: &mut Criterion) {
         })
     });
     group.finish();
-    let ratios = pair_ratios(&every, &one);
-    let (every, one) = (median(&every), median(&one));
     println!(
-        "every stem {:.2} s, one stem {:.2} s, ratio of the medians {:.2}; ratio of each \
-         side-by-side pair: median {:.2}, {:.2}-{:.2} over {} pairs (every stem / one stem)",
-        every.as_secs_f64(),
-        one.as_secs_f64(),
-        every.as_secs_f64() / one.as_secs_f64(),
-        ratios[ratios.len() / 2],
-        ratios[0],
-        ratios[ratios.len() - 1],
-        ratios.len()
+        "every stem {:.2} s, one stem {:.2} s, {} (every stem / one stem)",
+        median(&every).as_secs_f64(),
+        median(&one).as_secs_f64(),
+        ratios(&every, &one)
     );
 }
 
-/// `a[i] / b[i]` for each pair of samples, sorted.
-fn pair_ratios(a: &Mutex<Vec<Duration>>, b: &Mutex<Vec<Duration>>) -> Vec<f64> {
+/// The ratio of the medians of `a` and `b`, and of each side-by-side pair `a[i] / b[i]`: their
+/// median and range.
+fn ratios(a: &Mutex<Vec<Duration>>, b: &Mutex<Vec<Duration>>) -> String {
+    let of_medians = median(a).as_secs_f64() / median(b).as_secs_f64();
     let (a, b) = (
         a.lock().expect("not poisoned"),
         b.lock().expect("not poisoned"),
     );
-    let mut ratios: Vec<f64> = a
+    let mut pairs: Vec<f64> = a
         .iter()
         .zip(b.iter())
         .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
         .collect();
-    ratios.sort_by(f64::total_cmp);
-    ratios
+    pairs.sort_by(f64::total_cmp);
+    format!(
+        "ratio of the medians {of_medians:.2}; ratio of each side-by-side pair: median {:.2}, \
+         {:.2}-{:.2} over {} pairs",
+        pairs[pairs.len() / 2],
+        pairs[0],
+        pairs[pairs.len() - 1],
+        pairs.len()
+    )
 }
 
 criterion_group!(benches, pipeline);
