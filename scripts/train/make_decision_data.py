@@ -15,13 +15,15 @@ augmentation applied and whether it lies over an accompaniment:
   drum and bass loops (the corpus's, and ones rendered here with fluidsynth);
 - instrumental: the corpus's instrumentals and backings, and the annotated melodies of the sung
   recordings played by General MIDI instruments that hold notes like a voice (fluidsynth with
-  FluidR3_GM; half of them with vibrato), alone and over accompaniments.
+  FluidR3_GM; half of them with vibrato), alone and over accompaniments; with `--performed`,
+  also random and sung melodies performed on them as a player would (glides, late vibrato that
+  varies from note to note, swells, loose timing).
 
 Augmentations (one a clip, beside the excerpt length of 2-10 s): none, level (-40 to 0 dBFS),
 reverb, noise (10-30 dB SNR), band limits at 8 and 16 kHz, MP3 at 64 kbit/s, pitch shift up to
 +-3 semitones, time stretch up to +-15%.
 
-usage: make_decision_data.py [--out DIR] [--scale X] [--seed N] [--jobs N] [--from N]
+usage: make_decision_data.py [--out DIR] [--scale X] [--seed N] [--jobs N] [--from N] [--performed]
 Writes DIR/clips/*.wav (16-bit stereo, 44.1 kHz) and DIR/manifest.csv. Needs numpy, ffmpeg,
 sox, espeak-ng, flite, festival, fluidsynth and fluid-soundfont-gm (Debian packages); the
 festival voice kal_diphone from festvox-kallpc16k (festival's default voice, which some
@@ -305,6 +307,51 @@ def melody_midi(notes, program, vibrato, velocity, rng):
     return smf([events], ticks=480)
 
 
+def performed_midi(notes, program, velocity, rng):
+    """The notes (onset, offset, midi) as a player would shape them, channel 0: onsets a little
+    off the grid, legato, glides into some notes (pitch bend over a 12-semitone range),
+    intonation a few cents off, vibrato that starts late in held notes at a rate and depth
+    that change from note to note, and a swell of expression (CC 11) in each note."""
+    tps = 960
+    events = [(0, bytes([0xFF, 0x51, 0x03, 0x07, 0xA1, 0x20])), (0, bytes([0xC0, program])),
+              (0, bytes([0xB0, 101, 0])), (0, bytes([0xB0, 100, 0])), (0, bytes([0xB0, 6, 12]))]
+    glide_chance, legato = rng.uniform(0.2, 0.9), rng.random() < 0.6
+    base_rate = rng.uniform(4.5, 7)
+    played = []
+    for i, (onset, offset, pitch) in enumerate(notes):
+        onset = max(onset + rng.normal(0, 0.015), 0)
+        if legato and i + 1 < len(notes):
+            offset = notes[i + 1][0] + 0.03
+        played.append((onset, max(offset, onset + 0.05), int(round(pitch))))
+    # The bend in semitones, every 10 ms: glide, intonation and vibrato of the note sounding.
+    end = max(p[1] for p in played)
+    steps = int(end * 100) + 1
+    bend = np.zeros(steps)
+    for i, (onset, offset, key) in enumerate(played):
+        a, b = int(onset * 100), min(int(offset * 100) + 1, steps)
+        t = (np.arange(a, b) - a) / 100
+        curve = np.full(len(t), rng.normal(0, 0.1))
+        if i > 0 and rng.random() < glide_chance:
+            glide = rng.uniform(0.04, 0.15)
+            curve += (played[i - 1][2] - key) * np.clip(1 - t / glide, 0, 1)
+        if offset - onset >= 0.3:
+            delay, rate = rng.uniform(0.1, 0.4), base_rate + rng.uniform(-0.7, 0.7)
+            depth = rng.uniform(0.1, 0.6)
+            curve += depth * np.clip((t - delay) / 0.2, 0, 1) * np.sin(2 * np.pi * rate * t)
+        bend[a:b] = curve
+        events.append((int(onset * tps), bytes([0x90, key, velocity])))
+        events.append((int(offset * tps), bytes([0x80, key, 0])))
+        start, top = rng.uniform(60, 100), rng.uniform(105, 127)
+        rise = max((offset - onset) * rng.uniform(0.1, 0.5), 0.02)
+        for k in range(int((offset - onset) * 50)):
+            level = start + (top - start) * min(k / 50 / rise, 1)
+            events.append((int((onset + k / 50) * tps), bytes([0xB0, 11, int(level)])))
+    for k, semis in enumerate(bend):
+        value = int(np.clip(8192 + 8191 * semis / 12, 0, 16383))
+        events.append((int(k / 100 * tps), bytes([0xE0, value & 0x7F, value >> 7])))
+    return smf([events], ticks=480)
+
+
 def beat_midi(bpm, bars, style, rng):
     """A drum and bass loop: kick, snare, hi-hats on channel 10 and a bass line on channel 2."""
     tpb = 480
@@ -563,7 +610,7 @@ def make_instrumental(rng, tmp, seconds, augmentation, kind, key):
             audio = loop_to(audio, int(seconds * RATE))
         start = int(rng.integers(0, len(audio) - int(seconds * RATE) + 1))
         return audio[start:start + int(seconds * RATE)], "alone"
-    if kind == "sung notes":
+    if kind in ("sung notes", "performed sung notes"):
         notes = SUNG[key][4]
         backings = backings_except(SUNG[key][0])
     else:
@@ -577,10 +624,15 @@ def make_instrumental(rng, tmp, seconds, augmentation, kind, key):
     shift = int(rng.choice([0, 0, 12, -12])) if rng.random() < 0.5 else 0
     window = [(a, b, min(max(p + shift, 36), 96)) for a, b, p in window]
     instrument = list(HOLDING)[int(rng.integers(len(HOLDING)))]
-    vibrato = rng.random() < 0.5
-    audio = render(melody_midi(window, HOLDING[instrument], vibrato, int(rng.integers(60, 120)),
-                               rng), tmp, seconds + 2)
-    instrument += " with vibrato" if vibrato else ""
+    velocity = int(rng.integers(60, 120))
+    if kind.startswith("performed"):
+        midi = performed_midi(window, HOLDING[instrument], velocity, rng)
+        instrument += " performed"
+    else:
+        vibrato = rng.random() < 0.5
+        midi = melody_midi(window, HOLDING[instrument], vibrato, velocity, rng)
+        instrument += " with vibrato" if vibrato else ""
+    audio = render(midi, tmp, seconds + 2)
     audio = pre_augment(audio, augmentation, rng, tmp)
     audio = audio[:int(seconds * RATE)]
     if len(audio) < 2 * RATE or rms(audio) < 1e-4:
@@ -619,8 +671,10 @@ def festival_speakers():
     return [("synth", ("festival", v)) for v in FESTIVAL_VOICES if v in installed]
 
 
-def plan(scale, seed):
-    """The clips to make: (kind, source, maker); decodes the sources into the globals."""
+def plan(scale, seed, performed=False):
+    """The clips to make: (kind, source, maker); decodes the sources into the globals.
+    `performed`: also the performed melodies (after all the others, so that those keep their
+    numbers and seeds)."""
     SUNG.extend(sung_sources())
     BACKINGS.extend(accompaniments())
     LOOPS.extend(b for b in BACKINGS if b[0] in ("librosa_choice_AdmiralBob_drum-bass",
@@ -646,18 +700,38 @@ def plan(scale, seed):
                 specs.append(("instrumental", src[0], Maker(make_instrumental, "sung notes", i)))
     rng = np.random.default_rng(seed)
     for i in range(int(40 * scale)):  # random melodies, a source each of four
-        notes, t = [], 0.0
-        pitch = int(rng.integers(55, 75))
-        while t < 14:
-            length = float(rng.choice([0.25, 0.5, 0.5, 1.0, 1.5]))
-            pitch = int(np.clip(pitch + rng.choice([-4, -2, -1, 0, 1, 2, 3, 5]), 48, 84))
-            notes.append((t, t + length * 0.95, pitch))
-            t += length
         specs.append(("instrumental", f"random melody {i % 4}",
-                      Maker(make_instrumental, "notes", notes)))
+                      Maker(make_instrumental, "notes", random_melody(rng))))
     # Planned last, so that every clip planned before them keeps its number and its seed.
     specs += synthetic_specs(festival_speakers(), scale)
+    if not performed:
+        return specs
+    for i in range(int(384 * scale)):  # performed melodies, a source each of 32
+        specs.append(("instrumental", f"performed melody {i % 32}",
+                      Maker(make_instrumental, "performed", random_melody(rng, varied=True))))
+    for i, src in enumerate(SUNG):
+        if src[4]:
+            for _ in range(int(8 * scale)):
+                specs.append(("instrumental", src[0],
+                              Maker(make_instrumental, "performed sung notes", i)))
     return specs
+
+
+def random_melody(rng, varied=False):
+    """14 s of notes (onset, offset, midi) in steps of up to a fourth; `varied`: more lengths
+    (dotted, tied), rests, and leaps up to an octave now and then."""
+    notes, t = [], 0.0
+    pitch = int(rng.integers(55, 75))
+    lengths = [0.25, 0.5, 0.5, 1.0, 1.5] + ([0.375, 0.75, 2.0, 3.0] if varied else [])
+    steps = [-4, -2, -1, 0, 1, 2, 3, 5] + ([-7, 7, 12, -12, -3, 4] if varied else [])
+    while t < 14:
+        length = float(rng.choice(lengths))
+        pitch = int(np.clip(pitch + rng.choice(steps), 48, 84))
+        notes.append((t, t + length * 0.95, pitch))
+        t += length
+        if varied and rng.random() < 0.1:
+            t += float(rng.choice([0.25, 0.5, 1.0]))
+    return notes
 
 
 def synthetic_specs(speakers, scale):
@@ -678,6 +752,10 @@ def main():
     parser.add_argument("--scale", type=float, default=1.0, help="clips per source, relative")
     parser.add_argument("--seed", type=int, default=26)
     parser.add_argument("--jobs", type=int, default=os.cpu_count())
+    parser.add_argument("--performed", action="store_true",
+                        help="add 512 clips of instruments performing melodies as a player "
+                             "would (glides, varying vibrato, swells): a harder test for the "
+                             "decision, left out of the shipped model's data (docs/quality.md)")
     parser.add_argument("--from", dest="first", type=int, default=0, metavar="N",
                         help="make only the clips numbered N and on, keeping the manifest's "
                              "earlier rows (to extend or resume a run with the same seed)")
@@ -690,7 +768,7 @@ def main():
         sys.exit("festival's voice kal_diphone not found: apt-get install festvox-kallpc16k")
     out = Path(args.out)
     (out / "clips").mkdir(parents=True, exist_ok=True)
-    specs = plan(args.scale, args.seed)
+    specs = plan(args.scale, args.seed, args.performed)
     rng = np.random.default_rng(args.seed)
     jobs = []
     for i, (kind, source, maker) in enumerate(specs):
