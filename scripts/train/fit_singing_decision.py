@@ -3,7 +3,11 @@
 
 Reads the CSV that `stemscribe-lab decision-features` writes over the clips of
 `make_decision_data.py` (one line a clip: its class, source recording, setting, augmentation,
-and the features the engine measures, named in its header), and:
+and the features the engine measures, named in its header) and, with `--frames`, the frames
+that command writes with `--frames DIR`: then a frame network (`voice_frames.py`) judges every
+voiced frame and its verdicts, averaged over the clip, join the clip's features (stacked: the
+clip network learns from verdicts on clips the frame network was not trained on, 4 grouped
+inner folds). Then:
 
 1. compares classifiers (softmax regression; a one-hidden-layer network) with grouped
    cross-validation: the sources are dealt into folds, every clip of a source (all its
@@ -16,8 +20,10 @@ and the features the engine measures, named in its header), and:
    the probability of singing;
 3. fits it on everything and writes the engine's `decision.json` (with `--write`).
 
-usage: scripts/train/fit_singing_decision.py FEATURES.csv [--write PATH] [--folds N]
-Needs numpy (the project's .venv has it).
+usage: scripts/train/fit_singing_decision.py FEATURES.csv [--frames DIR] [--write PATH]
+                                             [--folds N] [--model softmax|mlp]
+`--write` needs `--frames` (the engine's model has a frame network). Needs numpy (the
+project's .venv has it).
 """
 
 import argparse
@@ -27,6 +33,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+import voice_frames
 
 CLASSES = ["sung", "spoken", "instrumental"]
 TARGET = {"sung": 0, "speech": 1, "rap": 1, "instrumental": 2}
@@ -44,10 +52,11 @@ LOST_DB = -40.0
 def load(path):
     """The clips (rows, features, classes), apart from them the sung clips whose voice the
     separation lost, and the features' names: the columns after `p_instrumental` (the
-    engine's FEATURE_NAMES)."""
+    engine's FEATURE_NAMES) but the frame network's verdicts, which this script computes."""
     reader = csv.DictReader(open(path))
     rows = list(reader)
-    names = reader.fieldnames[reader.fieldnames.index("p_instrumental") + 1:]
+    names = [n for n in reader.fieldnames[reader.fieldnames.index("p_instrumental") + 1:]
+             if n not in voice_frames.FEATURES]
     lost = [r for r in rows if r["kind"] == "sung" and float(r["vocal_to_mix_db"]) <= LOST_DB]
     rows = [r for r in rows if not (r["kind"] == "sung" and float(r["vocal_to_mix_db"]) <= LOST_DB)]
     x = np.array([[float(r[f]) for f in names] for r in rows])
@@ -127,6 +136,10 @@ def fit_mlp(x, y, hidden=16, l2=1e-2, steps=800, lr=0.01, seed=0):
     return [(params[0], params[1]), (params[2], params[3])]
 
 
+CLIP_NETWORKS = {"softmax": fit_softmax, "mlp": fit_mlp}
+FRAMES = "+frames"
+
+
 def predict(layers, x):
     for i, (w, b) in enumerate(layers):
         x = x @ w.T + b
@@ -164,23 +177,56 @@ def threshold_for(p_sung, y):
     return float(min(candidates, key=cost))
 
 
-def held_out(fit, x, y, sources, k, seed=26, inner=4):
+class Classifier:
+    """A clip classifier (`clip`: fit_softmax or fit_mlp) on the features `x` of the clips,
+    with the frame network's verdicts added when `frames` (inputs and owners of
+    `voice_frames.load`) is given; models are fitted on index arrays of clips."""
+
+    def __init__(self, clip, x, y, sources, frames=None, seed=26):
+        self.clip, self.x, self.y, self.sources = clip, x, y, sources
+        self.frames, self.seed = frames, seed
+
+    def verdicts(self, net, clips):
+        inputs, owner = self.frames
+        return voice_frames.clip_features(net, inputs, owner, clips, len(self.y))[clips]
+
+    def fit(self, clips):
+        """(frame network or None, clip network) fitted on `clips`."""
+        if self.frames is None:
+            return None, fit_standardised(self.clip, self.x[clips], self.y[clips])
+        inputs, owner = self.frames
+        stacked = np.zeros((len(clips), len(voice_frames.FEATURES)))
+        inner = folds_of([self.sources[i] for i in clips], 4, self.seed)
+        for g in range(4):
+            net = voice_frames.fit(inputs, owner, self.y, clips[inner != g], self.seed + g)
+            stacked[inner == g] = self.verdicts(net, clips[inner == g])
+        net = voice_frames.fit(inputs, owner, self.y, clips, self.seed)
+        return net, fit_standardised(self.clip, np.hstack([self.x[clips], stacked]),
+                                     self.y[clips])
+
+    def probabilities(self, model, clips):
+        net, clip = model
+        x = self.x[clips] if net is None else np.hstack([self.x[clips], self.verdicts(net, clips)])
+        return probabilities(clip, x)
+
+
+def held_out(classifier, sources, k, seed=26, inner=4):
     """Held-out probabilities and thresholds per clip, by grouped nested cross-validation."""
+    y = classifier.y
     folds = folds_of(sources, k, seed)
     p = np.zeros((len(y), 3))
     thresholds = np.zeros(len(y))
     for f in range(k):
-        test, train = folds == f, folds != f
-        model = fit_standardised(fit, x[train], y[train])
-        p[test] = probabilities(model, x[test])
+        test, train = np.nonzero(folds == f)[0], np.nonzero(folds != f)[0]
+        p[test] = classifier.probabilities(classifier.fit(train), test)
         # The threshold from the training part alone: its own grouped inner folds.
-        inner_folds = folds_of([s for s, t in zip(sources, train) if t], inner, seed + f)
-        inner_p = np.zeros(train.sum())
-        xt, yt = x[train], y[train]
+        inner_folds = folds_of([sources[i] for i in train], inner, seed + f)
+        inner_p = np.zeros(len(train))
         for g in range(inner):
-            m = fit_standardised(fit, xt[inner_folds != g], yt[inner_folds != g])
-            inner_p[inner_folds == g] = probabilities(m, xt[inner_folds == g])[:, 0]
-        thresholds[test] = threshold_for(inner_p, yt)
+            model = classifier.fit(train[inner_folds != g])
+            inner_p[inner_folds == g] = classifier.probabilities(
+                model, train[inner_folds == g])[:, 0]
+        thresholds[test] = threshold_for(inner_p, y[train])
     return p, thresholds
 
 
@@ -231,8 +277,10 @@ def summary(name, rows, y, p, thresholds):
     recall = (d[sung & long_enough] == 0).mean()
     rejected = {k: (d[kinds == k] != 0).mean() for k in ("speech", "rap", "instrumental")}
     loss = -np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-9, 1)))
+    recorded = np.array([r["kind"] == "speech" and not made_here(r) for r in rows])
     print(f"{name:<14} sung given notes {100 * recall:.1f}%  speech refused "
-          f"{100 * rejected['speech']:.1f}%  rap {100 * rejected['rap']:.1f}%  instrumental "
+          f"{100 * rejected['speech']:.1f}% (recorded {100 * (d[recorded] != 0).mean():.1f}%)  "
+          f"rap {100 * rejected['rap']:.1f}%  instrumental "
           f"{100 * rejected['instrumental']:.1f}%  log loss {loss:.3f}  thresholds "
           f"{np.min(thresholds):.2f}-{np.max(thresholds):.2f}")
     if len(np.unique(p[:, 0])) > 2:
@@ -240,8 +288,10 @@ def summary(name, rows, y, p, thresholds):
         at99 = np.quantile(p[sung & long_enough, 0], 0.01)
         refused = {k: 100 * (p[kinds == k, 0] < at99).mean() for k in ("speech", "rap",
                                                                         "instrumental")}
+        recorded = np.array([r["kind"] == "speech" and not made_here(r) for r in rows])
         print(f"{'':15}at 99% of sung clips given notes: speech refused {refused['speech']:.1f}%  "
-              f"rap {refused['rap']:.1f}%  instrumental {refused['instrumental']:.1f}%")
+              f"rap {refused['rap']:.1f}%  instrumental {refused['instrumental']:.1f}%  "
+              f"recorded speech {100 * (p[recorded, 0] < at99).mean():.1f}%")
     return recall, np.mean(list(rejected.values()))
 
 
@@ -252,7 +302,8 @@ def report(rows, y, p, thresholds):
         setting = r["setting"]
         r["where"] = ("mix" if setting == "mix" else "over an accompaniment"
                       if setting.startswith("over") or " over " in setting else "alone")
-        r["origin"] = "made here" if made_here(r) else "recorded"
+        r["origin"] = ("performed here" if "performed" in r["setting"] else
+                       "made here" if made_here(r) else "recorded")
     table(rows, d, "class", "By class")
     table(rows, d, "augmentation", "By augmentation")
     table(rows, d, "where", "By setting")
@@ -282,10 +333,14 @@ def report(rows, y, p, thresholds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("features")
+    parser.add_argument("--frames", help="the frames of `decision-features --frames DIR`")
     parser.add_argument("--write", help="where to write the engine's decision.json")
     parser.add_argument("--folds", type=int, default=10)
-    parser.add_argument("--model", choices=["softmax", "mlp"], help="skip the comparison")
+    parser.add_argument("--model", choices=list(CLIP_NETWORKS) + [n + FRAMES for n in CLIP_NETWORKS],
+                        help="skip the comparison")
     args = parser.parse_args()
+    if args.write and not args.frames:
+        parser.error("--write needs --frames: the engine's model has a frame network")
     rows, x, y, lost, names = load(args.features)
     sources = [r["source"] for r in rows]
     if lost:
@@ -297,34 +352,43 @@ def main():
     print(f"{len(rows)} clips from {len(set(sources))} source recordings; "
           f"{args.folds} grouped folds, threshold chosen on 4 inner folds at the least cost "
           f"(a refused singer costs {SUNG_COST:g})\n")
-    candidates = {"softmax": fit_softmax, "mlp": fit_mlp}
+    frames = voice_frames.load([r["file"] for r in rows], args.frames) if args.frames else None
+    candidates = {name: Classifier(fit, x, y, sources) for name, fit in CLIP_NETWORKS.items()}
+    if frames is not None:
+        candidates.update({name + FRAMES: Classifier(fit, x, y, sources, frames)
+                           for name, fit in CLIP_NETWORKS.items()})
     if args.model:
         candidates = {args.model: candidates[args.model]}
     summary("previous rule", rows, y, np.eye(3)[previous_rule(x, names)], np.full(len(y), 0.5))
     results = {}
-    for name, fit in candidates.items():
-        p, thresholds = held_out(fit, x, y, sources, args.folds)
+    for name, classifier in candidates.items():
+        p, thresholds = held_out(classifier, sources, args.folds)
         results[name] = (summary(name, rows, y, p, thresholds), p, thresholds)
-    # The chosen: the least held-out cost.
+    # The chosen: the least held-out cost (of those with the frame network, to be written).
     def cost(item):
         (recall, rejected), _, _ = item[1]
         return SUNG_COST * (1 - recall) + (1 - rejected)
-    chosen, (_, p, thresholds) = min(results.items(), key=cost)
+    eligible = {n: r for n, r in results.items() if not args.write or n.endswith(FRAMES)}
+    chosen, (_, p, thresholds) = min(eligible.items(), key=cost)
     print(f"\n## Held out: {chosen}")
     report(rows, y, p, thresholds)
     if args.write:
-        mean, scale, layers = fit_standardised(candidates[chosen], x, y)
+        classifier = candidates[chosen]
+        everything = np.arange(len(y))
+        net, (mean, scale, layers) = classifier.fit(everything)
         inner = folds_of(sources, 4, 26)
         inner_p = np.zeros(len(y))
         for g in range(4):
-            m = fit_standardised(candidates[chosen], x[inner != g], y[inner != g])
-            inner_p[inner == g] = probabilities(m, x[inner == g])[:, 0]
+            model = classifier.fit(everything[inner != g])
+            inner_p[inner == g] = classifier.probabilities(model, everything[inner == g])[:, 0]
         threshold = threshold_for(inner_p, y)
         model = {
             "about": "The singing decision: scripts/train/fit_singing_decision.py "
-                     f"({chosen}, {len(rows)} clips of make_decision_data.py). "
-                     "Standardise with mean and scale, dense layers with ReLU between, softmax.",
-            "features": names, "classes": CLASSES,
+                     f"({chosen}, {len(rows)} clips of make_decision_data.py). The frame "
+                     "network's verdicts (voice_frames.py) join the features; then standardise "
+                     "with mean and scale, dense layers with ReLU between, softmax.",
+            "features": names + voice_frames.FEATURES, "classes": CLASSES,
+            "frames": voice_frames.to_json(net),
             "mean": [round(float(v), 6) for v in mean],
             "scale": [round(float(v), 6) for v in scale],
             "layers": [{"weights": [[round(float(v), 6) for v in row] for row in w],

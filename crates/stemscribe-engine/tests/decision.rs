@@ -198,9 +198,9 @@ fn synthesised_rap_over_a_beat_is_refused() {
 #[test]
 fn a_sung_melody_played_by_instruments_is_mostly_refused() {
     // The opening of "Frère Jacques" (a melody the training renders do not hold), legato, by
-    // eight instruments. Measured (2026-12-06): seven refused, the violin read as singing
-    // (probability 0.0703 against the threshold 0.07); held out, 77% of the instrumental clips
-    // are refused (docs/quality.md, "The singing decision"). One more miss fails.
+    // eight instruments. Measured (2026-12-07, with the frame network): all eight refused (the
+    // model before it gave the violin notes); held out, 81% of the instrumental clips are
+    // refused (docs/quality.md, "The singing decision"). Two misses fail.
     let dir = scratch("instruments");
     let mut given_notes = Vec::new();
     let keys = [67, 69, 71, 67, 67, 69, 71, 67, 71, 72, 74, 71, 72, 74];

@@ -1,5 +1,6 @@
 //! The decision between a sung melody, speech or rap, and instrumental music: measurable
 //! properties of the separated voice, its pitch contour and its notes ([`DecisionFeatures`]),
+//! among them the verdicts of a small network on every voiced frame ([`FrameNetwork`]),
 //! combined by a small learned classifier ([`DecisionModel`]) into the probability of each
 //! class. Its parameters are data: `decision.json` beside this file, written by
 //! `scripts/train/fit_singing_decision.py` from clips that anyone can regenerate
@@ -134,13 +135,18 @@ pub struct DecisionFeatures {
     pub vocal_to_mix_db: f64,
     /// Mean voicing confidence of the voiced frames.
     pub voiced_confidence: f64,
+    /// The frame network's verdict on the voiced frames ([`FrameNetwork::verdicts`]): the
+    /// mean log probability of singing against the log of the sum of the other two's.
+    pub frame_sung_log_odds: f64,
+    /// Its mean log probability of speech minus that of an instrument.
+    pub frame_spoken_log_odds: f64,
 }
 
 /// How many cepstral coefficients of the unvoiced frames' envelopes the decision reads.
 pub const UNVOICED_COEFFICIENTS: usize = 3;
 
 /// How many features the decision reads.
-pub const FEATURES: usize = 24 + 2 * ENVELOPE_COEFFICIENTS + UNVOICED_COEFFICIENTS + 3;
+pub const FEATURES: usize = 24 + 2 * ENVELOPE_COEFFICIENTS + UNVOICED_COEFFICIENTS + 5;
 
 /// The names of [`DecisionFeatures`]' fields in the order of [`DecisionFeatures::values`],
 /// as `decision.json` lists them.
@@ -199,6 +205,8 @@ pub const FEATURE_NAMES: [&str; FEATURES] = [
     "pitch_median",
     "pitch_spread_semitones",
     "loudness_spread_db",
+    "frame_sung_log_odds",
+    "frame_spoken_log_odds",
 ];
 
 impl DecisionFeatures {
@@ -234,6 +242,8 @@ impl DecisionFeatures {
             self.pitch_median,
             self.pitch_spread_semitones,
             self.loudness_spread_db,
+            self.frame_sung_log_odds,
+            self.frame_spoken_log_odds,
         ];
         let mut values = [0.0; FEATURES];
         for (slot, value) in values.iter_mut().zip(
@@ -249,13 +259,14 @@ impl DecisionFeatures {
         values
     }
 
-    /// The features of `track`, its kept `segments` and their `evidence`;
-    /// `vocal_to_mix_db` is `None` for an isolated voice.
+    /// The features of `track`, its kept `segments` and their `evidence`, with the verdicts
+    /// of `frames`; `vocal_to_mix_db` is `None` for an isolated voice.
     pub fn measure(
         track: &PitchTrack,
         segments: &[Segment],
         evidence: &Evidence,
         vocal_to_mix_db: Option<f64>,
+        frames: &FrameNetwork,
     ) -> Self {
         let period = track.frame_period;
         let n = track.len();
@@ -336,6 +347,7 @@ impl DecisionFeatures {
             .filter(|&t| voiced[t])
             .map(|t| f64::from(track.confidence[t]))
             .collect();
+        let [frame_sung_log_odds, frame_spoken_log_odds] = frames.verdicts(track);
 
         let features = Self {
             log_seconds: duration.ln(),
@@ -382,6 +394,8 @@ impl DecisionFeatures {
             loudness_modulation: loudness_modulation(&track.loudness_db, period),
             vocal_to_mix_db: vocal_to_mix_db.unwrap_or(0.0).clamp(-60.0, 20.0),
             voiced_confidence: mean(&confidences).unwrap_or(0.0),
+            frame_sung_log_odds,
+            frame_spoken_log_odds,
         };
         features.finite()
     }
@@ -416,6 +430,8 @@ impl DecisionFeatures {
             &mut self.pitch_median,
             &mut self.pitch_spread_semitones,
             &mut self.loudness_spread_db,
+            &mut self.frame_sung_log_odds,
+            &mut self.frame_spoken_log_odds,
         ];
         for value in scalars.into_iter().chain(
             self.envelope_mean_db
@@ -618,12 +634,168 @@ struct Layer {
     bias: Vec<f64>,
 }
 
-/// The classifier: standardised features through dense layers (ReLU between them), a softmax
-/// over [`VoiceClass`]es in the order sung, spoken, instrumental.
+/// `x` through `layers`, ReLU between them (not after the last).
+fn forward(layers: &[Layer], mut x: Vec<f64>) -> Vec<f64> {
+    for (i, layer) in layers.iter().enumerate() {
+        let last = i + 1 == layers.len();
+        x = layer
+            .weights
+            .iter()
+            .zip(&layer.bias)
+            .map(|(row, b)| row.iter().zip(&x).map(|(w, v)| w * v).sum::<f64>() + b)
+            .map(|y| if last { y } else { y.max(0.0) })
+            .collect();
+    }
+    x
+}
+
+/// The softmax of `x`.
+fn softmax(x: &[f64]) -> Vec<f64> {
+    let top = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = x.iter().map(|v| (v - top).exp()).collect();
+    let sum: f64 = e.iter().sum();
+    e.iter().map(|v| v / sum).collect()
+}
+
+/// Checks that `layers` take `inputs` values and give 3, every number finite.
+fn check_layers(layers: &[Layer], inputs: usize, what: &str) -> Result<(), DecisionModelError> {
+    let mut width = inputs;
+    for (i, layer) in layers.iter().enumerate() {
+        if layer.weights.is_empty()
+            || layer.weights.len() != layer.bias.len()
+            || layer.weights.iter().any(|row| row.len() != width)
+        {
+            return Err(DecisionModelError::Shape(format!(
+                "{what} layer {i} does not take {width} inputs"
+            )));
+        }
+        width = layer.weights.len();
+    }
+    if layers.is_empty() || width != 3 {
+        return Err(DecisionModelError::Shape(format!(
+            "the last {what} layer must give 3 outputs"
+        )));
+    }
+    if layers
+        .iter()
+        .flat_map(|l| l.weights.iter().flatten().chain(&l.bias))
+        .any(|v| !v.is_finite())
+    {
+        return Err(DecisionModelError::Shape(format!(
+            "every {what} parameter must be finite"
+        )));
+    }
+    Ok(())
+}
+
+/// Values the frame network reads of each frame: its cepstral envelope, its harmonicity and its
+/// loudness against the input's 95th percentile.
+pub const FRAME_INPUTS: usize = ENVELOPE_COEFFICIENTS + 2;
+/// Lowest probability a frame's verdict is read at (its logarithm is the floor).
+const FRAME_PROBABILITY_FLOOR: f64 = 1e-6;
+
+/// The network that judges every voiced frame of the separated voice: [`FRAME_INPUTS`] values
+/// of each frame at `taps` around it (frame offsets, the first and last frames repeated past
+/// the edges), standardised, through dense layers into sung / spoken / instrumental
+/// probabilities. `scripts/train/voice_frames.py` trains it and computes the same.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FrameNetwork {
+    taps: Vec<isize>,
+    inputs: usize,
+    mean: Vec<f64>,
+    scale: Vec<f64>,
+    layers: Vec<Layer>,
+}
+
+impl FrameNetwork {
+    fn check(&self) -> Result<(), DecisionModelError> {
+        let n = self.taps.len() * FRAME_INPUTS;
+        if self.inputs != FRAME_INPUTS || self.taps.is_empty() {
+            return Err(DecisionModelError::Shape(format!(
+                "the frame network must read {FRAME_INPUTS} values at one tap or more"
+            )));
+        }
+        if self.mean.len() != n
+            || self.scale.len() != n
+            || self.scale.iter().any(|&s| !(s.is_finite() && s > 0.0))
+            || self.mean.iter().any(|m| !m.is_finite())
+        {
+            return Err(DecisionModelError::Shape(
+                "the frame network's mean and scale must give one finite value, scale positive, \
+                 per input"
+                    .into(),
+            ));
+        }
+        check_layers(&self.layers, n, "frame network")
+    }
+
+    /// Over the voiced frames of `track`, the mean log probability (floored at
+    /// ln 10⁻⁶) of each class, as two log odds: singing against the other two (the log of
+    /// the sum of their exponentials), speech against an instrument. Without voiced frames,
+    /// those of equal probabilities: −ln 2 and 0.
+    pub fn verdicts(&self, track: &PitchTrack) -> [f64; 2] {
+        let n = track.len();
+        let mut sorted = track.loudness_db.clone();
+        sorted.sort_by(f32::total_cmp);
+        let top = percentile_f32(&sorted, 0.95);
+        let values: Vec<[f64; FRAME_INPUTS]> = (0..n)
+            .map(|t| {
+                let mut row = [0.0; FRAME_INPUTS];
+                let envelope = track.envelope_db.get(t).copied().unwrap_or_default();
+                for (slot, v) in row.iter_mut().zip(envelope) {
+                    *slot = f64::from(v);
+                }
+                let loudness = track.loudness_db[t];
+                let harmonic = track.harmonic_db.get(t).map_or(f32::NEG_INFINITY, |&h| h);
+                row[ENVELOPE_COEFFICIENTS] = f64::from(harmonic - loudness).clamp(-40.0, 0.0);
+                row[ENVELOPE_COEFFICIENTS + 1] = f64::from(loudness - top);
+                row
+            })
+            .collect();
+        let mut sums = [0.0f64; 3];
+        let mut voiced = 0usize;
+        let mut x = vec![0.0; self.mean.len()];
+        for t in (0..n).filter(|&t| track.confidence[t] >= VOICED) {
+            for (k, &tap) in self.taps.iter().enumerate() {
+                let at = (t as isize + tap).clamp(0, n as isize - 1) as usize;
+                for (j, v) in values[at].iter().enumerate() {
+                    let i = k * FRAME_INPUTS + j;
+                    x[i] = (v - self.mean[i]) / self.scale[i];
+                }
+            }
+            let p = softmax(&forward(&self.layers, x.clone()));
+            for (sum, p) in sums.iter_mut().zip(&p) {
+                *sum += p.max(FRAME_PROBABILITY_FLOOR).ln();
+            }
+            voiced += 1;
+        }
+        if voiced == 0 {
+            return [-std::f64::consts::LN_2, 0.0];
+        }
+        let [sung, spoken, instrumental] = sums.map(|s| s / voiced as f64);
+        let top = spoken.max(instrumental);
+        let others = top + ((spoken - top).exp() + (instrumental - top).exp()).ln();
+        [sung - others, spoken - instrumental]
+    }
+}
+
+/// The value at fraction `q` of the sorted `values`, nearest rank (0 for none).
+fn percentile_f32(sorted: &[f32], q: f64) -> f32 {
+    let last = sorted.len().saturating_sub(1);
+    sorted
+        .get(((last as f64 * q).round() as usize).min(last))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// The classifier: the frame network's verdicts join the other features, which are
+/// standardised and go through dense layers (ReLU between them) into a softmax over
+/// [`VoiceClass`]es in the order sung, spoken, instrumental.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DecisionModel {
     features: Vec<String>,
     classes: Vec<String>,
+    frames: FrameNetwork,
     mean: Vec<f64>,
     scale: Vec<f64>,
     layers: Vec<Layer>,
@@ -656,6 +828,11 @@ impl DecisionModel {
         self.threshold
     }
 
+    /// The network that judges every voiced frame.
+    pub fn frame_network(&self) -> &FrameNetwork {
+        &self.frames
+    }
+
     fn check(&self) -> Result<(), DecisionModelError> {
         let shape = |what: String| Err(DecisionModelError::Shape(what));
         if self.features != FEATURE_NAMES {
@@ -671,25 +848,11 @@ impl DecisionModel {
         if self.mean.len() != n || self.scale.len() != n || self.scale.iter().any(|&s| s <= 0.0) {
             return shape("mean and scale must give one value, scale positive, per feature".into());
         }
-        let mut width = n;
-        for (i, layer) in self.layers.iter().enumerate() {
-            if layer.weights.is_empty()
-                || layer.weights.len() != layer.bias.len()
-                || layer.weights.iter().any(|row| row.len() != width)
-            {
-                return shape(format!("layer {i} does not take {width} inputs"));
-            }
-            width = layer.weights.len();
-        }
-        if self.layers.is_empty() || width != 3 {
-            return shape("the last layer must give 3 outputs".into());
-        }
-        let numbers = self.mean.iter().chain(&self.scale).chain(
-            self.layers
-                .iter()
-                .flat_map(|l| l.weights.iter().flatten().chain(&l.bias)),
-        );
-        if numbers.into_iter().any(|v| !v.is_finite()) || !(0.0..=1.0).contains(&self.threshold) {
+        check_layers(&self.layers, n, "clip network")?;
+        self.frames.check()?;
+        if self.mean.iter().chain(&self.scale).any(|v| !v.is_finite())
+            || !(0.0..=1.0).contains(&self.threshold)
+        {
             return shape("every parameter must be finite and the threshold in [0, 1]".into());
         }
         Ok(())
@@ -697,40 +860,25 @@ impl DecisionModel {
 
     /// The probability of each class for `features`.
     pub fn probabilities(&self, features: &DecisionFeatures) -> ClassProbabilities {
-        let mut x: Vec<f64> = features
+        let x: Vec<f64> = features
             .values()
             .iter()
             .zip(self.mean.iter().zip(&self.scale))
             .map(|(v, (m, s))| (v - m) / s)
             .collect();
-        for (i, layer) in self.layers.iter().enumerate() {
-            x = layer
-                .weights
-                .iter()
-                .zip(&layer.bias)
-                .map(|(row, b)| row.iter().zip(&x).map(|(w, v)| w * v).sum::<f64>() + b)
-                .map(|y| {
-                    if i + 1 < self.layers.len() {
-                        y.max(0.0)
-                    } else {
-                        y
-                    }
-                })
-                .collect();
-        }
-        let top = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let e: Vec<f64> = x.iter().map(|v| (v - top).exp()).collect();
-        let sum: f64 = e.iter().sum();
+        let p = softmax(&forward(&self.layers, x));
         ClassProbabilities {
-            sung: e[0] / sum,
-            spoken: e[1] / sum,
-            instrumental: e[2] / sum,
+            sung: p[0],
+            spoken: p[1],
+            instrumental: p[2],
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::f64::consts::LN_2;
+
     use super::*;
 
     #[test]
@@ -741,6 +889,69 @@ mod tests {
             (p.sung + p.spoken + p.instrumental - 1.0).abs() < 1e-9,
             "{p:?}"
         );
+    }
+
+    /// A frame network whose singing logit is the first envelope coefficient one frame back.
+    fn previous_frame_network() -> FrameNetwork {
+        let taps = vec![-1, 0, 1];
+        let n = taps.len() * FRAME_INPUTS;
+        let mut sung = vec![0.0; n];
+        sung[0] = 1.0;
+        FrameNetwork {
+            taps,
+            inputs: FRAME_INPUTS,
+            mean: vec![0.0; n],
+            scale: vec![1.0; n],
+            layers: vec![Layer {
+                weights: vec![sung, vec![0.0; n], vec![0.0; n]],
+                bias: vec![0.0; 3],
+            }],
+        }
+    }
+
+    #[test]
+    fn frame_verdicts_read_their_taps_with_the_edges_repeated() {
+        let network = previous_frame_network();
+        network.check().expect("a valid frame network");
+        let envelope = |c: f32| {
+            let mut e = [0.0; ENVELOPE_COEFFICIENTS];
+            e[0] = c;
+            e
+        };
+        let track = PitchTrack {
+            frame_period: 0.016,
+            pitch_hz: vec![220.0; 4],
+            confidence: vec![0.9, 0.9, 0.9, 0.1],
+            loudness_db: vec![-20.0; 4],
+            harmonic_db: vec![-22.0; 4],
+            envelope_db: vec![
+                envelope(1.0),
+                envelope(4.0),
+                envelope(-30.0),
+                envelope(-30.0),
+            ],
+        };
+        // Frame 0 reads itself past the edge, 1 reads frame 0, 2 reads frame 1; frame 3 is
+        // unvoiced. Spoken and instrumental are alike, so singing's log odds are the mean
+        // logit minus ln 2.
+        let [sung, spoken] = network.verdicts(&track);
+        assert!(
+            (sung - ((1.0 + 1.0 + 4.0) / 3.0 - LN_2)).abs() < 1e-12,
+            "{sung}"
+        );
+        assert!(spoken.abs() < 1e-12, "{spoken}");
+        let silent = PitchTrack {
+            confidence: vec![0.1; 4],
+            ..track
+        };
+        assert_eq!(network.verdicts(&silent), [-LN_2, 0.0]);
+    }
+
+    #[test]
+    fn a_frame_network_of_the_wrong_width_is_refused() {
+        let mut network = previous_frame_network();
+        network.taps.push(2);
+        assert!(network.check().is_err());
     }
 
     #[test]

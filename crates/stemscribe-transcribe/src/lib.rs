@@ -12,8 +12,8 @@ mod segment;
 mod spectrum;
 
 pub use decision::{
-    ClassProbabilities, DecisionFeatures, DecisionModel, DecisionModelError, VoiceClass,
-    FEATURE_NAMES, UNVOICED_COEFFICIENTS,
+    ClassProbabilities, DecisionFeatures, DecisionModel, DecisionModelError, FrameNetwork,
+    VoiceClass, FEATURE_NAMES, FRAME_INPUTS, UNVOICED_COEFFICIENTS,
 };
 pub use envelope::{envelope_db, envelope_distance_db, ENVELOPE_COEFFICIENTS};
 pub use harmonics::{harmonic_levels_db, MAX_HARMONIC_HZ};

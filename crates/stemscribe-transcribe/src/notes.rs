@@ -208,8 +208,14 @@ fn decide(
 ) -> (Decision, Result<Transcription, NoOutput>) {
     let segments = kept_segments(track, options);
     let evidence = evidence(track, &segments);
-    let features = DecisionFeatures::measure(track, &segments, &evidence, vocal_to_mix_db);
     let model = DecisionModel::bundled();
+    let features = DecisionFeatures::measure(
+        track,
+        &segments,
+        &evidence,
+        vocal_to_mix_db,
+        model.frame_network(),
+    );
     let decision = Decision {
         evidence,
         features,
