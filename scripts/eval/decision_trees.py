@@ -1,4 +1,4 @@
-"""Boosted trees against the network on the 54 features for the singing decision, held out the same way.
+"""Boosted trees against the network on the 54 features (singing decision), held out alike.
 
 Usage: decision_trees.py FEATURES.csv   (the CSV of `stemscribe-lab decision-features`)
 
