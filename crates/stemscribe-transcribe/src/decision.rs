@@ -947,6 +947,42 @@ mod tests {
         assert_eq!(network.verdicts(&silent), [-LN_2, 0.0]);
     }
 
+    /// A one-tap frame network whose singing logit is a tenth of input `input` of the frame
+    /// (small enough that no probability reaches the floor).
+    fn one_input_network(input: usize) -> FrameNetwork {
+        let mut sung = vec![0.0; FRAME_INPUTS];
+        sung[input] = 0.1;
+        FrameNetwork {
+            taps: vec![0],
+            inputs: FRAME_INPUTS,
+            mean: vec![0.0; FRAME_INPUTS],
+            scale: vec![1.0; FRAME_INPUTS],
+            layers: vec![Layer {
+                weights: vec![sung, vec![0.0; FRAME_INPUTS], vec![0.0; FRAME_INPUTS]],
+                bias: vec![0.0; 3],
+            }],
+        }
+    }
+
+    #[test]
+    fn frames_read_their_harmonicity_and_their_loudness_against_the_95th_percentile() {
+        let track = PitchTrack {
+            frame_period: 0.016,
+            pitch_hz: vec![220.0; 4],
+            confidence: vec![0.9, 0.9, 0.9, 0.1],
+            loudness_db: vec![-20.0, -30.0, -40.0, -10.0],
+            // Harmonic minus broadband: -3 dB, +5 (read as 0), -50 (read as -40).
+            harmonic_db: vec![-23.0, -25.0, -90.0, -10.0],
+            envelope_db: vec![[0.0; ENVELOPE_COEFFICIENTS]; 4],
+        };
+        let mean_minus_ln2 = |values: [f64; 3]| 0.1 * values.iter().sum::<f64>() / 3.0 - LN_2;
+        let [harmonicity, _] = one_input_network(ENVELOPE_COEFFICIENTS).verdicts(&track);
+        assert!((harmonicity - mean_minus_ln2([-3.0, 0.0, -40.0])).abs() < 1e-12);
+        // The 95th percentile of the four frames (nearest rank) is the unvoiced -10 dB.
+        let [loudness, _] = one_input_network(ENVELOPE_COEFFICIENTS + 1).verdicts(&track);
+        assert!((loudness - mean_minus_ln2([-10.0, -20.0, -30.0])).abs() < 1e-12);
+    }
+
     #[test]
     fn a_frame_network_of_the_wrong_width_is_refused() {
         let mut network = previous_frame_network();
