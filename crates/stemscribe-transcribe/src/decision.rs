@@ -735,9 +735,9 @@ impl FrameNetwork {
     /// those of equal probabilities: −ln 2 and 0.
     pub fn verdicts(&self, track: &PitchTrack) -> [f64; 2] {
         let n = track.len();
-        let mut sorted = track.loudness_db.clone();
-        sorted.sort_by(f32::total_cmp);
-        let top = percentile_f32(&sorted, 0.95);
+        let mut sorted: Vec<f64> = track.loudness_db.iter().map(|&l| f64::from(l)).collect();
+        sorted.sort_by(f64::total_cmp);
+        let top = percentile(&sorted, 0.95);
         let values: Vec<[f64; FRAME_INPUTS]> = (0..n)
             .map(|t| {
                 let mut row = [0.0; FRAME_INPUTS];
@@ -748,7 +748,7 @@ impl FrameNetwork {
                 let loudness = track.loudness_db[t];
                 let harmonic = track.harmonic_db.get(t).map_or(f32::NEG_INFINITY, |&h| h);
                 row[ENVELOPE_COEFFICIENTS] = f64::from(harmonic - loudness).clamp(-40.0, 0.0);
-                row[ENVELOPE_COEFFICIENTS + 1] = f64::from(loudness - top);
+                row[ENVELOPE_COEFFICIENTS + 1] = f64::from(loudness) - top;
                 row
             })
             .collect();
@@ -777,15 +777,6 @@ impl FrameNetwork {
         let others = top + ((spoken - top).exp() + (instrumental - top).exp()).ln();
         [sung - others, spoken - instrumental]
     }
-}
-
-/// The value at fraction `q` of the sorted `values`, nearest rank (0 for none).
-fn percentile_f32(sorted: &[f32], q: f64) -> f32 {
-    let last = sorted.len().saturating_sub(1);
-    sorted
-        .get(((last as f64 * q).round() as usize).min(last))
-        .copied()
-        .unwrap_or(0.0)
 }
 
 /// The classifier: the frame network's verdicts join the other features, which are
@@ -891,12 +882,12 @@ mod tests {
         );
     }
 
-    /// A frame network whose singing logit is the first envelope coefficient one frame back.
-    fn previous_frame_network() -> FrameNetwork {
-        let taps = vec![-1, 0, 1];
+    /// A frame network reading `taps` whose singing logit is `weight` times value `input` of
+    /// the values it reads (the first tap's first), its other logits 0.
+    fn singing_network(taps: Vec<isize>, input: usize, weight: f64) -> FrameNetwork {
         let n = taps.len() * FRAME_INPUTS;
         let mut sung = vec![0.0; n];
-        sung[0] = 1.0;
+        sung[input] = weight;
         FrameNetwork {
             taps,
             inputs: FRAME_INPUTS,
@@ -907,6 +898,11 @@ mod tests {
                 bias: vec![0.0; 3],
             }],
         }
+    }
+
+    /// A frame network whose singing logit is the first envelope coefficient one frame back.
+    fn previous_frame_network() -> FrameNetwork {
+        singing_network(vec![-1, 0, 1], 0, 1.0)
     }
 
     #[test]
@@ -950,18 +946,7 @@ mod tests {
     /// A one-tap frame network whose singing logit is a tenth of input `input` of the frame
     /// (small enough that no probability reaches the floor).
     fn one_input_network(input: usize) -> FrameNetwork {
-        let mut sung = vec![0.0; FRAME_INPUTS];
-        sung[input] = 0.1;
-        FrameNetwork {
-            taps: vec![0],
-            inputs: FRAME_INPUTS,
-            mean: vec![0.0; FRAME_INPUTS],
-            scale: vec![1.0; FRAME_INPUTS],
-            layers: vec![Layer {
-                weights: vec![sung, vec![0.0; FRAME_INPUTS], vec![0.0; FRAME_INPUTS]],
-                bias: vec![0.0; 3],
-            }],
-        }
+        singing_network(vec![0], input, 0.1)
     }
 
     #[test]
