@@ -1,5 +1,8 @@
 //! Demuxing and decoding with symphonia, packet by packet, into a [`Sink`] that converts as
 //! it goes, so that nothing larger than one packet exists at the stream's own rate and width.
+//! MP3 is the exception: its packets are read first and decoded in parts on several threads
+//! (bit for bit what one decoder gives), so its decoded song exists once at the stream's own
+//! rate before it is converted.
 
 use std::fs::File;
 use std::io::Cursor;
@@ -7,12 +10,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use stemscribe_audio::{Audio, StreamResampler, PROCESSING_RATE};
-use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::codecs::audio::well_known::CODEC_ID_MP3;
+use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, Track, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
+use symphonia::core::packet::Packet;
 
 use crate::edit_list::{track_edit, Edit};
 use crate::{check_duration, DecodeError, DecodeOptions};
@@ -26,6 +31,16 @@ const MAX_BAD_PACKETS: usize = 64;
 /// unseekable streams, so that only a header's length is believed and, without one, every
 /// packet is decoded (an estimate too short would cut the song, one too long would refuse it).
 const ESTIMATED_LENGTH_FORMATS: [&str; 4] = ["mp1", "mp2", "mp3", "aac"];
+/// Most threads an MP3 is decoded on.
+const MAX_PARTS: usize = 4;
+/// Fewest packets a thread decodes (about 26 s at 44.1 kHz): shorter inputs decode on one.
+const MIN_PART_PACKETS: usize = 1_000;
+/// Packets an MP3 decoder is fed before its part begins, so that its bit reservoir, its
+/// inverse MDCT overlap (one granule) and its synthesis filter bank (16 slots) hold what they
+/// would at that packet. The reservoir reaches up to 511 bytes back: 9 frames at the lowest
+/// rate (8 kbit/s at 8 kHz, 59 bytes of main data a frame); a low-rate tone in the tests
+/// needs more than 3.
+const PRIMING_PACKETS: usize = 32;
 /// Room over [`DecodeOptions::max_duration_secs`] for the silence that codecs add at the start
 /// and end (MP3 encoder delay and padding, AAC priming: under 0.3 s even at 8 kHz), so that a
 /// song of exactly the limit is accepted in every format.
@@ -175,6 +190,30 @@ pub(crate) fn decode_into(
     options: &DecodeOptions,
     sink: &mut dyn Sink,
 ) -> Result<(), DecodeError> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let split = Split {
+        max_parts: threads.min(MAX_PARTS),
+        min_part_packets: MIN_PART_PACKETS,
+    };
+    decode_split(input, options, sink, split)
+}
+
+/// How many threads an MP3 may be decoded on.
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    /// Most parts (threads).
+    max_parts: usize,
+    /// Fewest packets in a part.
+    min_part_packets: usize,
+}
+
+/// [`decode_into`], an MP3 split as `split` allows.
+fn decode_split(
+    input: &Input,
+    options: &DecodeOptions,
+    sink: &mut dyn Sink,
+    split: Split,
+) -> Result<(), DecodeError> {
     let mut format = open(input, options)?;
     let track = select_track(format.as_ref(), options)?;
     let track_id = track.id;
@@ -192,9 +231,13 @@ pub(crate) fn decode_into(
         .and_then(|p| p.audio())
         .ok_or_else(|| DecodeError::NoTrack("with audio codec parameters".into()))?
         .clone();
-    let mut decoder = symphonia::default::get_codecs()
-        .make_audio_decoder(&params, &AudioDecoderOptions::default())
-        .map_err(|e| DecodeError::Unsupported(e.to_string()))?;
+    let mut decoder = make_decoder(&params)?;
+    let short_name = format.format_info().short_name;
+    if short_name == "mp3" && params.codec == CODEC_ID_MP3 && split.max_parts > 1 {
+        let (packets, bad_packets) = demux_all(format.as_mut(), track_id, options, &params)?;
+        drop(format);
+        return decode_in_parts(&params, &packets, bad_packets, split, declared, sink);
+    }
     let edit = match (format.format_info().short_name, params.sample_rate) {
         ("isomp4", Some(rate)) => input.mp4_edit(track_id, rate),
         _ => None,
@@ -224,18 +267,10 @@ pub(crate) fn decode_into(
         if packet.track_id != track_id {
             continue;
         }
-        let buffer = match decoder.decode(&packet) {
-            Ok(buffer) => buffer,
-            Err(SymphoniaError::DecodeError(_) | SymphoniaError::IoError(_))
-                if bad_packets < MAX_BAD_PACKETS =>
-            {
-                bad_packets += 1;
-                continue;
-            }
-            Err(e) => return Err(DecodeError::Malformed(e.to_string())),
+        let Some(this) = decode_packet(decoder.as_mut(), &packet, &mut bad_packets, &mut planes)?
+        else {
+            continue;
         };
-        let spec = buffer.spec();
-        let this = (spec.rate(), spec.channels().count());
         match layout {
             None => {
                 sink.start(this.0, this.1)?;
@@ -248,7 +283,6 @@ pub(crate) fn decode_into(
             }
             Some(_) => {}
         }
-        buffer.copy_to_vecs_planar(&mut planes);
         let dropped = (skip as usize).min(planes.first().map_or(0, Vec::len));
         if dropped > 0 {
             planes.iter_mut().for_each(|p| drop(p.drain(..dropped)));
@@ -270,6 +304,24 @@ pub(crate) fn decode_into(
         )?;
         sink.push(&mut planes)?;
     }
+    // What the edit list leaves of the declared frames.
+    let declared = declared.map(|(declared, _)| match edit {
+        Some(Edit {
+            keep: Some(keep), ..
+        }) => keep.min(declared),
+        Some(Edit { skip, keep: None }) => declared.saturating_sub(skip),
+        None => declared,
+    });
+    check_complete(decoded, bad_packets, declared)
+}
+
+/// Refuses a stream of which nothing decoded, or less than [`TRUNCATION_TOLERANCE`] of the
+/// `declared` frames.
+fn check_complete(
+    decoded: u64,
+    bad_packets: usize,
+    declared: Option<u64>,
+) -> Result<(), DecodeError> {
     if decoded == 0 {
         return if bad_packets > 0 {
             Err(DecodeError::Malformed("no packet could be decoded".into()))
@@ -277,20 +329,203 @@ pub(crate) fn decode_into(
             Err(DecodeError::NoSamples)
         };
     }
-    if let Some((declared, _)) = declared {
-        // What the edit list leaves of the declared frames.
-        let declared = match edit {
-            Some(Edit {
-                keep: Some(keep), ..
-            }) => keep.min(declared),
-            Some(Edit { skip, keep: None }) => declared.saturating_sub(skip),
-            None => declared,
+    match declared {
+        Some(declared) if (decoded as f64) < declared as f64 * TRUNCATION_TOLERANCE => {
+            Err(DecodeError::Truncated { decoded, declared })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A decoder for `params`.
+fn make_decoder(params: &AudioCodecParameters) -> Result<Box<dyn AudioDecoder>, DecodeError> {
+    symphonia::default::get_codecs()
+        .make_audio_decoder(params, &AudioDecoderOptions::default())
+        .map_err(|e| DecodeError::Unsupported(e.to_string()))
+}
+
+/// Decodes `packet` into `planes`; returns the buffer's rate and channel count, or `None`
+/// when the packet is corrupt and skipped (counted in `bad_packets`, up to
+/// [`MAX_BAD_PACKETS`]).
+fn decode_packet(
+    decoder: &mut dyn AudioDecoder,
+    packet: &Packet,
+    bad_packets: &mut usize,
+    planes: &mut Vec<Vec<f32>>,
+) -> Result<Option<(u32, usize)>, DecodeError> {
+    match decoder.decode(packet) {
+        Ok(buffer) => {
+            let spec = buffer.spec();
+            let layout = (spec.rate(), spec.channels().count());
+            buffer.copy_to_vecs_planar(planes);
+            Ok(Some(layout))
+        }
+        Err(SymphoniaError::DecodeError(_) | SymphoniaError::IoError(_))
+            if *bad_packets < MAX_BAD_PACKETS =>
+        {
+            *bad_packets += 1;
+            Ok(None)
+        }
+        Err(e) => Err(DecodeError::Malformed(e.to_string())),
+    }
+}
+
+/// Reads every packet of track `track_id`; returns them and the number of corrupt ones
+/// skipped. Fails with [`DecodeError::TooLong`] as soon as the packets' duration passes the
+/// limit, before anything is decoded.
+fn demux_all(
+    format: &mut dyn FormatReader,
+    track_id: u32,
+    options: &DecodeOptions,
+    params: &AudioCodecParameters,
+) -> Result<(Vec<Packet>, usize), DecodeError> {
+    let rate = f64::from(params.sample_rate.unwrap_or(PROCESSING_RATE).max(1));
+    let mut packets = Vec::new();
+    let mut bad_packets = 0;
+    let mut frames = 0u64;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(Some(packet)) => packet,
+            Ok(None) => break,
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                break
+            }
+            Err(SymphoniaError::DecodeError(_)) if bad_packets < MAX_BAD_PACKETS => {
+                bad_packets += 1;
+                continue;
+            }
+            Err(SymphoniaError::IoError(e)) => return Err(DecodeError::Io(e)),
+            Err(e) => return Err(DecodeError::Malformed(e.to_string())),
         };
-        if (decoded as f64) < declared as f64 * TRUNCATION_TOLERANCE {
-            return Err(DecodeError::Truncated { decoded, declared });
+        if packet.track_id != track_id {
+            continue;
+        }
+        frames += packet.dur.get();
+        check_duration(
+            frames as f64 / rate,
+            options.max_duration_secs,
+            CODEC_PADDING_ALLOWANCE_SECS,
+        )?;
+        packets.push(packet);
+    }
+    Ok((packets, bad_packets))
+}
+
+/// What one part of a stream decoded to.
+#[derive(Default)]
+struct Part {
+    /// The rate and channel count of its buffers (`None` when none decoded).
+    layout: Option<(u32, usize)>,
+    /// Its samples, planar.
+    planes: Vec<Vec<f32>>,
+    /// Corrupt packets skipped.
+    bad_packets: usize,
+}
+
+/// Decodes MP3 `packets` in consecutive runs as `split` allows, one thread each, and hands
+/// the runs to `sink` in order. Each run's decoder is first fed the [`PRIMING_PACKETS`]
+/// before the run, their output dropped: an MP3 decoder's state (the bit reservoir, the
+/// overlap of the inverse MDCT and the synthesis filter bank) depends on the last few frames
+/// only, so every run decodes to the very samples one decoder would give from the start
+/// (checked bit for bit in the tests).
+fn decode_in_parts(
+    params: &AudioCodecParameters,
+    packets: &[Packet],
+    bad_packets: usize,
+    split: Split,
+    declared: Option<(u64, f64)>,
+    sink: &mut dyn Sink,
+) -> Result<(), DecodeError> {
+    let parts = (packets.len() / split.min_part_packets.max(1)).clamp(1, split.max_parts.max(1));
+    let size = packets.len().div_ceil(parts);
+    let decoded: Vec<Result<Part, DecodeError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..parts)
+            .map(|k| {
+                let start = k * size;
+                let end = (start + size).min(packets.len());
+                let primed = start.saturating_sub(PRIMING_PACKETS);
+                scope.spawn(move || decode_run(params, &packets[primed..end], start - primed))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut bad_packets = bad_packets;
+    let mut layout = None;
+    let mut frames = 0u64;
+    for part in decoded {
+        let mut part = part?;
+        bad_packets += part.bad_packets;
+        if bad_packets > MAX_BAD_PACKETS {
+            return Err(DecodeError::Malformed(format!(
+                "more than {MAX_BAD_PACKETS} corrupt packets"
+            )));
+        }
+        let Some(this) = part.layout else {
+            continue;
+        };
+        match layout {
+            None => {
+                sink.start(this.0, this.1)?;
+                layout = Some(this);
+            }
+            Some(first) if first != this => {
+                return Err(DecodeError::Malformed(
+                    "the stream changes its sample rate or channel count".into(),
+                ))
+            }
+            Some(_) => {}
+        }
+        frames += part.planes.first().map_or(0, Vec::len) as u64;
+        sink.push(&mut part.planes)?;
+    }
+    check_complete(frames, bad_packets, declared.map(|(frames, _)| frames))
+}
+
+/// Decodes `packets`, dropping the output of the first `priming` of them.
+fn decode_run(
+    params: &AudioCodecParameters,
+    packets: &[Packet],
+    priming: usize,
+) -> Result<Part, DecodeError> {
+    let mut decoder = make_decoder(params)?;
+    let mut part = Part::default();
+    let mut planes = Vec::new();
+    for (i, packet) in packets.iter().enumerate() {
+        if i < priming {
+            // Only the decoder's state matters here; a packet it cannot decode is one the run
+            // before this one counts.
+            let _ = decoder.decode(packet);
+            continue;
+        }
+        let Some(this) =
+            decode_packet(decoder.as_mut(), packet, &mut part.bad_packets, &mut planes)?
+        else {
+            continue;
+        };
+        match part.layout {
+            None => {
+                part.layout = Some(this);
+                part.planes = vec![Vec::new(); this.1];
+            }
+            Some(first) if first != this => {
+                return Err(DecodeError::Malformed(
+                    "the stream changes its sample rate or channel count".into(),
+                ))
+            }
+            Some(_) => {}
+        }
+        for (all, plane) in part.planes.iter_mut().zip(&planes) {
+            all.extend_from_slice(plane);
         }
     }
-    Ok(())
+    Ok(part)
 }
 
 /// Probes the container; formats whose length symphonia would estimate are reopened as
@@ -348,4 +583,73 @@ fn declared_duration(track: &Track) -> Option<(u64, f64)> {
     let frames = track.num_frames?;
     let rate = track.codec_params.as_ref()?.audio()?.sample_rate?;
     (rate > 0).then(|| (frames, frames as f64 / f64::from(rate)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use stemscribe_encode::{encode_to_vec, OutputFormat, OutputSpec};
+
+    use super::*;
+
+    fn test_data(name: &str) -> Vec<u8> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data")
+            .join(name);
+        std::fs::read(path).expect("bundled test file")
+    }
+
+    /// `bytes` as an MP3 at `rate` with `channels`, made by this project's encoder (LAME,
+    /// VBR).
+    fn mp3_of(bytes: Vec<u8>, rate: u32, channels: usize) -> Vec<u8> {
+        let audio = crate::decode(bytes, &DecodeOptions::default()).expect("decodes");
+        let spec = OutputSpec {
+            sample_rate: rate,
+            channels,
+            format: OutputFormat::Mp3,
+        };
+        encode_to_vec(audio, &spec).expect("encodes").0
+    }
+
+    fn decode_native_split(bytes: &[u8], split: Split) -> Audio {
+        let mut sink = NativeSink::default();
+        let input = Input::Memory(Arc::new(bytes.to_vec()));
+        decode_split(&input, &DecodeOptions::default(), &mut sink, split).expect("decodes");
+        sink.finish().expect("audio")
+    }
+
+    #[test]
+    fn mp3_decoded_in_parts_is_bit_for_bit_the_mp3_decoded_in_one() {
+        let mp3s = [
+            test_data("spleeter_audio_example.mp3"),
+            test_data("tone_440hz_48k_stereo.mp3"),
+            mp3_of(test_data("rock_mix.wav"), 44_100, 2),
+            mp3_of(test_data("rock_mix.wav"), 22_050, 1),
+            mp3_of(test_data("speech_arctic_a0007.wav"), 8_000, 1),
+            mp3_of(test_data("rock_vocals.wav"), 32_000, 2),
+        ];
+        let whole = Split {
+            max_parts: 1,
+            min_part_packets: 1,
+        };
+        for (i, mp3) in mp3s.iter().enumerate() {
+            let reference = decode_native_split(mp3, whole);
+            assert!(reference.frames() > 0);
+            for (max_parts, min_part_packets) in [(2, 1), (3, 7), (4, 1), (16, 5)] {
+                let split = Split {
+                    max_parts,
+                    min_part_packets,
+                };
+                let parts = decode_native_split(mp3, split);
+                assert_eq!(parts.sample_rate(), reference.sample_rate(), "file {i}");
+                assert_eq!(parts.num_channels(), reference.num_channels(), "file {i}");
+                for (a, b) in parts.channels().iter().zip(reference.channels()) {
+                    assert_eq!(a.len(), b.len(), "file {i}, {max_parts} parts");
+                    let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "file {i}, {max_parts} parts: samples differ");
+                }
+            }
+        }
+    }
 }
