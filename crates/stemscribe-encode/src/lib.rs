@@ -236,9 +236,28 @@ pub fn encode_to_vec(
     audio: Audio,
     spec: &OutputSpec,
 ) -> Result<(Vec<u8>, EncodeReport), EncodeError> {
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(wav_len_hint(&audio, spec));
     let report = encode(audio, spec, &mut bytes)?;
     Ok((bytes, report))
+}
+
+/// The bytes of the WAV file `audio` becomes under `spec` when no resampling is needed (the
+/// header's 58 bytes at most included), else 0: room reserved so the file is not copied as
+/// it grows.
+fn wav_len_hint(audio: &Audio, spec: &OutputSpec) -> usize {
+    let bytes_per_sample = match spec.format {
+        OutputFormat::Wav(WavSampleFormat::Pcm16) => 2,
+        OutputFormat::Wav(WavSampleFormat::Float32) => 4,
+        _ => return 0,
+    };
+    if audio.sample_rate() != spec.sample_rate {
+        return 0;
+    }
+    audio
+        .frames()
+        .saturating_mul(spec.channels)
+        .saturating_mul(bytes_per_sample)
+        .saturating_add(58)
 }
 
 /// Signature of the MP3 and AAC encoders: interleaved samples, channels, rate to a stream.

@@ -3,10 +3,18 @@
 
 use std::io::{BufWriter, Write};
 
+use rayon::prelude::*;
+
 use stemscribe_audio::Audio;
 
-use crate::pcm::{interleaved, ToI16};
+use crate::pcm::ToI16;
 use crate::{EncodeError, WavSampleFormat};
+
+/// Frames converted to bytes before they are written: one channel after another into an
+/// interleaved block, in slices of [`SLICE_FRAMES`] on the cores at hand.
+const BLOCK_FRAMES: usize = 1 << 18;
+/// Frames of a block one core converts.
+const SLICE_FRAMES: usize = 1 << 14;
 
 /// `WAVE_FORMAT_PCM`.
 const FORMAT_PCM: u16 = 1;
@@ -54,13 +62,45 @@ pub(crate) fn write<W: Write>(
     }
     out.write_all(b"data")?;
     out.write_all(&(data_len as u32).to_le_bytes())?;
-    let mut to_i16 = ToI16::default();
-    for sample in interleaved(audio) {
-        match sample_format {
-            WavSampleFormat::Pcm16 => out.write_all(&to_i16.convert(sample).to_le_bytes())?,
-            WavSampleFormat::Float32 => out.write_all(&sample.to_le_bytes())?,
-        }
+    let bytes_per_sample = usize::from(bytes_per_sample);
+    let block_align = usize::from(block_align);
+    let mut clipped = 0;
+    let mut block = Vec::new();
+    for start in (0..audio.frames()).step_by(BLOCK_FRAMES) {
+        let end = (start + BLOCK_FRAMES).min(audio.frames());
+        block.resize((end - start) * block_align, 0);
+        // Slices of the block converted in parallel; each sample's bytes do not depend on
+        // the cut.
+        clipped += block
+            .par_chunks_mut(SLICE_FRAMES * block_align)
+            .enumerate()
+            .map(|(k, bytes)| {
+                let first = start + k * SLICE_FRAMES;
+                let frames = first..first + bytes.len() / block_align;
+                let mut to_i16 = ToI16::default();
+                for (c, channel) in audio.channels().iter().enumerate() {
+                    let samples = bytes
+                        .chunks_exact_mut(block_align)
+                        .map(|frame| &mut frame[c * bytes_per_sample..][..bytes_per_sample])
+                        .zip(&channel[frames.clone()]);
+                    match sample_format {
+                        WavSampleFormat::Pcm16 => {
+                            for (bytes, &sample) in samples {
+                                bytes.copy_from_slice(&to_i16.convert(sample).to_le_bytes());
+                            }
+                        }
+                        WavSampleFormat::Float32 => {
+                            for (bytes, &sample) in samples {
+                                bytes.copy_from_slice(&sample.to_le_bytes());
+                            }
+                        }
+                    }
+                }
+                to_i16.clipped
+            })
+            .sum::<u64>();
+        out.write_all(&block)?;
     }
     out.flush()?;
-    Ok(to_i16.clipped)
+    Ok(clipped)
 }
