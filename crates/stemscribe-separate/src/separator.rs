@@ -242,9 +242,19 @@ impl Separator {
             .and_then(|target| audio.gain_to_loud_level(target))
             .unwrap_or(1.0);
         let new_input = || WindowInput::new(self.spec.segment_frames, bins, self.stft.bins());
-        let analyse = |input: &mut WindowInput, k: usize| {
+        // Window k's spectra, those of the frames window k - 1 (`before`) shares copied.
+        let analyse = |input: &mut WindowInput, k: usize, before: Option<&WindowInput>| {
             let start = k * layout.hop;
-            input.analyse(&self.stft, audio, start, frames, options.end_padding, gain);
+            let before = before.map(|before| (before, start - layout.hop));
+            input.analyse(
+                &self.stft,
+                audio,
+                start,
+                frames,
+                options.end_padding,
+                gain,
+                before,
+            );
         };
         // Window k's masks and synthesis from its spectra and the network's estimates: the
         // seconds of each.
@@ -262,7 +272,7 @@ impl Separator {
             [(Stage::Masks, masks), (Stage::InverseStft, inverse)]
         };
         let mut current = new_input();
-        measure(Stage::Stft, || analyse(&mut current, 0));
+        measure(Stage::Stft, || analyse(&mut current, 0, None));
         // While the network runs on window k, another thread finishes window k - 1 and then
         // analyses window k + 1 into the buffer window k - 1 leaves: the same operations in
         // the same order as one after the other, so the stems are the same, with one window
@@ -272,6 +282,7 @@ impl Separator {
             let finished = previous.take();
             let (estimates, next) = std::thread::scope(|scope| {
                 let state = &mut state;
+                let shown = &current;
                 let beside = scope.spawn(move || {
                     let (buffer, [masks, inverse]) = match finished {
                         Some(analysed) => {
@@ -287,9 +298,9 @@ impl Separator {
                         ),
                     };
                     let mut next = (k + 1 < layout.count).then(|| buffer.unwrap_or_else(new_input));
-                    let stft = next
-                        .as_mut()
-                        .map_or(Duration::ZERO, |input| timed(|| analyse(input, k + 1)));
+                    let stft = next.as_mut().map_or(Duration::ZERO, |input| {
+                        timed(|| analyse(input, k + 1, Some(shown)))
+                    });
                     (next, [masks, inverse, (Stage::Stft, stft)])
                 });
                 let estimates = self.run_network(&current.magnitude, bins);
@@ -512,6 +523,8 @@ struct WindowState {
     masks: Vec<f32>,
     /// Summed cross-fade weights per frame.
     weight_sums: Vec<f32>,
+    /// One row's sums of squared estimates over the stems (scratch).
+    totals: Vec<f32>,
     /// Overlap-add accumulators, `[stem][side]`, padded as [`Stft::padded_len`] says.
     outputs: Vec<Vec<Vec<f32>>>,
 }
@@ -530,7 +543,10 @@ impl WindowInput {
     }
 
     /// Computes the spectra and magnitudes of the window starting at frame `start`; frames
-    /// past the song's `frames` are filled as `end` says.
+    /// past the song's `frames` are filled as `end` says. The frames that `before` (a window
+    /// analysed the same way, and the frame it starts at) holds are copied from it: a frame's
+    /// spectrum depends on its place in the song only.
+    #[allow(clippy::too_many_arguments)]
     fn analyse(
         &mut self,
         stft: &Stft,
@@ -539,8 +555,9 @@ impl WindowInput {
         frames: usize,
         end: EndPadding,
         gain: f32,
+        before: Option<(&WindowInput, usize)>,
     ) {
-        let (full_bins, bins) = (self.full_bins, self.bins);
+        let (size, full_bins, bins) = (self.size, self.full_bins, self.bins);
         self.spectra
             .par_chunks_mut(full_bins)
             .zip(self.magnitude.par_chunks_mut(bins))
@@ -548,7 +565,16 @@ impl WindowInput {
             .for_each_init(
                 || vec![0.0f32; stft.fft_size()],
                 |scratch, (row, (spectrum, magnitude))| {
-                    let (side, frame) = (row / self.size, start + row % self.size);
+                    let (side, frame) = (row / size, start + row % size);
+                    let shared = before.and_then(|(window, first)| {
+                        let offset = frame.checked_sub(first).filter(|&o| o < window.size)?;
+                        Some((window, side * window.size + offset))
+                    });
+                    if let Some((window, row)) = shared {
+                        spectrum.copy_from_slice(&window.spectra[row * full_bins..][..full_bins]);
+                        magnitude.copy_from_slice(&window.magnitude[row * bins..][..bins]);
+                        return;
+                    }
                     let source = match end {
                         _ if frame < frames => Some(frame),
                         EndPadding::Mirror => Some(mirrored(frame, frames)),
@@ -579,6 +605,7 @@ impl WindowState {
             full_bins: stft.bins(),
             masks: vec![0.0; stems * 2 * size * bins],
             weight_sums: vec![0.0; size],
+            totals: Vec::new(),
             // An unwanted stem gets no sides: nothing is synthesised for it.
             outputs: wanted
                 .iter()
@@ -594,16 +621,37 @@ impl WindowState {
     }
 
     /// Adds this window's ratio masks, weighted by the cross-fade, to the running sums.
+    /// Row by row of `bins` values, in loops that vectorise; each value is computed as
+    /// `(e * e + ε / 2) / (Σ e² + ε)` with the stems summed in order, so the masks do not
+    /// depend on how the work is cut.
     fn accumulate_masks(&mut self, estimates: &[Vec<f32>], layout: &WindowLayout) {
-        let plane = 2 * self.size * self.bins;
-        for index in 0..plane {
-            let frame = (index / self.bins) % self.size;
-            let weight = layout.weights[frame];
-            let total: f32 =
-                estimates.iter().map(|e| e[index] * e[index]).sum::<f32>() + MASK_EPSILON;
-            for (stem, estimate) in estimates.iter().enumerate() {
-                let mask = (estimate[index] * estimate[index] + MASK_EPSILON / 2.0) / total;
-                self.masks[stem * plane + index] += weight * mask;
+        let (size, bins) = (self.size, self.bins);
+        let plane = 2 * size * bins;
+        self.totals.resize(bins, 0.0);
+        for row in 0..2 * size {
+            let weight = layout.weights[row % size];
+            let at = row * bins..(row + 1) * bins;
+            let totals = &mut self.totals[..];
+            let mut stems = estimates.iter().map(|e| &e[at.clone()]);
+            if let Some(first) = stems.next() {
+                for (t, &e) in totals.iter_mut().zip(first) {
+                    *t = e * e;
+                }
+            }
+            for estimate in stems {
+                for (t, &e) in totals.iter_mut().zip(estimate) {
+                    *t += e * e;
+                }
+            }
+            for t in totals.iter_mut() {
+                *t += MASK_EPSILON;
+            }
+            for (sums, estimate) in self.masks.chunks_mut(plane).zip(estimates) {
+                let sums = &mut sums[at.clone()];
+                for ((sum, &e), &total) in sums.iter_mut().zip(&estimate[at.clone()]).zip(&*totals)
+                {
+                    *sum += weight * ((e * e + MASK_EPSILON / 2.0) / total);
+                }
             }
         }
         for (sum, weight) in self.weight_sums.iter_mut().zip(&layout.weights) {
