@@ -77,6 +77,23 @@ impl StreamResampler {
         measure(Stage::Resample, || self.convert(chunk))
     }
 
+    /// [`StreamResampler::push`], taking `chunk`'s buffers as the output when the rates are
+    /// equal and nothing came before (a decoder's whole song then is not copied); `chunk` is
+    /// left empty or as it was.
+    pub fn push_taking(&mut self, chunk: &mut Vec<Vec<f32>>) -> Result<(), AudioError> {
+        let untouched = self.inner.is_none() && self.frames_in == 0;
+        if !untouched || chunk.len() != self.output.len() {
+            return self.push(chunk);
+        }
+        let frames = chunk.first().map_or(0, Vec::len);
+        if chunk.iter().any(|c| c.len() != frames) {
+            return Err(AudioError::RaggedChannels);
+        }
+        self.frames_in = frames as u64;
+        self.output = std::mem::take(chunk);
+        Ok(())
+    }
+
     fn convert(&mut self, chunk: &[Vec<f32>]) -> Result<(), AudioError> {
         if chunk.len() != self.output.len() {
             return Err(AudioError::ChannelCount(chunk.len()));

@@ -152,10 +152,10 @@ impl Sink for ProcessingSink {
             return Ok(());
         };
         if self.native_channels > 2 {
-            let stereo = stemscribe_audio::remix(std::mem::take(planes), 2);
-            resampler.push(&stereo)?;
+            let mut stereo = stemscribe_audio::remix(std::mem::take(planes), 2);
+            resampler.push_taking(&mut stereo)?;
         } else {
-            resampler.push(planes)?;
+            resampler.push_taking(planes)?;
         }
         Ok(())
     }
@@ -411,23 +411,65 @@ fn demux_all(
     Ok((packets, bad_packets))
 }
 
-/// What one part of a stream decoded to.
+/// What one run of packets decoded to.
 #[derive(Default)]
-struct Part {
+struct Run {
     /// The rate and channel count of its buffers (`None` when none decoded).
     layout: Option<(u32, usize)>,
-    /// Its samples, planar.
-    planes: Vec<Vec<f32>>,
+    /// Frames decoded.
+    frames: usize,
     /// Corrupt packets skipped.
     bad_packets: usize,
 }
 
+/// Where a run's samples go: its own range of the song's buffer, or buffers of its own.
+enum Out<'a> {
+    /// Planar ranges of exactly the frames the run's packets declare.
+    Range(Vec<&'a mut [f32]>),
+    /// Buffers that grow with the run.
+    Owned(Vec<Vec<f32>>),
+}
+
+impl Out<'_> {
+    /// Copies one packet's `planes` after the `at` frames already there; false when they do
+    /// not fit the range or have another channel count.
+    fn put(&mut self, at: usize, planes: &[Vec<f32>]) -> bool {
+        let frames = planes.first().map_or(0, Vec::len);
+        match self {
+            Out::Range(ranges) => {
+                if ranges.len() != planes.len()
+                    || ranges.first().map_or(0, |r| r.len()) < at + frames
+                {
+                    return false;
+                }
+                for (range, plane) in ranges.iter_mut().zip(planes) {
+                    range[at..at + frames].copy_from_slice(plane);
+                }
+            }
+            Out::Owned(buffers) => {
+                if buffers.is_empty() {
+                    buffers.resize(planes.len(), Vec::new());
+                }
+                if buffers.len() != planes.len() {
+                    return false;
+                }
+                for (buffer, plane) in buffers.iter_mut().zip(planes) {
+                    buffer.extend_from_slice(plane);
+                }
+            }
+        }
+        true
+    }
+}
+
 /// Decodes MP3 `packets` in consecutive runs as `split` allows, one thread each, and hands
-/// the runs to `sink` in order. Each run's decoder is first fed the [`PRIMING_PACKETS`]
-/// before the run, their output dropped: an MP3 decoder's state (the bit reservoir, the
-/// overlap of the inverse MDCT and the synthesis filter bank) depends on the last few frames
-/// only, so every run decodes to the very samples one decoder would give from the start
-/// (checked bit for bit in the tests).
+/// the song to `sink`. Each run's decoder is first fed the [`PRIMING_PACKETS`] before the
+/// run, their output dropped: an MP3 decoder's state (the bit reservoir, the overlap of the
+/// inverse MDCT and the synthesis filter bank) depends on the last few frames only, so every
+/// run decodes to the very samples one decoder would give from the start (checked bit for
+/// bit in the tests). The runs write into their own ranges of one buffer of the frames the
+/// packets declare, so the song is neither copied nor grown; a stream whose packets decode to
+/// other lengths (a corrupt packet, a header that lies) is decoded again by one decoder.
 fn decode_in_parts(
     params: &AudioCodecParameters,
     packets: &[Packet],
@@ -436,66 +478,122 @@ fn decode_in_parts(
     declared: Option<(u64, f64)>,
     sink: &mut dyn Sink,
 ) -> Result<(), DecodeError> {
-    let parts = (packets.len() / split.min_part_packets.max(1)).clamp(1, split.max_parts.max(1));
-    let size = packets.len().div_ceil(parts);
-    let decoded: Vec<Result<Part, DecodeError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..parts)
-            .map(|k| {
-                let start = k * size;
-                let end = (start + size).min(packets.len());
-                let primed = start.saturating_sub(PRIMING_PACKETS);
-                scope.spawn(move || decode_run(params, &packets[primed..end], start - primed))
+    let runs = (packets.len() / split.min_part_packets.max(1)).clamp(1, split.max_parts.max(1));
+    let size = packets.len().div_ceil(runs).max(1);
+    let channels = params.channels.as_ref().map_or(0, |c| c.count());
+    let frames: Vec<usize> = packets
+        .chunks(size)
+        .map(|run| run.iter().map(packet_frames).sum())
+        .collect();
+    // Zeroed by the kernel, each page mapped where a run first writes it.
+    let mut song: Vec<Vec<f32>> = (0..channels)
+        .map(|_| vec![0.0; frames.iter().sum()])
+        .collect();
+    let in_place = {
+        // Each run's range of every channel.
+        let mut rest: Vec<&mut [f32]> = song.iter_mut().map(Vec::as_mut_slice).collect();
+        let ranges: Vec<Vec<&mut [f32]>> = frames
+            .iter()
+            .map(|&n| {
+                rest.iter_mut()
+                    .map(|channel| {
+                        let (range, after) = std::mem::take(channel).split_at_mut(n);
+                        *channel = after;
+                        range
+                    })
+                    .collect()
             })
             .collect();
-        handles
+        let decoded: Vec<Result<Option<Run>, DecodeError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ranges
+                .into_iter()
+                .zip(&frames)
+                .enumerate()
+                .map(|(k, (range, &n))| {
+                    let start = k * size;
+                    let end = (start + size).min(packets.len());
+                    let primed = start.saturating_sub(PRIMING_PACKETS);
+                    scope.spawn(move || {
+                        let mut out = Out::Range(range);
+                        let run =
+                            decode_run(params, &packets[primed..end], start - primed, &mut out)?;
+                        Ok(run.filter(|run| run.frames == n))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        decoded
             .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
+            .collect::<Result<Option<Vec<Run>>, DecodeError>>()?
+    };
+    let runs = match in_place {
+        Some(runs) if channels > 0 => runs,
+        _ => {
+            let mut out = Out::Owned(Vec::new());
+            let run = decode_run(params, packets, 0, &mut out)?.ok_or_else(|| {
+                DecodeError::Malformed("the stream changes its channel count".into())
+            })?;
+            if let Out::Owned(buffers) = out {
+                song = buffers;
+            }
+            vec![run]
+        }
+    };
     let mut bad_packets = bad_packets;
     let mut layout = None;
-    let mut frames = 0u64;
-    for part in decoded {
-        let mut part = part?;
-        bad_packets += part.bad_packets;
-        if bad_packets > MAX_BAD_PACKETS {
-            return Err(DecodeError::Malformed(format!(
-                "more than {MAX_BAD_PACKETS} corrupt packets"
-            )));
-        }
-        let Some(this) = part.layout else {
-            continue;
-        };
-        match layout {
-            None => {
-                sink.start(this.0, this.1)?;
-                layout = Some(this);
-            }
-            Some(first) if first != this => {
+    for run in &runs {
+        bad_packets += run.bad_packets;
+        match (layout, run.layout) {
+            (_, None) => {}
+            (None, this) => layout = this,
+            (Some(first), Some(this)) if first != this => {
                 return Err(DecodeError::Malformed(
                     "the stream changes its sample rate or channel count".into(),
                 ))
             }
-            Some(_) => {}
+            _ => {}
         }
-        frames += part.planes.first().map_or(0, Vec::len) as u64;
-        sink.push(&mut part.planes)?;
     }
-    check_complete(frames, bad_packets, declared.map(|(frames, _)| frames))
+    if bad_packets > MAX_BAD_PACKETS {
+        return Err(DecodeError::Malformed(format!(
+            "more than {MAX_BAD_PACKETS} corrupt packets"
+        )));
+    }
+    let decoded = runs.iter().map(|run| run.frames as u64).sum();
+    if let Some((rate, channels)) = layout {
+        sink.start(rate, channels)?;
+        sink.push(&mut song)?;
+    }
+    check_complete(decoded, bad_packets, declared.map(|(frames, _)| frames))
 }
 
-/// Decodes `packets`, dropping the output of the first `priming` of them.
+/// The frames `packet` decodes to once the decoder trims the encoder's delay and padding.
+fn packet_frames(packet: &Packet) -> usize {
+    let trimmed = packet
+        .trim_start
+        .get()
+        .saturating_add(packet.trim_end.get());
+    packet.dur.get().saturating_sub(trimmed) as usize
+}
+
+/// Decodes `packets` into `out`, dropping the output of the first `priming` of them; `None`
+/// when a packet's samples do not fit `out`.
 fn decode_run(
     params: &AudioCodecParameters,
     packets: &[Packet],
     priming: usize,
-) -> Result<Part, DecodeError> {
+    out: &mut Out<'_>,
+) -> Result<Option<Run>, DecodeError> {
     let mut decoder = make_decoder(params)?;
-    let mut part = Part::default();
+    let mut run = Run::default();
     let mut planes = Vec::new();
     for (i, packet) in packets.iter().enumerate() {
         if i < priming {
@@ -505,15 +603,12 @@ fn decode_run(
             continue;
         }
         let Some(this) =
-            decode_packet(decoder.as_mut(), packet, &mut part.bad_packets, &mut planes)?
+            decode_packet(decoder.as_mut(), packet, &mut run.bad_packets, &mut planes)?
         else {
             continue;
         };
-        match part.layout {
-            None => {
-                part.layout = Some(this);
-                part.planes = vec![Vec::new(); this.1];
-            }
+        match run.layout {
+            None => run.layout = Some(this),
             Some(first) if first != this => {
                 return Err(DecodeError::Malformed(
                     "the stream changes its sample rate or channel count".into(),
@@ -521,11 +616,12 @@ fn decode_run(
             }
             Some(_) => {}
         }
-        for (all, plane) in part.planes.iter_mut().zip(&planes) {
-            all.extend_from_slice(plane);
+        if !out.put(run.frames, &planes) {
+            return Ok(None);
         }
+        run.frames += planes.first().map_or(0, Vec::len);
     }
-    Ok(part)
+    Ok(Some(run))
 }
 
 /// Probes the container; formats whose length symphonia would estimate are reopened as
@@ -619,6 +715,18 @@ mod tests {
         sink.finish().expect("audio")
     }
 
+    /// `bytes` with a stretch of garbage every `every` bytes: frames whose data is damaged
+    /// (decoded or skipped as the decoder sees fit), headers that no longer parse.
+    fn damaged(mut bytes: Vec<u8>, every: usize) -> Vec<u8> {
+        let len = bytes.len();
+        for at in (4_000..len).step_by(every) {
+            for (i, byte) in bytes[at..(at + 40).min(len)].iter_mut().enumerate() {
+                *byte = (i as u8).wrapping_mul(151) ^ 0x5a;
+            }
+        }
+        bytes
+    }
+
     #[test]
     fn mp3_decoded_in_parts_is_bit_for_bit_the_mp3_decoded_in_one() {
         let mp3s = [
@@ -628,6 +736,9 @@ mod tests {
             mp3_of(test_data("rock_mix.wav"), 22_050, 1),
             mp3_of(test_data("speech_arctic_a0007.wav"), 8_000, 1),
             mp3_of(test_data("rock_vocals.wav"), 32_000, 2),
+            // Runs whose packets decode to other lengths than they declare are decoded again
+            // by one decoder.
+            damaged(test_data("spleeter_audio_example.mp3"), 9_000),
         ];
         let whole = Split {
             max_parts: 1,
