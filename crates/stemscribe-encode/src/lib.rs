@@ -236,28 +236,21 @@ pub fn encode_to_vec(
     audio: Audio,
     spec: &OutputSpec,
 ) -> Result<(Vec<u8>, EncodeReport), EncodeError> {
-    let mut bytes = Vec::with_capacity(wav_len_hint(&audio, spec));
-    let report = encode(audio, spec, &mut bytes)?;
-    Ok((bytes, report))
-}
-
-/// The bytes of the WAV file `audio` becomes under `spec` when no resampling is needed (the
-/// header's 58 bytes at most included), else 0: room reserved so the file is not copied as
-/// it grows.
-fn wav_len_hint(audio: &Audio, spec: &OutputSpec) -> usize {
-    let bytes_per_sample = match spec.format {
-        OutputFormat::Wav(WavSampleFormat::Pcm16) => 2,
-        OutputFormat::Wav(WavSampleFormat::Float32) => 4,
-        _ => return 0,
+    let OutputFormat::Wav(sample_format) = spec.format else {
+        let mut bytes = Vec::new();
+        let report = encode(audio, spec, &mut bytes)?;
+        return Ok((bytes, report));
     };
-    if audio.sample_rate() != spec.sample_rate {
-        return 0;
-    }
-    audio
-        .frames()
-        .saturating_mul(spec.channels)
-        .saturating_mul(bytes_per_sample)
-        .saturating_add(58)
+    measure(Stage::Encode, || {
+        spec.check()?;
+        let audio = audio.remix(spec.channels)?.resample(spec.sample_rate)?;
+        let (bytes, clipped_samples) = wav::to_vec(&audio, sample_format)?;
+        let report = EncodeReport {
+            frames: audio.frames() as u64,
+            clipped_samples,
+        };
+        Ok((bytes, report))
+    })
 }
 
 /// Signature of the MP3 and AAC encoders: interleaved samples, channels, rate to a stream.
@@ -299,6 +292,36 @@ mod tests {
             sample_rate,
             channels,
             format: OutputFormat::Wav(sample_format),
+        }
+    }
+
+    #[test]
+    fn wav_in_memory_is_the_streamed_file_byte_for_byte() {
+        // Past one block of 2^18 frames and into a second slice of 2^14; beyond full scale.
+        let frames = (1 << 18) + (1 << 14) + 3;
+        for channels in [1, 2] {
+            for sample_format in [WavSampleFormat::Pcm16, WavSampleFormat::Float32] {
+                let audio = Audio::new(
+                    44_100,
+                    (0..channels)
+                        .map(|c| {
+                            (0..frames)
+                                .map(|i| ((i * (c + 3)) as f32 * 0.001).sin() * 1.2)
+                                .collect()
+                        })
+                        .collect(),
+                )
+                .unwrap();
+                let spec = wav(44_100, channels, sample_format);
+                let (bytes, report) = encode_to_vec(audio.clone(), &spec).unwrap();
+                let mut streamed = Vec::new();
+                let streamed_report = encode(audio, &spec, &mut streamed).unwrap();
+                assert_eq!(bytes, streamed, "{channels} channels, {sample_format:?}");
+                assert_eq!(report, streamed_report);
+                assert_eq!(report.frames, frames as u64);
+                let clips = sample_format == WavSampleFormat::Pcm16;
+                assert_eq!(report.clipped_samples > 0, clips);
+            }
         }
     }
 
