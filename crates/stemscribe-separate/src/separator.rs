@@ -337,7 +337,7 @@ impl Separator {
                         return Ok(None);
                     }
                     let sides = sides
-                        .into_iter()
+                        .into_par_iter()
                         .map(|accumulator| self.stft.finish(accumulator, len))
                         .collect();
                     Ok(Some(Audio::new(PROCESSING_RATE, sides)?))
