@@ -231,6 +231,7 @@ fn decode_split(
         .and_then(|p| p.audio())
         .ok_or_else(|| DecodeError::NoTrack("with audio codec parameters".into()))?
         .clone();
+    // Made first so that an unsupported codec is refused before anything is read.
     let mut decoder = make_decoder(&params)?;
     let short_name = format.format_info().short_name;
     if short_name == "mp3" && params.codec == CODEC_ID_MP3 && split.max_parts > 1 {
@@ -250,23 +251,7 @@ fn decode_split(
     let mut layout: Option<(u32, usize)> = None;
     let mut decoded = 0u64;
     let mut bad_packets = 0usize;
-    loop {
-        let packet = match format.next_packet() {
-            Ok(Some(packet)) => packet,
-            Ok(None) => break,
-            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                break
-            }
-            Err(SymphoniaError::DecodeError(_)) if bad_packets < MAX_BAD_PACKETS => {
-                bad_packets += 1;
-                continue;
-            }
-            Err(SymphoniaError::IoError(e)) => return Err(DecodeError::Io(e)),
-            Err(e) => return Err(DecodeError::Malformed(e.to_string())),
-        };
-        if packet.track_id != track_id {
-            continue;
-        }
+    while let Some(packet) = next_packet(format.as_mut(), track_id, &mut bad_packets)? {
         let Some(this) = decode_packet(decoder.as_mut(), &packet, &mut bad_packets, &mut planes)?
         else {
             continue;
@@ -337,6 +322,30 @@ fn check_complete(
     }
 }
 
+/// The next packet of track `track_id`, `None` at the end of the stream; a packet the
+/// container cannot read is skipped (counted in `bad_packets`, up to [`MAX_BAD_PACKETS`]).
+fn next_packet(
+    format: &mut dyn FormatReader,
+    track_id: u32,
+    bad_packets: &mut usize,
+) -> Result<Option<Packet>, DecodeError> {
+    loop {
+        match format.next_packet() {
+            Ok(Some(packet)) if packet.track_id == track_id => return Ok(Some(packet)),
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(None),
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok(None)
+            }
+            Err(SymphoniaError::DecodeError(_)) if *bad_packets < MAX_BAD_PACKETS => {
+                *bad_packets += 1;
+            }
+            Err(SymphoniaError::IoError(e)) => return Err(DecodeError::Io(e)),
+            Err(e) => return Err(DecodeError::Malformed(e.to_string())),
+        }
+    }
+}
+
 /// A decoder for `params`.
 fn make_decoder(params: &AudioCodecParameters) -> Result<Box<dyn AudioDecoder>, DecodeError> {
     symphonia::default::get_codecs()
@@ -383,24 +392,8 @@ fn demux_all(
     let mut packets = Vec::new();
     let mut bad_packets = 0;
     let mut frames = 0u64;
-    loop {
-        let packet = match format.next_packet() {
-            Ok(Some(packet)) => packet,
-            Ok(None) => break,
-            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                break
-            }
-            Err(SymphoniaError::DecodeError(_)) if bad_packets < MAX_BAD_PACKETS => {
-                bad_packets += 1;
-                continue;
-            }
-            Err(SymphoniaError::IoError(e)) => return Err(DecodeError::Io(e)),
-            Err(e) => return Err(DecodeError::Malformed(e.to_string())),
-        };
-        if packet.track_id != track_id {
-            continue;
-        }
-        frames += packet.dur.get();
+    while let Some(packet) = next_packet(format, track_id, &mut bad_packets)? {
+        frames = frames.saturating_add(packet.dur.get());
         check_duration(
             frames as f64 / rate,
             options.max_duration_secs,
