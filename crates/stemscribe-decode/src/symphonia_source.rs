@@ -708,6 +708,24 @@ mod tests {
         sink.finish().expect("audio")
     }
 
+    /// Decoded to 44.1 kHz stereo, as [`crate::decode`] does.
+    fn decode_processing_split(bytes: &[u8], split: Split) -> Audio {
+        let mut sink = ProcessingSink::default();
+        let input = Input::Memory(Arc::new(bytes.to_vec()));
+        decode_split(&input, &DecodeOptions::default(), &mut sink, split).expect("decodes");
+        sink.finish().expect("audio")
+    }
+
+    fn assert_same_bits(a: &Audio, b: &Audio, what: &str) {
+        assert_eq!(a.sample_rate(), b.sample_rate(), "{what}");
+        assert_eq!(a.num_channels(), b.num_channels(), "{what}");
+        for (a, b) in a.channels().iter().zip(b.channels()) {
+            assert_eq!(a.len(), b.len(), "{what}");
+            let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "{what}: samples differ");
+        }
+    }
+
     /// `bytes` with a stretch of garbage every `every` bytes: frames whose data is damaged
     /// (decoded or skipped as the decoder sees fit), headers that no longer parse.
     fn damaged(mut bytes: Vec<u8>, every: usize) -> Vec<u8> {
@@ -746,14 +764,19 @@ mod tests {
                     min_part_packets,
                 };
                 let parts = decode_native_split(mp3, split);
-                assert_eq!(parts.sample_rate(), reference.sample_rate(), "file {i}");
-                assert_eq!(parts.num_channels(), reference.num_channels(), "file {i}");
-                for (a, b) in parts.channels().iter().zip(reference.channels()) {
-                    assert_eq!(a.len(), b.len(), "file {i}, {max_parts} parts");
-                    let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
-                    assert!(same, "file {i}, {max_parts} parts: samples differ");
-                }
+                assert_same_bits(&parts, &reference, &format!("file {i}, {max_parts} parts"));
             }
+            // At 44.1 kHz stereo (the song's buffer handed over, mono widened, other rates
+            // resampled) as well.
+            let split = Split {
+                max_parts: 3,
+                min_part_packets: 7,
+            };
+            assert_same_bits(
+                &decode_processing_split(mp3, split),
+                &decode_processing_split(mp3, whole),
+                &format!("file {i} at 44.1 kHz"),
+            );
         }
     }
 }
