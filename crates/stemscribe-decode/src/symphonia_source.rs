@@ -239,7 +239,7 @@ fn decode_split(
         drop(format);
         return decode_in_parts(&params, &packets, bad_packets, split, declared, sink);
     }
-    let edit = match (format.format_info().short_name, params.sample_rate) {
+    let edit = match (short_name, params.sample_rate) {
         ("isomp4", Some(rate)) => input.mp4_edit(track_id, rate),
         _ => None,
     };
@@ -256,17 +256,8 @@ fn decode_split(
         else {
             continue;
         };
-        match layout {
-            None => {
-                sink.start(this.0, this.1)?;
-                layout = Some(this);
-            }
-            Some(first) if first != this => {
-                return Err(DecodeError::Malformed(
-                    "the stream changes its sample rate or channel count".into(),
-                ))
-            }
-            Some(_) => {}
+        if keep_layout(&mut layout, this)? {
+            sink.start(this.0, this.1)?;
         }
         let dropped = (skip as usize).min(planes.first().map_or(0, Vec::len));
         if dropped > 0 {
@@ -343,6 +334,21 @@ fn next_packet(
             Err(SymphoniaError::IoError(e)) => return Err(DecodeError::Io(e)),
             Err(e) => return Err(DecodeError::Malformed(e.to_string())),
         }
+    }
+}
+
+/// Records `this` (a buffer's rate and channel count) as the stream's `layout` if it is the
+/// first, and returns whether it was; refuses a stream that changes them.
+fn keep_layout(layout: &mut Option<(u32, usize)>, this: (u32, usize)) -> Result<bool, DecodeError> {
+    match *layout {
+        None => {
+            *layout = Some(this);
+            Ok(true)
+        }
+        Some(first) if first != this => Err(DecodeError::Malformed(
+            "the stream changes its sample rate or channel count".into(),
+        )),
+        Some(_) => Ok(false),
     }
 }
 
@@ -478,11 +484,13 @@ fn decode_in_parts(
         .chunks(size)
         .map(|run| run.iter().map(packet_frames).sum())
         .collect();
+    let total = frames.iter().sum();
     // Zeroed by the kernel, each page mapped where a run first writes it.
-    let mut song: Vec<Vec<f32>> = (0..channels)
-        .map(|_| vec![0.0; frames.iter().sum()])
-        .collect();
-    let in_place = {
+    let mut song: Vec<Vec<f32>> = (0..channels).map(|_| vec![0.0; total]).collect();
+    // Without a declared channel count there is nothing to split: one decoder.
+    let in_place = if channels == 0 {
+        None
+    } else {
         // Each run's range of every channel.
         let mut rest: Vec<&mut [f32]> = song.iter_mut().map(Vec::as_mut_slice).collect();
         let ranges: Vec<Vec<&mut [f32]>> = frames
@@ -528,8 +536,8 @@ fn decode_in_parts(
             .collect::<Result<Option<Vec<Run>>, DecodeError>>()?
     };
     let runs = match in_place {
-        Some(runs) if channels > 0 => runs,
-        _ => {
+        Some(runs) => runs,
+        None => {
             let mut out = Out::Owned(Vec::new());
             let run = decode_run(params, packets, 0, &mut out)?.ok_or_else(|| {
                 DecodeError::Malformed("the stream changes its channel count".into())
@@ -544,15 +552,8 @@ fn decode_in_parts(
     let mut layout = None;
     for run in &runs {
         bad_packets += run.bad_packets;
-        match (layout, run.layout) {
-            (_, None) => {}
-            (None, this) => layout = this,
-            (Some(first), Some(this)) if first != this => {
-                return Err(DecodeError::Malformed(
-                    "the stream changes its sample rate or channel count".into(),
-                ))
-            }
-            _ => {}
+        if let Some(this) = run.layout {
+            keep_layout(&mut layout, this)?;
         }
     }
     if bad_packets > MAX_BAD_PACKETS {
@@ -600,15 +601,7 @@ fn decode_run(
         else {
             continue;
         };
-        match run.layout {
-            None => run.layout = Some(this),
-            Some(first) if first != this => {
-                return Err(DecodeError::Malformed(
-                    "the stream changes its sample rate or channel count".into(),
-                ))
-            }
-            Some(_) => {}
-        }
+        keep_layout(&mut run.layout, this)?;
         if !out.put(run.frames, &planes) {
             return Ok(None);
         }
