@@ -208,13 +208,18 @@ pub fn encode<W: Write>(
     measure(Stage::Encode, || encode_unmeasured(audio, spec, out))
 }
 
+/// `audio` checked against `spec` and converted to its channels and rate.
+fn delivered(audio: Audio, spec: &OutputSpec) -> Result<Audio, EncodeError> {
+    spec.check()?;
+    Ok(audio.remix(spec.channels)?.resample(spec.sample_rate)?)
+}
+
 fn encode_unmeasured<W: Write>(
     audio: Audio,
     spec: &OutputSpec,
     out: W,
 ) -> Result<EncodeReport, EncodeError> {
-    spec.check()?;
-    let audio = audio.remix(spec.channels)?.resample(spec.sample_rate)?;
+    let audio = delivered(audio, spec)?;
     let frames = audio.frames() as u64;
     let clipped_samples = match spec.format {
         OutputFormat::Wav(sample_format) => wav::write(&audio, sample_format, out)?,
@@ -242,8 +247,7 @@ pub fn encode_to_vec(
         return Ok((bytes, report));
     };
     measure(Stage::Encode, || {
-        spec.check()?;
-        let audio = audio.remix(spec.channels)?.resample(spec.sample_rate)?;
+        let audio = delivered(audio, spec)?;
         let (bytes, clipped_samples) = wav::to_vec(&audio, sample_format)?;
         let report = EncodeReport {
             frames: audio.frames() as u64,
