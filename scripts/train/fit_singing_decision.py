@@ -80,12 +80,6 @@ def standardise(x):
     return mean, scale
 
 
-def softmax(z):
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def sample_weights(y):
     """Every class weighs alike, whatever its share of the clips (the probabilities are those
     of equal priors)."""
@@ -104,7 +98,7 @@ def fit_softmax(x, y, l2=1e-2, steps=400, lr=0.5):
     onehot = np.eye(3)[y]
     sw = sample_weights(y)[:, None]
     for _ in range(steps):
-        p = softmax(x @ w.T + b)
+        p = voice_frames.softmax(x @ w.T + b)
         g = (p - onehot) * sw / n
         gw, gb = g.T @ x + l2 * w, g.sum(axis=0)
         vw, vb = 0.9 * vw - lr * gw, 0.9 * vb - lr * gb
@@ -125,14 +119,11 @@ def fit_mlp(x, y, hidden=16, l2=1e-2, steps=800, lr=0.01, seed=0):
     for t in range(1, steps + 1):
         w1, b1, w2, b2 = params
         h = np.maximum(x @ w1.T + b1, 0)
-        p = softmax(h @ w2.T + b2)
+        p = voice_frames.softmax(h @ w2.T + b2)
         g2 = (p - onehot) * sw / n
         gh = (g2 @ w2) * (h > 0)
         grads = [gh.T @ x + l2 * w1, gh.sum(axis=0), g2.T @ h + l2 * w2, g2.sum(axis=0)]
-        for i, g in enumerate(grads):
-            m[i] = 0.9 * m[i] + 0.1 * g
-            v[i] = 0.999 * v[i] + 0.001 * g * g
-            params[i] -= lr * (m[i] / (1 - 0.9**t)) / (np.sqrt(v[i] / (1 - 0.999**t)) + 1e-8)
+        voice_frames.adam_update(params, grads, m, v, t, lr)
     return [(params[0], params[1]), (params[2], params[3])]
 
 
@@ -141,11 +132,7 @@ FRAMES = "+frames"
 
 
 def predict(layers, x):
-    for i, (w, b) in enumerate(layers):
-        x = x @ w.T + b
-        if i + 1 < len(layers):
-            x = np.maximum(x, 0)
-    return softmax(x)
+    return voice_frames.softmax(voice_frames.forward(layers, x))
 
 
 def fit_standardised(fit, x, y):

@@ -58,6 +58,23 @@ def softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
+def forward(layers, x):
+    """`x` through dense `layers` of (weights, bias), ReLU between them (not after the last)."""
+    for i, (w, b) in enumerate(layers):
+        x = x @ w.T + b
+        if i + 1 < len(layers):
+            x = np.maximum(x, 0)
+    return x
+
+
+def adam_update(params, grads, m, v, t, lr):
+    """One Adam step (t counts from 1) on `params` in place, with its moments `m` and `v`."""
+    for i, g in enumerate(grads):
+        m[i] = 0.9 * m[i] + 0.1 * g
+        v[i] = 0.999 * v[i] + 0.001 * g * g
+        params[i] -= lr * (m[i] / (1 - 0.9**t)) / (np.sqrt(v[i] / (1 - 0.999**t)) + 1e-8)
+
+
 def fit(inputs, owner, labels, clips, seed, per_clip=400, hidden=32, epochs=6, lr=3e-3,
         l2=1e-4, batch=2048):
     """Trains on the voiced frames of `clips` (at most `per_clip` of each, at random), every
@@ -101,10 +118,7 @@ def fit(inputs, owner, labels, clips, seed, per_clip=400, hidden=32, epochs=6, l
             grads = [x[b].T @ gh + l2 * params[0], gh.sum(axis=0), h.T @ g2 + l2 * params[2],
                      g2.sum(axis=0)]
             t += 1
-            for i, g in enumerate(grads):
-                m[i] = 0.9 * m[i] + 0.1 * g
-                v[i] = 0.999 * v[i] + 0.001 * g * g
-                params[i] -= lr * (m[i] / (1 - 0.9**t)) / (np.sqrt(v[i] / (1 - 0.999**t)) + 1e-8)
+            adam_update(params, grads, m, v, t, lr)
     layers = [(params[0].T.astype(np.float64), params[1].astype(np.float64)),
               (params[2].T.astype(np.float64), params[3].astype(np.float64))]
     return mean.astype(np.float64), scale.astype(np.float64), layers
@@ -117,11 +131,7 @@ def clip_features(model, inputs, owner, clips, count):
     sums, frames = np.zeros((count, 3)), np.zeros(count)
     rows = np.isin(owner, clips)
     if rows.any():
-        h = (inputs[rows] - mean) / scale
-        for i, (w, b) in enumerate(layers):
-            h = h @ w.T + b
-            if i + 1 < len(layers):
-                h = np.maximum(h, 0)
+        h = forward(layers, (inputs[rows] - mean) / scale)
         logp = np.maximum(np.log(np.maximum(softmax(h), 1e-300)), FLOOR)
         np.add.at(sums, owner[rows], logp)
         np.add.at(frames, owner[rows], 1)
