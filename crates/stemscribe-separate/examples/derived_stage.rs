@@ -1,5 +1,5 @@
-//! Times the derived stems' stage alone: the noise search, the learned split and the three
-//! mask passes of `bs_4track_*`, on an accompaniment file (for instance the
+//! Times the derived stems' stage alone: the noise search, the learned split and the mask
+//! passes of `bs_4track_*`, on an accompaniment file (for instance the
 //! `accompaniment.wav` of `stemscribe separate song.mp3 --stems DIR`), five times; prints the
 //! fastest and the median run.
 //!
