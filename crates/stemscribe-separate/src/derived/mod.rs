@@ -165,15 +165,21 @@ fn emit_stems(
     on_stem: &mut dyn FnMut(Audio) -> ControlFlow<()>,
     gains: impl Fn(usize, usize, &mut [f32]) + Sync,
 ) {
-    let mut rest = accompaniment.channels().to_vec();
+    // What the stems made so far leave of the accompaniment, side by side.
+    let mut rest: Vec<Vec<f32>> = accompaniment.channels().iter().map(|_| Vec::new()).collect();
     for stem in 0..2 {
         let mut signals = apply_masks(stft, accompaniment, 1, |t, out| gains(stem, t, &mut out[0]));
         let signal = signals.remove(0);
         rest.par_iter_mut()
+            .zip(accompaniment.channels())
             .zip(signal.channels())
-            .for_each(|(rest, part)| {
-                for (r, p) in rest.iter_mut().zip(part) {
-                    *r -= p;
+            .for_each(|((rest, whole), part)| {
+                if rest.is_empty() {
+                    *rest = whole.iter().zip(part).map(|(w, p)| w - p).collect();
+                } else {
+                    for (r, p) in rest.iter_mut().zip(part) {
+                        *r -= p;
+                    }
                 }
             });
         if on_stem(signal).is_break() {
