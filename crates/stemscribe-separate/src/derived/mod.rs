@@ -139,10 +139,12 @@ fn derive(
     match options {
         DerivedStemsOptions::Learned => {
             let bins = magnitude.bins;
-            let masks =
+            // Other's mask is not needed: other is what drums and bass leave.
+            let [drums, bass, _] =
                 learned::learned_masks(magnitude, accompaniment.sample_rate(), LEARNED_FFT_SIZE);
             emit_stems(&stft, accompaniment, on_stem, |stem, t, gains| {
-                gains.copy_from_slice(&masks[stem][t * bins..(t + 1) * bins]);
+                let mask = if stem == 0 { &drums } else { &bass };
+                gains.copy_from_slice(&mask[t * bins..(t + 1) * bins]);
             });
         }
         DerivedStemsOptions::Median(split) => {
@@ -151,8 +153,8 @@ fn derive(
     }
 }
 
-/// Synthesises drums and bass in turn, `gains(stem, frame, out)` writing each frame's mask,
-/// then other as what they leave of the accompaniment, and hands each to `on_stem` until it
+/// Synthesises drums and bass in turn, `gains(stem, frame, out)` writing each frame's mask
+/// (stem 0 drums, 1 bass), then other as what they leave of the accompaniment, and hands each to `on_stem` until it
 /// breaks.
 ///
 /// The masks sum to one and the STFT reconstructs its input, so other's own mask would give
@@ -253,11 +255,7 @@ fn median_split(
     emit_stems(stft, accompaniment, on_stem, |stem, t, gains| {
         let shares = tonal[t * bins..(t + 1) * bins].iter().zip(&bass_share);
         for (gain, (&tonal, &bass)) in gains.iter_mut().zip(shares) {
-            *gain = match stem {
-                0 => 1.0 - tonal,
-                1 => tonal * bass,
-                _ => tonal * (1.0 - bass),
-            };
+            *gain = if stem == 0 { 1.0 - tonal } else { tonal * bass };
         }
     });
 }
