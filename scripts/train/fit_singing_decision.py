@@ -290,6 +290,7 @@ def report(rows, y, p, thresholds):
         r["where"] = ("mix" if setting == "mix" else "over an accompaniment"
                       if setting.startswith("over") or " over " in setting else "alone")
         r["origin"] = ("performed here" if "performed" in r["setting"] else
+                       "second soundfont" if "second soundfont" in r["setting"] else
                        "made here" if made_here(r) else "recorded")
     table(rows, d, "class", "By class")
     table(rows, d, "augmentation", "By augmentation")

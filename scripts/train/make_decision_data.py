@@ -17,13 +17,16 @@ augmentation applied and whether it lies over an accompaniment:
   recordings played by General MIDI instruments that hold notes like a voice (fluidsynth with
   FluidR3_GM; half of them with vibrato), alone and over accompaniments; with `--performed`,
   also random and sung melodies performed on them as a player would (glides, late vibrato that
-  varies from note to note, swells, loose timing).
+  varies from note to note, swells, loose timing); with `--second-soundfont`, also random and
+  sung melodies played by the same instruments of another soundfont (MuseScore General Lite),
+  other timbres than Fluid's. Both are evaluation sets, left out of the shipped model's data.
 
 Augmentations (one a clip, beside the excerpt length of 2-10 s): none, level (-40 to 0 dBFS),
 reverb, noise (10-30 dB SNR), band limits at 8 and 16 kHz, MP3 at 64 kbit/s, pitch shift up to
 +-3 semitones, time stretch up to +-15%.
 
 usage: make_decision_data.py [--out DIR] [--scale X] [--seed N] [--jobs N] [--from N] [--performed]
+                             [--second-soundfont]
 Writes DIR/clips/*.wav (16-bit stereo, 44.1 kHz) and DIR/manifest.csv. Needs numpy, ffmpeg,
 sox, espeak-ng, flite, festival, fluidsynth and fluid-soundfont-gm (Debian packages); the
 festival voice kal_diphone from festvox-kallpc16k (festival's default voice, which some
@@ -51,6 +54,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
 CORPUS = SHARED / "corpus"
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+# A second General MIDI soundfont (Debian's musescore-general-soundfont-small), for
+# instruments of other timbres than Fluid's (`--second-soundfont`).
+SECOND_SOUNDFONT = Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3")
+SECOND = "second soundfont "
 AUGMENTATIONS = ["none", "level", "reverb", "noise", "band 8 kHz", "band 16 kHz", "mp3 64k",
                  "pitch", "stretch"]
 
@@ -278,11 +285,11 @@ def smf(tracks, ticks=480):
     return data
 
 
-def render(midi_bytes, tmp, seconds):
+def render(midi_bytes, tmp, seconds, soundfont=SOUNDFONT):
     mid, out = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
     mid.write_bytes(midi_bytes)
     subprocess.run(["fluidsynth", "-ni", "-g", "0.6", "-r", str(RATE), "-F", str(out),
-                    str(SOUNDFONT), str(mid)], check=True, capture_output=True)
+                    str(soundfont), str(mid)], check=True, capture_output=True)
     audio = decode(out)
     return audio[:int(seconds * RATE)]
 
@@ -602,6 +609,9 @@ def make_rap(rng, tmp, seconds, augmentation, ident):
 
 
 def make_instrumental(rng, tmp, seconds, augmentation, kind, key):
+    soundfont = SOUNDFONT
+    if kind.startswith(SECOND):
+        soundfont, kind = SECOND_SOUNDFONT, kind[len(SECOND):]
     if kind == "file":
         audio = dict(BACKINGS)[key]
         audio = pre_augment(audio[:int((seconds + 2) * RATE)] if augmentation in ("pitch", "stretch")
@@ -632,7 +642,9 @@ def make_instrumental(rng, tmp, seconds, augmentation, kind, key):
         vibrato = rng.random() < 0.5
         midi = melody_midi(window, HOLDING[instrument], vibrato, velocity, rng)
         instrument += " with vibrato" if vibrato else ""
-    audio = render(midi, tmp, seconds + 2)
+    if soundfont != SOUNDFONT:
+        instrument += " (second soundfont)"
+    audio = render(midi, tmp, seconds + 2, soundfont)
     audio = pre_augment(audio, augmentation, rng, tmp)
     audio = audio[:int(seconds * RATE)]
     if len(audio) < 2 * RATE or rms(audio) < 1e-4:
@@ -671,10 +683,11 @@ def festival_speakers():
     return [("synth", ("festival", v)) for v in FESTIVAL_VOICES if v in installed]
 
 
-def plan(scale, seed, performed=False):
+def plan(scale, seed, performed=False, second=False):
     """The clips to make: (kind, source, maker); decodes the sources into the globals.
-    `performed`: also the performed melodies (after all the others, so that those keep their
-    numbers and seeds)."""
+    `performed`: also the performed melodies; `second`: also melodies played by the second
+    soundfont's instruments (each after all the others, so that those keep their numbers and
+    seeds)."""
     SUNG.extend(sung_sources())
     BACKINGS.extend(accompaniments())
     LOOPS.extend(b for b in BACKINGS if b[0] in ("librosa_choice_AdmiralBob_drum-bass",
@@ -704,8 +717,23 @@ def plan(scale, seed, performed=False):
                       Maker(make_instrumental, "notes", random_melody(rng))))
     # Planned last, so that every clip planned before them keeps its number and its seed.
     specs += synthetic_specs(festival_speakers(), scale)
-    if not performed:
-        return specs
+    if performed:
+        specs += performed_specs(rng, scale)
+    if second:
+        for i in range(int(160 * scale)):  # random melodies, a source each of eight
+            specs.append(("instrumental", f"second soundfont melody {i % 8}",
+                          Maker(make_instrumental, SECOND + "notes", random_melody(rng))))
+        for i, src in enumerate(SUNG):
+            if src[4]:
+                for _ in range(int(12 * scale)):
+                    specs.append(("instrumental", src[0],
+                                  Maker(make_instrumental, SECOND + "sung notes", i)))
+    return specs
+
+
+def performed_specs(rng, scale):
+    """The performed melodies' clips: (kind, source, maker) each."""
+    specs = []
     for i in range(int(384 * scale)):  # performed melodies, a source each of 32
         specs.append(("instrumental", f"performed melody {i % 32}",
                       Maker(make_instrumental, "performed", random_melody(rng, varied=True))))
@@ -756,6 +784,10 @@ def main():
                         help="add 512 clips of instruments performing melodies as a player "
                              "would (glides, varying vibrato, swells): a harder test for the "
                              "decision, left out of the shipped model's data (docs/quality.md)")
+    parser.add_argument("--second-soundfont", action="store_true",
+                        help="add clips of random and sung melodies played by the instruments "
+                             "of a second soundfont (Debian's musescore-general-soundfont-small), "
+                             "other timbres than Fluid's")
     parser.add_argument("--from", dest="first", type=int, default=0, metavar="N",
                         help="make only the clips numbered N and on, keeping the manifest's "
                              "earlier rows (to extend or resume a run with the same seed)")
@@ -768,7 +800,9 @@ def main():
         sys.exit("festival's voice kal_diphone not found: apt-get install festvox-kallpc16k")
     out = Path(args.out)
     (out / "clips").mkdir(parents=True, exist_ok=True)
-    specs = plan(args.scale, args.seed, args.performed)
+    if args.second_soundfont and not SECOND_SOUNDFONT.exists():
+        sys.exit(f"{SECOND_SOUNDFONT} not found: apt-get install musescore-general-soundfont-small")
+    specs = plan(args.scale, args.seed, args.performed, args.second_soundfont)
     rng = np.random.default_rng(args.seed)
     jobs = []
     for i, (kind, source, maker) in enumerate(specs):
