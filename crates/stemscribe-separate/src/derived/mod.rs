@@ -154,8 +154,8 @@ fn derive(
 }
 
 /// Synthesises drums and bass in turn, `gains(stem, frame, out)` writing each frame's mask
-/// (stem 0 drums, 1 bass), then other as what they leave of the accompaniment, and hands each to `on_stem` until it
-/// breaks.
+/// (stem 0 drums, 1 bass), then other as what they leave of the accompaniment, and hands
+/// each to `on_stem` until it breaks.
 ///
 /// The masks sum to one and the STFT reconstructs its input, so other's own mask would give
 /// the same signal to rounding (within 1e-6 of full scale); the subtraction saves a third
@@ -168,7 +168,11 @@ fn emit_stems(
     gains: impl Fn(usize, usize, &mut [f32]) + Sync,
 ) {
     // What the stems made so far leave of the accompaniment, side by side.
-    let mut rest: Vec<Vec<f32>> = accompaniment.channels().iter().map(|_| Vec::new()).collect();
+    let mut rest: Vec<Vec<f32>> = accompaniment
+        .channels()
+        .iter()
+        .map(|_| Vec::new())
+        .collect();
     for stem in 0..2 {
         let mut signals = apply_masks(stft, accompaniment, 1, |t, out| gains(stem, t, &mut out[0]));
         let signal = signals.remove(0);
