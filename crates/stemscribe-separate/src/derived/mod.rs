@@ -167,30 +167,30 @@ fn emit_stems(
     on_stem: &mut dyn FnMut(Audio) -> ControlFlow<()>,
     gains: impl Fn(usize, usize, &mut [f32]) + Sync,
 ) {
-    // What the stems made so far leave of the accompaniment, side by side.
+    let synthesise = |stem: usize| {
+        apply_masks(stft, accompaniment, 1, |t, out| gains(stem, t, &mut out[0])).remove(0)
+    };
+    let drums = synthesise(0);
+    // What drums, then bass, leave of the accompaniment, side by side.
     let mut rest: Vec<Vec<f32>> = accompaniment
         .channels()
-        .iter()
-        .map(|_| Vec::new())
+        .par_iter()
+        .zip(drums.channels())
+        .map(|(whole, part)| whole.iter().zip(part).map(|(w, p)| w - p).collect())
         .collect();
-    for stem in 0..2 {
-        let mut signals = apply_masks(stft, accompaniment, 1, |t, out| gains(stem, t, &mut out[0]));
-        let signal = signals.remove(0);
-        rest.par_iter_mut()
-            .zip(accompaniment.channels())
-            .zip(signal.channels())
-            .for_each(|((rest, whole), part)| {
-                if rest.is_empty() {
-                    *rest = whole.iter().zip(part).map(|(w, p)| w - p).collect();
-                } else {
-                    for (r, p) in rest.iter_mut().zip(part) {
-                        *r -= p;
-                    }
-                }
-            });
-        if on_stem(signal).is_break() {
-            return;
-        }
+    if on_stem(drums).is_break() {
+        return;
+    }
+    let bass = synthesise(1);
+    rest.par_iter_mut()
+        .zip(bass.channels())
+        .for_each(|(rest, part)| {
+            for (r, p) in rest.iter_mut().zip(part) {
+                *r -= p;
+            }
+        });
+    if on_stem(bass).is_break() {
+        return;
     }
     let other = Audio::new(accompaniment.sample_rate(), rest)
         .expect("same rate and layout as the accompaniment");
