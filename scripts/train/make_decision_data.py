@@ -707,10 +707,7 @@ def plan(scale, seed, performed=False, second=False):
     for name, _ in BACKINGS:
         for _ in range(int(16 * scale)):
             specs.append(("instrumental", name, Maker(make_instrumental, "file", name)))
-    for i, src in enumerate(SUNG):
-        if src[4]:
-            for _ in range(int(24 * scale)):
-                specs.append(("instrumental", src[0], Maker(make_instrumental, "sung notes", i)))
+    specs += sung_melody_specs("sung notes", int(24 * scale))
     rng = np.random.default_rng(seed)
     for i in range(int(40 * scale)):  # random melodies, a source each of four
         specs.append(("instrumental", f"random melody {i % 4}",
@@ -723,12 +720,15 @@ def plan(scale, seed, performed=False, second=False):
         for i in range(int(160 * scale)):  # random melodies, a source each of eight
             specs.append(("instrumental", f"second soundfont melody {i % 8}",
                           Maker(make_instrumental, SECOND + "notes", random_melody(rng))))
-        for i, src in enumerate(SUNG):
-            if src[4]:
-                for _ in range(int(12 * scale)):
-                    specs.append(("instrumental", src[0],
-                                  Maker(make_instrumental, SECOND + "sung notes", i)))
+        specs += sung_melody_specs(SECOND + "sung notes", int(12 * scale))
     return specs
+
+
+def sung_melody_specs(kind, count):
+    """`count` instrumental clips of each annotated sung melody, made as `kind`, each with its
+    singer's recording as its source: (kind, source, maker) each."""
+    return [("instrumental", src[0], Maker(make_instrumental, kind, i))
+            for i, src in enumerate(SUNG) if src[4] for _ in range(count)]
 
 
 def performed_specs(rng, scale):
@@ -737,12 +737,7 @@ def performed_specs(rng, scale):
     for i in range(int(384 * scale)):  # performed melodies, a source each of 32
         specs.append(("instrumental", f"performed melody {i % 32}",
                       Maker(make_instrumental, "performed", random_melody(rng, varied=True))))
-    for i, src in enumerate(SUNG):
-        if src[4]:
-            for _ in range(int(8 * scale)):
-                specs.append(("instrumental", src[0],
-                              Maker(make_instrumental, "performed sung notes", i)))
-    return specs
+    return specs + sung_melody_specs("performed sung notes", int(8 * scale))
 
 
 def random_melody(rng, varied=False):
